@@ -1,0 +1,70 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ApbCluster.Model.Attention;
+
+/// <summary>
+/// Fused scaled-dot-product attention that also returns the log-sum-exp of every query row,
+/// so partial results over disjoint key sets can be merged exactly (ring, APB, Phase 2).
+/// Layout: q [B, Sq, Hq, D], k/v [B, Sk, Hkv, D] (the projections' natural layout; no transposes),
+/// Hq a multiple of Hkv (GQA). Returns out [B, Sq, Hq, D] in q's dtype and lse [B, Hq, Sq] in fp32.
+/// Causal masks are bottom-right aligned: query i sees keys 0..Sk-Sq+i (a query block at the end
+/// of its keys, as in a KV-cached decode step).
+/// GPU: libtorch's flash kernel (native GQA). CPU: libtorch's CPU flash kernel.
+/// Both are internal aten ops, reached through TorchScript because TorchSharp does not bind them.
+/// </summary>
+public static class FusedAttention
+{
+    private const string Script = """
+def gpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tuple[Tensor, Tensor]:
+    r = torch._flash_attention_forward(q, k, v, None, None, q.size(1), k.size(1), 0.0, causal, False, scale=scale)
+    return r[0], r[1]
+
+def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tuple[Tensor, Tensor]:
+    r = torch._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, causal, scale=scale)
+    return r[0], r[1]
+
+""";
+
+    private static readonly Lazy<jit.CompilationUnit> Unit = new(() => jit.compile(Script));
+
+    /// <summary>Compiles the TorchScript once (a compile error can abort the process, so do it early).</summary>
+    public static void Warm() => _ = Unit.Value;
+
+    public static (Tensor Out, Tensor Lse) Attend(Tensor q, Tensor k, Tensor v, bool causal, double scale)
+    {
+        long b = q.shape[0], sq = q.shape[1], hq = q.shape[2], sk = k.shape[1], hkv = k.shape[2];
+        if (hq % hkv != 0) throw new ArgumentException($"query heads ({hq}) must be a multiple of key/value heads ({hkv}).");
+        if (sq == 0 || sk == 0)
+            return (zeros_like(q), full(new[] { b, hq, sq }, double.NegativeInfinity, dtype: ScalarType.Float32, device: q.device));
+        if (causal && sk < sq)
+            throw new ArgumentException($"causal attention needs at least as many keys ({sk}) as queries ({sq}).");
+
+        if (q.device.type == DeviceType.CUDA)
+        {
+            var (o, lse) = ((Tensor, Tensor))Unit.Value.invoke("gpu_flash", q, k, v, causal, scale);
+            return (o, lse);
+        }
+        return AttendCpu(q, k, v, causal, scale);
+    }
+
+    private static (Tensor Out, Tensor Lse) AttendCpu(Tensor q, Tensor k, Tensor v, bool causal, double scale)
+    {
+        long sq = q.shape[1], sk = k.shape[1];
+        // The CPU kernel's causal mask is top-left aligned: for a query block at the end of a longer
+        // key range, attend the prefix without a mask and the square tail causally, then merge.
+        if (causal && sk > sq)
+        {
+            var prefix = AttendCpu(q, k.narrow(1, 0, sk - sq), v.narrow(1, 0, sk - sq), false, scale);
+            var tail = AttendCpu(q, k.narrow(1, sk - sq, sq), v.narrow(1, sk - sq, sq), true, scale);
+            return LseMerge.Merge(prefix, tail);
+        }
+        long groups = q.shape[2] / k.shape[2];
+        // The CPU kernel wants [B, H, S, D] and equal head counts.
+        var qh = q.transpose(1, 2);
+        var kh = (groups == 1 ? k : k.repeat_interleave(groups, dim: 2)).transpose(1, 2);
+        var vh = (groups == 1 ? v : v.repeat_interleave(groups, dim: 2)).transpose(1, 2);
+        var (o, lse) = ((Tensor, Tensor))Unit.Value.invoke("cpu_flash", qh, kh, vh, causal, scale);
+        return (o.transpose(1, 2), lse.to(ScalarType.Float32));
+    }
+}
