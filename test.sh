@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test project on CPU. GPU tests skip here with a reason; they run on GPU hosts
+# through the published test executables (docs/gpu-hosts.md).
+set -euo pipefail
+cd "$(dirname "$0")"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+dotnet build ApbCluster.sln -c Release -nologo -v quiet
+log=$(mktemp)
+set +e
+dotnet test --solution ApbCluster.sln -c Release --no-build 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+# One plain closing line for CI readers: "N passed, N failed, N skipped".
+awk '/^  (succeeded|failed|skipped):/ { n[$1]+=$2 } END { printf "tests: %d passed, %d failed, %d skipped\n", n["succeeded:"], n["failed:"], n["skipped:"] }' "$log"
+rm -f "$log"
+exit "$rc"
