@@ -42,6 +42,9 @@ public static class TorchRuntime
 
     private static void LoadCuda()
     {
+        if (BundledCpuLibTorch() is { } bundled)
+            throw new TorchLoadException(
+                $"CUDA was requested, but this build ships the CPU-only libtorch ({bundled}). Build the GPU flavour (-p:ApbGpu=true), which uses the host's PyTorch install.");
         var hostLib = FindHostTorchLib(required: true)!;
         PreloadHostTorch(hostLib, cuda: true);
         CheckLibTorchSharpLoads();
@@ -83,6 +86,12 @@ public static class TorchRuntime
         try { NativeLibrary.Load(path); }
         catch (Exception e) { throw Fail("libLibTorchSharp.so", path, e.Message); }
     }
+
+    private static string? BundledCpuLibTorch() => new[]
+    {
+        Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libtorch_cpu.so"),
+        Path.Combine(AppContext.BaseDirectory, "libtorch_cpu.so"),
+    }.FirstOrDefault(File.Exists);
 
     /// <summary>The lib folder of a PyTorch install: APB_TORCH_LIB, else asked of python3.</summary>
     public static string? FindHostTorchLib(bool required)

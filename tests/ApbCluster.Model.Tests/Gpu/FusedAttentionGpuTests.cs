@@ -1,0 +1,32 @@
+using ApbCluster.Model.Attention;
+using ApbCluster.Model.Tests.Attention;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace ApbCluster.Model.Tests.Gpu;
+
+/// <summary>The CUDA kernels (flash, cuDNN) against float64 attention, including their LSE layouts.</summary>
+[Trait("Category", "Gpu")]
+public class FusedAttentionGpuTests
+{
+    [Theory]
+    [InlineData(300, 300, true, ScalarType.BFloat16)]   // square causal: cuDNN
+    [InlineData(200, 700, true, ScalarType.BFloat16)]   // bottom-right causal: flash
+    [InlineData(200, 700, false, ScalarType.BFloat16)]  // non-causal: cuDNN
+    [InlineData(1, 513, true, ScalarType.BFloat16)]     // decode step
+    [InlineData(256, 256, true, ScalarType.Float16)]
+    public void CudaKernelsMatchFloat64Attention(int sq, int sk, bool causal, ScalarType dtype)
+    {
+        Assert.SkipUnless(GpuAvailability.Available, GpuAvailability.Reason);
+        manual_seed(11);
+        var q = randn(1, sq, 32, 128).to(dtype).cuda();
+        var k = randn(1, sk, 8, 128).to(dtype).cuda();
+        var v = randn(1, sk, 8, 128).to(dtype).cuda();
+        var (o, lse) = FusedAttention.Attend(q, k, v, causal, 1 / Math.Sqrt(128));
+        var (ro, rlse) = FusedAttentionTests.Reference(q.cpu(), k.cpu(), v.cpu(), causal, 1 / Math.Sqrt(128));
+        double outErr = (o.cpu().to(ScalarType.Float64) - ro).abs().max().item<double>() / ro.abs().max().item<double>();
+        double lseErr = (lse.cpu().to(ScalarType.Float64) - rlse).abs().max().item<double>();
+        Assert.True(outErr < 2e-2, $"out relative error {outErr}");
+        Assert.True(lseErr < 2e-2, $"lse abs error {lseErr}");
+    }
+}
