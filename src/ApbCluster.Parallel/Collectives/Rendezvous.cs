@@ -53,7 +53,7 @@ internal sealed class Rendezvous
             {
                 ThrowIfAborted(call);
                 var slot = _slots[key];
-                if (slot.Arrived.All(a => a)) return slot.Items;
+                if (slot.Arrived.All(a => a)) return (object?[])slot.Items.Clone();
                 var missing = slot.Participants.Where((_, i) => !slot.Arrived[i]).ToArray();
                 WaitOrTimeout(call, () =>
                     $"deadline of {call.Deadline.TotalSeconds:0.###} s passed; rank(s) [{string.Join(", ", missing)}] never arrived", missing);
@@ -68,7 +68,6 @@ internal sealed class Rendezvous
         {
             if (!_slots.TryGetValue(key, out var slot)) return;
             slot.Departed[slot.IndexOf(rank)] = true;
-            slot.Items[slot.IndexOf(rank)] = null;
             if (slot.Departed.All(d => d)) _slots.Remove(key);
             Monitor.PulseAll(_gate);
         }
