@@ -13,32 +13,39 @@ public class TokenizerTests
     }
 
     [Theory]
-    [InlineData("Hello world, the other one.")]
-    [InlineData("  leading spaces\n\nand\ttabs  ")]
-    [InlineData("Ünïcödé: 日本語 😀 ok")]
-    [InlineData("")]
-    public void RoundTrips(string text)
+    [InlineData("Hello world, the other one.", true)]
+    [InlineData("  leading spaces\n\nand\ttabs  ", true)]
+    [InlineData("Ünïcödé: 日本語 😀 ok", true)]
+    [InlineData("", true)]
+    [InlineData("Hello world, the other one.", false)]
+    [InlineData("  leading spaces\n\nand\ttabs  ", false)]
+    [InlineData("Ünïcödé: 日本語 😀 ok", false)]
+    public void RoundTrips(string text, bool ignoreMerges)
     {
         using var tmp = new TempDir();
-        var tok = Load(tmp, TinyCheckpointOptions.Llama);
+        var tok = Load(tmp, TinyCheckpointOptions.Llama with { IgnoreMerges = ignoreMerges });
         var ids = tok.Encode(text, addBos: false);
         Assert.Equal(text, tok.Decode(ids, skipSpecial: false));
     }
 
-    [Fact]
-    public void MergesApply()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void MergesApply(bool ignoreMerges)
     {
         using var tmp = new TempDir();
-        var tok = Load(tmp, TinyCheckpointOptions.Llama);
+        var tok = Load(tmp, TinyCheckpointOptions.Llama with { IgnoreMerges = ignoreMerges });
         var ids = tok.Encode("Hello the", addBos: false);
         Assert.Equal([tok.TokenId("Hello")!.Value, tok.TokenId("Ġthe")!.Value], ids);
     }
 
-    [Fact]
-    public void SpecialTokensInTextBecomeSingleIds()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void SpecialTokensInTextBecomeSingleIds(bool ignoreMerges)
     {
         using var tmp = new TempDir();
-        var tok = Load(tmp, TinyCheckpointOptions.Llama);
+        var tok = Load(tmp, TinyCheckpointOptions.Llama with { IgnoreMerges = ignoreMerges });
         int bos = tok.TokenId("<|begin_of_text|>")!.Value, eot = tok.TokenId("<|eot_id|>")!.Value;
         var ids = tok.Encode("<|begin_of_text|>Hello<|eot_id|>", addBos: false);
         Assert.Equal([bos, tok.TokenId("Hello")!.Value, eot], ids);
