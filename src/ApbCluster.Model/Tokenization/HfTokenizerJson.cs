@@ -43,6 +43,11 @@ internal static class HfTokenizerJson
         try { regex = new Regex(pattern, RegexOptions.Compiled); }
         catch (ArgumentException e) { throw json.Invalid("pre_tokenizer", $"split regex does not compile in .NET: {e.Message}"); }
 
+        // ignore_merges (Llama 3): a pre-token found whole in the vocabulary is one token, as in
+        // tiktoken, which Llama 3's ids are the ranks of. TiktokenTokenizer does exactly that.
+        if (model.TryGetProperty("ignore_merges", out var im) && im.ValueKind == JsonValueKind.True)
+            return new Result(TiktokenFromVocab(path, vocab, regex, added), vocab, added, specialIds);
+
         var options = new BpeOptions(vocab)
         {
             Merges = merges,
@@ -58,6 +63,48 @@ internal static class HfTokenizerJson
         {
             throw new ModelLoadException($"{path}: cannot build the BPE tokenizer: {e.Message}", e);
         }
+    }
+
+    /// <summary>Writes the byte-level vocabulary as tiktoken's "base64(bytes) rank" lines and loads that.</summary>
+    private static Tokenizer TiktokenFromVocab(string path, Dictionary<string, int> vocab, Regex regex, Dictionary<string, int> added)
+    {
+        var byteOf = ByteLevelDecoding();
+        var sb = new System.Text.StringBuilder();
+        var bytes = new List<byte>();
+        foreach (var (token, id) in vocab.OrderBy(p => p.Value))
+        {
+            bytes.Clear();
+            foreach (var ch in token)
+            {
+                if (!byteOf.TryGetValue(ch, out var b))
+                    throw new ModelLoadException($"{path}: key 'model.vocab': token '{token}' is not byte-level (character U+{(int)ch:X4}).");
+                bytes.Add(b);
+            }
+            sb.Append(Convert.ToBase64String(bytes.ToArray())).Append(' ').Append(id).Append('\n');
+        }
+        using var stream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(sb.ToString()));
+        try
+        {
+            var special = added.Count > 0 ? added : null;
+            return TiktokenTokenizer.Create(stream, new RegexPreTokenizer(regex, special), null, special);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
+        {
+            throw new ModelLoadException($"{path}: cannot build the tokenizer: {e.Message}", e);
+        }
+    }
+
+    /// <summary>GPT-2's printable character for each byte, inverted.</summary>
+    private static Dictionary<char, byte> ByteLevelDecoding()
+    {
+        var map = new Dictionary<char, byte>();
+        int extra = 0;
+        for (int b = 0; b < 256; b++)
+        {
+            bool printable = b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
+            map[(char)(printable ? b : 256 + extra++)] = (byte)b;
+        }
+        return map;
     }
 
     /// <summary>The split regex of the pre-tokenizer; <paramref name="byteLevel"/> tells whether it is byte-level at all.</summary>

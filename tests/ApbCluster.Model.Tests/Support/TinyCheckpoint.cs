@@ -23,7 +23,7 @@ public static class TinyCheckpoint
         Directory.CreateDirectory(dir);
 
         bool qwen = o.ModelType == "qwen2";
-        var (tokJson, specials, tokSize) = TinyTokenizerJson.Build(qwen ? TinyTokenizerJson.QwenSpecials : TinyTokenizerJson.LlamaSpecials);
+        var (tokJson, specials, tokSize) = TinyTokenizerJson.Build(qwen ? TinyTokenizerJson.QwenSpecials : TinyTokenizerJson.LlamaSpecials, o.IgnoreMerges);
         if (o.VocabSize < tokSize) throw new ArgumentException($"VocabSize {o.VocabSize} is below the tokenizer's {tokSize} tokens.");
         File.WriteAllText(Path.Combine(dir, "tokenizer.json"), tokJson);
 

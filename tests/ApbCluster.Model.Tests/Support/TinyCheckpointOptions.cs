@@ -21,6 +21,8 @@ public sealed record TinyCheckpointOptions
     /// <summary>Writes shards of at most <see cref="MaxShardBytes"/> plus model.safetensors.index.json.</summary>
     public bool Sharded { get; init; }
     public long MaxShardBytes { get; init; } = 64 * 1024;
+    /// <summary>tokenizer.json's model.ignore_merges (true in Llama 3; false takes the merge-rank BPE path).</summary>
+    public bool IgnoreMerges { get; init; } = true;
     public ulong Seed { get; init; } = 1234;
     /// <summary>Where to write; null makes a fresh temp folder.</summary>
     public string? Directory { get; init; }

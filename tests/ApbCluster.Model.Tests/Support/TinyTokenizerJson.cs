@@ -37,7 +37,7 @@ public static class TinyTokenizerJson
     }
 
     /// <summary>Token ids: bytes 0..255, then merges, then specials. Returns the JSON, the special ids and the tokenizer size.</summary>
-    public static (string Json, IReadOnlyDictionary<string, int> Specials, int Size) Build(string[] specials)
+    public static (string Json, IReadOnlyDictionary<string, int> Specials, int Size) Build(string[] specials, bool ignoreMerges = true)
     {
         var vocab = new Dictionary<string, int>();
         foreach (var s in ByteSymbols()) vocab[s] = vocab.Count;
@@ -73,7 +73,7 @@ public static class TinyTokenizerJson
             ["model"] = new Dictionary<string, object>
             {
                 ["type"] = "BPE", ["dropout"] = null!, ["unk_token"] = null!, ["fuse_unk"] = false, ["byte_fallback"] = false,
-                ["ignore_merges"] = true, ["vocab"] = vocab,
+                ["ignore_merges"] = ignoreMerges, ["vocab"] = vocab,
                 ["merges"] = Merges.Select(m => new[] { m.A, m.B }).ToList(),
             },
         };

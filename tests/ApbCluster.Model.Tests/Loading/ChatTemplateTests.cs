@@ -1,0 +1,94 @@
+using ApbCluster.Model.Config;
+using ApbCluster.Model.Tests.Support;
+using ApbCluster.Model.Tokenization;
+using Xunit;
+
+namespace ApbCluster.Model.Tests.Loading;
+
+public class ChatTemplateTests
+{
+    private static readonly ChatMessage[] OneQuestion = [ChatMessage.User("What is APB?")];
+
+    private static (ModelConfig, TextTokenizer) Load(TempDir tmp, TinyCheckpointOptions opts)
+    {
+        TinyCheckpoint.Create(opts with { Directory = tmp.Path });
+        return (ModelConfig.Load(tmp.Path), TextTokenizer.Load(tmp.Path));
+    }
+
+    [Fact]
+    public void Llama3RendersLikeTheOfficialTemplate()
+    {
+        var t = new Llama3ChatTemplate();
+        Assert.Equal(
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is APB?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+            t.Render(OneQuestion, addGenerationPrompt: true));
+        Assert.Equal(
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>" +
+            "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>" +
+            "<|start_header_id|>assistant<|end_header_id|>\n\nHello!<|eot_id|>",
+            t.Render([ChatMessage.System("Be brief."), ChatMessage.User("  Hi \n"), ChatMessage.Assistant("Hello!")], addGenerationPrompt: false));
+    }
+
+    [Fact]
+    public void Qwen2RendersLikeTheOfficialTemplate()
+    {
+        var t = new Qwen2ChatTemplate();
+        Assert.Equal(
+            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n" +
+            "<|im_start|>user\nWhat is APB?<|im_end|>\n<|im_start|>assistant\n",
+            t.Render(OneQuestion, addGenerationPrompt: true));
+        Assert.Equal(
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n",
+            t.Render([ChatMessage.System("Be brief."), ChatMessage.User("Hi")], addGenerationPrompt: false));
+    }
+
+    [Fact]
+    public void PlainJoinsDocumentAndQuestionByNewline()
+    {
+        var t = new PlainChatTemplate();
+        Assert.Equal("The document.\nThe question?", t.Render([ChatMessage.System("The document."), ChatMessage.User("The question?")], false));
+    }
+
+    [Fact]
+    public void TemplateIsChosenFromTheTokenizer()
+    {
+        using var a = new TempDir();
+        using var b = new TempDir();
+        var (lc, lt) = Load(a, TinyCheckpointOptions.Llama);
+        var (qc, qt) = Load(b, TinyCheckpointOptions.Qwen2);
+        Assert.Equal("llama3", ChatTemplate.For(lc, lt).Name);
+        Assert.Equal("qwen2", ChatTemplate.For(qc, qt).Name);
+    }
+
+    [Theory]
+    [InlineData("llama")]
+    [InlineData("qwen2")]
+    public void UserContentOffsetPointsAtTheQuestionTokens(string family)
+    {
+        using var tmp = new TempDir();
+        var (config, tok) = Load(tmp, family == "llama" ? TinyCheckpointOptions.Llama : TinyCheckpointOptions.Qwen2);
+        var template = ChatTemplate.For(config, tok);
+        var p = template.Encode(tok, OneQuestion, addGenerationPrompt: true);
+
+        Assert.Equal(template.Render(OneQuestion, true), p.Text);
+        // Segment-wise ids equal encoding the whole rendered text (special tokens recognised).
+        Assert.Equal(tok.Encode(p.Text, addBos: false), p.Ids);
+        var question = tok.Encode("What is APB?", addBos: false);
+        Assert.Equal(question, p.Ids.Skip(p.UserContentStart).Take(p.UserContentEnd - p.UserContentStart));
+
+        var prefix = tok.Decode(p.Ids.Take(p.UserContentStart), skipSpecial: false);
+        Assert.Equal(family == "llama"
+            ? "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
+            : "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\n", prefix);
+    }
+
+    [Fact]
+    public void PlainEncodePrependsBos()
+    {
+        using var tmp = new TempDir();
+        var (_, tok) = Load(tmp, TinyCheckpointOptions.Llama);
+        var p = new PlainChatTemplate().Encode(tok, [ChatMessage.System("Doc."), ChatMessage.User("Q?")], addGenerationPrompt: false);
+        Assert.Equal(tok.BosId, p.Ids[0]);
+        Assert.Equal(tok.Encode("Q?", false), p.Ids.Skip(p.UserContentStart).Take(p.UserContentEnd - p.UserContentStart));
+    }
+}
