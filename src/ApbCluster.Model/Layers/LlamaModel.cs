@@ -72,6 +72,10 @@ public sealed class LlamaModel : nn.Module
         return new LlamaModel(config, weights, device, dtype);
     }
 
+    /// <summary>Loads a Hugging Face folder's weights (see Loading.ModelFolder for config and tokenizer).</summary>
+    public static LlamaModel FromCheckpoint(ModelConfig config, Loading.CheckpointWeights weights, Device device, ScalarType dtype) =>
+        FromWeights(config, new CheckpointWeightSource(weights), device, dtype);
+
     /// <summary>Random weights generated on the device (benchmarks at real shapes).</summary>
     public static LlamaModel CreateRandom(ModelConfig config, Device device, ScalarType dtype, long seed)
     {
