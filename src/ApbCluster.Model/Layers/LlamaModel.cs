@@ -124,9 +124,10 @@ public sealed class LlamaModel : nn.Module
         var ids = tokenIds.device.type == Device.type && tokenIds.dtype == ScalarType.Int64 ? tokenIds : tokenIds.to(ScalarType.Int64, Device);
         var positions = arange(past, past + s, dtype: ScalarType.Int64, device: Device);
         var h = Embed(ids);
+        var (cos, sin) = Rope.CosSin(positions, h.dtype);
         foreach (var layer in Layers)
         {
-            var p = layer.Project(h, positions);
+            var p = layer.Project(h, cos, sin);
             Tensor keys = p.K, values = p.V;
             if (cache != null)
             {
