@@ -1,7 +1,9 @@
 using System.CommandLine;
-var root = new RootCommand("t");
-var o = new Option<int>("--n") { Description = "x", DefaultValueFactory = _ => 3 };
-var c = new Command("info", "d") { o };
-c.SetAction(pr => { Console.WriteLine(pr.GetValue(o)); return 0; });
-root.Subcommands.Add(c);
+using ApbCluster.Cli.Commands;
+
+// `apb`: the command line of ApbCluster. Answers on stdout, progress and timings on stderr.
+var root = new RootCommand("ApbCluster: long-context LLM inference across hosts with APB.");
+root.Subcommands.Add(InfoCommand.Create());
+root.Subcommands.Add(GenerateCommand.Create());
+root.Subcommands.Add(LogitsCommand.Create());
 return root.Parse(args).Invoke();

@@ -1,0 +1,24 @@
+using ApbCluster.Model;
+using ApbCluster.NativeInterop;
+
+namespace ApbCluster.Cli.Commands;
+
+/// <summary>Exit codes and error reporting shared by every verb: one line on stderr, no stack trace for
+/// problems the user can fix.</summary>
+internal static class CliRun
+{
+    public const int Ok = 0, Failed = 1, Usage = 2;
+
+    public static int Guard(Func<int> body)
+    {
+        try { return body(); }
+        catch (Exception e) when (e is ModelLoadException or TorchLoadException or CliUsageException or ArgumentException or FileNotFoundException or InvalidOperationException)
+        {
+            Console.Error.WriteLine("error: " + e.Message);
+            return e is CliUsageException ? Usage : Failed;
+        }
+    }
+}
+
+/// <summary>The options given do not make sense together (exit code 2).</summary>
+internal sealed class CliUsageException(string message) : Exception(message);
