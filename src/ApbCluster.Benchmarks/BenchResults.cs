@@ -1,0 +1,29 @@
+namespace ApbCluster.Benchmarks;
+
+/// <summary>One prefill configuration measured: best of the repeats, all repeats, throughput, memory,
+/// and per-phase milliseconds (the slowest host's, when the mode has phases).</summary>
+public sealed record PrefillMeasurement(
+    string Mode,
+    int Tokens,
+    int Hosts,
+    int Gpus,
+    double Seconds,
+    IReadOnlyList<double> AllSeconds,
+    double TokensPerSecond,
+    double PeakGpuGiB,
+    IReadOnlyDictionary<string, double> PhaseMs,
+    IReadOnlyDictionary<string, object>? Plan = null);
+
+/// <summary>Decode steps at a given context: milliseconds per generated token.</summary>
+public sealed record DecodeMeasurement(string Mode, int Context, int Steps, double MsPerTokenMedian, double MsPerTokenMean);
+
+/// <summary>Everything one `apb bench` run measured, with what it ran on.</summary>
+public sealed record BenchReport(
+    string Shape,
+    string Dtype,
+    string Hardware,
+    string Command,
+    DateTimeOffset Started,
+    List<PrefillMeasurement> Prefill,
+    List<DecodeMeasurement> Decode,
+    List<string> Notes);
