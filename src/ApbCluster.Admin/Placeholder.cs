@@ -1,0 +1,1 @@
+namespace ApbCluster.Admin; internal static class Placeholder;

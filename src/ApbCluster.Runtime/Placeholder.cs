@@ -1,0 +1,1 @@
+namespace ApbCluster.Runtime; internal static class Placeholder;
