@@ -1,1 +1,0 @@
-namespace ApbCluster.Runtime; internal static class Placeholder;
