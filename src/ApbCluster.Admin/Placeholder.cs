@@ -1,1 +1,0 @@
-namespace ApbCluster.Admin; internal static class Placeholder;
