@@ -1,0 +1,35 @@
+namespace ApbCluster.Contracts;
+
+/// <summary>How the context is attended across hosts.</summary>
+public enum AttentionMode : byte
+{
+    Dense = 0,
+    Ring = 1,
+    Ulysses = 2,
+    Star = 3,
+    Apb = 4,
+}
+
+/// <summary>The long context, either raw text (the router tokenizes) or token ids.</summary>
+public sealed record QueryContext(string? Text, IReadOnlyList<int>? TokenIds)
+{
+    public static QueryContext FromText(string text) => new(text, null);
+    public static QueryContext FromTokens(IReadOnlyList<int> tokenIds) => new(null, tokenIds);
+}
+
+/// <summary>Sampling and stopping. Temperature 0 means greedy; Seed null means random.</summary>
+public sealed record GenerationOptions(
+    int MaxNewTokens,
+    float Temperature,
+    float TopP,
+    long? Seed,
+    IReadOnlyList<string> StopStrings)
+{
+    public static GenerationOptions Greedy(int maxNewTokens) => new(maxNewTokens, 0f, 1f, null, []);
+}
+
+/// <summary>
+/// APB knobs: anchor length l_a, passing length l_p (tokens each host sends along the ring
+/// per layer) and the compressor name (e.g. "retaining-heads", "random", "none").
+/// </summary>
+public sealed record ApbOptions(int AnchorLength, int PassingLength, string Compressor);

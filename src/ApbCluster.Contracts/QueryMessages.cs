@@ -1,0 +1,63 @@
+namespace ApbCluster.Contracts;
+
+/// <summary>
+/// Submit a query to the router. Replies (QueryAccepted, PrefillProgress, TokenChunk,
+/// QueryCompleted | QueryFailed | RouterBusy) go to the Sender, so no reply-to field.
+/// </summary>
+public sealed record SubmitQuery(
+    string QueryId,
+    QueryContext Context,
+    string Question,
+    GenerationOptions Generation,
+    AttentionMode Mode,
+    ApbOptions? Apb) : IQueryMessage;
+
+/// <summary>The plan the router made: hosts in ring order and each host's block length.</summary>
+public sealed record QueryPlanSummary(
+    IReadOnlyList<string> HostsInRingOrder,
+    IReadOnlyList<int> BlockLengths,
+    int AnchorLength,
+    int PassingLength);
+
+public sealed record QueryAccepted(string QueryId, QueryPlanSummary Plan) : IQueryMessage;
+
+/// <summary>Host finished prefill of layer <c>Layer</c> (1-based) out of <c>Layers</c>.</summary>
+public sealed record PrefillProgress(string QueryId, string Host, int Layer, int Layers) : IQueryMessage;
+
+/// <summary>Generated tokens in order; Index is the chunk's sequence number from 0.</summary>
+public sealed record TokenChunk(string QueryId, int Index, IReadOnlyList<int> TokenIds, string Text) : IQueryMessage;
+
+public enum FinishReason : byte
+{
+    Length = 0,
+    Stop = 1,
+    EndOfSequence = 2,
+    Cancelled = 3,
+}
+
+/// <summary>Wall time per phase in milliseconds.</summary>
+public sealed record PhaseTimings(
+    double QueueMs,
+    double PlanMs,
+    double PrefillMs,
+    double TimeToFirstTokenMs,
+    double DecodeMs,
+    double TotalMs);
+
+public sealed record QueryCompleted(
+    string QueryId,
+    string Answer,
+    FinishReason FinishReason,
+    PhaseTimings Timings,
+    int PromptTokens,
+    int GeneratedTokens) : IQueryMessage;
+
+/// <summary>The query failed; FailingHost names the host when one is to blame.</summary>
+public sealed record QueryFailed(string QueryId, string Reason, string? FailingHost) : IQueryMessage;
+
+public sealed record CancelQuery(string QueryId) : IQueryMessage;
+
+public sealed record QueryCancelled(string QueryId) : IQueryMessage;
+
+/// <summary>Admission refused: the router's bounded queue is full. Retry later.</summary>
+public sealed record RouterBusy(string QueryId, int QueueDepth, int QueueCapacity) : IQueryMessage;

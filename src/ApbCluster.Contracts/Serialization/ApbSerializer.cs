@@ -1,0 +1,63 @@
+using Akka.Actor;
+using System.Runtime.Serialization;
+using Akka.Serialization;
+
+namespace ApbCluster.Contracts.Serialization;
+
+/// <summary>
+/// Compact binary serializer for every <see cref="IApbMessage"/>. Each payload starts with a
+/// format version byte; manifests are short and stable ("SQ1") so renaming a CLR type never
+/// breaks a rolling upgrade. Bound in HOCON through <see cref="SerializerHocon"/>.
+/// </summary>
+public sealed class ApbSerializer : SerializerWithStringManifest
+{
+    /// <summary>0x4150 = "AP"; ids up to 100 are reserved by Akka.</summary>
+    public const int Id = 0x4150;
+
+    /// <summary>Bump when a payload layout changes; readers reject versions they don't know.</summary>
+    public const byte FormatVersion = 1;
+
+    public ApbSerializer(ExtendedActorSystem system) : base(system)
+    {
+    }
+
+    public override int Identifier => Id;
+
+    public override string Manifest(object o) =>
+        MessageCodecs.ByType.TryGetValue(o.GetType(), out var codec)
+            ? codec.Manifest
+            : throw new ArgumentException($"ApbSerializer cannot serialize {o.GetType()}; add a codec in MessageCodecs");
+
+    public override byte[] ToBinary(object obj)
+    {
+        var codec = MessageCodecs.ByType.TryGetValue(obj.GetType(), out var c)
+            ? c
+            : throw new ArgumentException($"ApbSerializer cannot serialize {obj.GetType()}; add a codec in MessageCodecs");
+        using var stream = new MemoryStream();
+        using (var w = new BinaryWriter(stream, BinaryFormat.Utf8, leaveOpen: true))
+        {
+            w.Write(FormatVersion);
+            codec.Write(w, obj, new ActorRefCodec(system));
+        }
+        return stream.ToArray();
+    }
+
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        if (!MessageCodecs.ByManifest.TryGetValue(manifest, out var codec))
+            throw new SerializationException($"ApbSerializer: unknown manifest '{manifest}'");
+        using var r = new BinaryReader(new MemoryStream(bytes, writable: false), BinaryFormat.Utf8);
+        var version = r.ReadByte();
+        if (version != FormatVersion)
+            throw new SerializationException($"ApbSerializer: manifest '{manifest}' has format version {version}, this node reads {FormatVersion}");
+        return codec.Read(r, new ActorRefCodec(system));
+    }
+}
+
+/// <summary>Actor refs travel as their full serialized path and are resolved on arrival.</summary>
+internal readonly struct ActorRefCodec(ExtendedActorSystem system)
+{
+    public void Write(BinaryWriter w, IActorRef actorRef) => w.Write(Akka.Serialization.Serialization.SerializedActorPath(actorRef));
+
+    public IActorRef Read(BinaryReader r) => system.Provider.ResolveActorRef(r.ReadString());
+}

@@ -1,0 +1,185 @@
+using System.Collections.Frozen;
+
+namespace ApbCluster.Contracts.Serialization;
+
+/// <summary>One wire format: a stable manifest plus a writer and a reader.</summary>
+internal sealed record MessageCodec(
+    Type Type,
+    string Manifest,
+    Action<BinaryWriter, object, ActorRefCodec> Write,
+    Func<BinaryReader, ActorRefCodec, object> Read);
+
+/// <summary>
+/// The table of every contract type. Manifests are part of the wire protocol: never reuse
+/// or change one; add "XX2" for an incompatible new shape.
+/// </summary>
+internal static class MessageCodecs
+{
+    private static readonly MessageCodec[] All =
+    [
+        Codec<SubmitQuery>("SQ1", (w, m, _) =>
+        {
+            w.Write(m.QueryId);
+            w.WriteNullable(m.Context.Text);
+            w.WriteNullableInts(m.Context.TokenIds);
+            w.Write(m.Question);
+            WriteGeneration(w, m.Generation);
+            w.Write((byte)m.Mode);
+            w.Write(m.Apb is not null);
+            if (m.Apb is { } apb)
+            {
+                w.Write(apb.AnchorLength);
+                w.Write(apb.PassingLength);
+                w.Write(apb.Compressor);
+            }
+        }, (r, _) => new SubmitQuery(
+            r.ReadString(),
+            new QueryContext(r.ReadNullableString(), r.ReadNullableInts()),
+            r.ReadString(),
+            ReadGeneration(r),
+            ReadEnum<AttentionMode>(r),
+            r.ReadBoolean() ? new ApbOptions(r.ReadInt32(), r.ReadInt32(), r.ReadString()) : null)),
+
+        Codec<QueryAccepted>("QA1", (w, m, _) =>
+        {
+            w.Write(m.QueryId);
+            w.WriteStrings(m.Plan.HostsInRingOrder);
+            w.WriteInts(m.Plan.BlockLengths);
+            w.Write(m.Plan.AnchorLength);
+            w.Write(m.Plan.PassingLength);
+        }, (r, _) => new QueryAccepted(
+            r.ReadString(),
+            new QueryPlanSummary(r.ReadStrings(), r.ReadInts(), r.ReadInt32(), r.ReadInt32()))),
+
+        Codec<PrefillProgress>("PP1", (w, m, _) =>
+        {
+            w.Write(m.QueryId);
+            w.Write(m.Host);
+            w.Write(m.Layer);
+            w.Write(m.Layers);
+        }, (r, _) => new PrefillProgress(r.ReadString(), r.ReadString(), r.ReadInt32(), r.ReadInt32())),
+
+        Codec<TokenChunk>("TC1", (w, m, _) =>
+        {
+            w.Write(m.QueryId);
+            w.Write(m.Index);
+            w.WriteInts(m.TokenIds);
+            w.Write(m.Text);
+        }, (r, _) => new TokenChunk(r.ReadString(), r.ReadInt32(), r.ReadInts(), r.ReadString())),
+
+        Codec<QueryCompleted>("QC1", (w, m, _) =>
+        {
+            w.Write(m.QueryId);
+            w.Write(m.Answer);
+            w.Write((byte)m.FinishReason);
+            var t = m.Timings;
+            w.Write(t.QueueMs);
+            w.Write(t.PlanMs);
+            w.Write(t.PrefillMs);
+            w.Write(t.TimeToFirstTokenMs);
+            w.Write(t.DecodeMs);
+            w.Write(t.TotalMs);
+            w.Write(m.PromptTokens);
+            w.Write(m.GeneratedTokens);
+        }, (r, _) => new QueryCompleted(
+            r.ReadString(),
+            r.ReadString(),
+            ReadEnum<FinishReason>(r),
+            new PhaseTimings(r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble()),
+            r.ReadInt32(),
+            r.ReadInt32())),
+
+        Codec<QueryFailed>("QF1", (w, m, _) =>
+        {
+            w.Write(m.QueryId);
+            w.Write(m.Reason);
+            w.WriteNullable(m.FailingHost);
+        }, (r, _) => new QueryFailed(r.ReadString(), r.ReadString(), r.ReadNullableString())),
+
+        Codec<CancelQuery>("CQ1", (w, m, _) => w.Write(m.QueryId), (r, _) => new CancelQuery(r.ReadString())),
+
+        Codec<QueryCancelled>("QX1", (w, m, _) => w.Write(m.QueryId), (r, _) => new QueryCancelled(r.ReadString())),
+
+        Codec<RouterBusy>("RB1", (w, m, _) =>
+        {
+            w.Write(m.QueryId);
+            w.Write(m.QueueDepth);
+            w.Write(m.QueueCapacity);
+        }, (r, _) => new RouterBusy(r.ReadString(), r.ReadInt32(), r.ReadInt32())),
+
+        Codec<GetClusterStatus>("GS1", (_, _, _) => { }, (_, _) => GetClusterStatus.Instance),
+
+        Codec<ClusterStatus>("CS1", (w, m, _) =>
+        {
+            w.Write(m.RouterAddress);
+            w.WriteList(m.Hosts, WriteHostStatus);
+            w.Write(m.QueueDepth);
+            w.Write(m.InFlight);
+        }, (r, _) => new ClusterStatus(r.ReadString(), r.ReadList(ReadHostStatus), r.ReadInt32(), r.ReadInt32())),
+
+        Codec<RegisterHost>("RH1", (w, m, refs) =>
+        {
+            w.Write(m.HostId);
+            refs.Write(w, m.Host);
+            w.Write(m.Device);
+            w.Write(m.MemoryUsedBytes);
+            w.Write(m.MemoryTotalBytes);
+            w.Write(m.Model);
+            w.Write((byte)m.State);
+            w.Write(m.KvBytes);
+        }, (r, refs) => new RegisterHost(
+            r.ReadString(), refs.Read(r), r.ReadString(), r.ReadInt64(), r.ReadInt64(),
+            r.ReadString(), ReadEnum<HostState>(r), r.ReadInt64())),
+
+        Codec<HostRegistered>("HR1", (w, m, refs) =>
+        {
+            w.Write(m.HostId);
+            refs.Write(w, m.Router);
+        }, (r, refs) => new HostRegistered(r.ReadString(), refs.Read(r))),
+    ];
+
+    public static readonly FrozenDictionary<Type, MessageCodec> ByType = All.ToFrozenDictionary(c => c.Type);
+
+    public static readonly FrozenDictionary<string, MessageCodec> ByManifest = All.ToFrozenDictionary(c => c.Manifest);
+
+    public static IEnumerable<Type> Types => All.Select(c => c.Type);
+
+    private static MessageCodec Codec<T>(string manifest, Action<BinaryWriter, T, ActorRefCodec> write, Func<BinaryReader, ActorRefCodec, T> read)
+        where T : notnull =>
+        new(typeof(T), manifest, (w, o, refs) => write(w, (T)o, refs), (r, refs) => read(r, refs));
+
+    private static void WriteGeneration(BinaryWriter w, GenerationOptions g)
+    {
+        w.Write(g.MaxNewTokens);
+        w.Write(g.Temperature);
+        w.Write(g.TopP);
+        w.WriteNullable(g.Seed);
+        w.WriteStrings(g.StopStrings);
+    }
+
+    private static GenerationOptions ReadGeneration(BinaryReader r) =>
+        new(r.ReadInt32(), r.ReadSingle(), r.ReadSingle(), r.ReadNullableInt64(), r.ReadStrings());
+
+    private static void WriteHostStatus(BinaryWriter w, HostStatus h)
+    {
+        w.Write(h.HostId);
+        w.Write(h.Address);
+        w.Write(h.Device);
+        w.Write(h.MemoryUsedBytes);
+        w.Write(h.MemoryTotalBytes);
+        w.Write(h.Model);
+        w.Write((byte)h.State);
+        w.Write(h.KvBytes);
+    }
+
+    private static HostStatus ReadHostStatus(BinaryReader r) =>
+        new(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadString(), ReadEnum<HostState>(r), r.ReadInt64());
+
+    /// <summary>Rejects enum values this node does not know instead of passing them on.</summary>
+    private static TEnum ReadEnum<TEnum>(BinaryReader r) where TEnum : struct, Enum
+    {
+        var raw = r.ReadByte();
+        var value = (TEnum)Enum.ToObject(typeof(TEnum), raw);
+        return Enum.IsDefined(value) ? value : throw new InvalidDataException($"unknown {typeof(TEnum).Name} value {raw}");
+    }
+}

@@ -1,0 +1,74 @@
+using System.Runtime.InteropServices;
+using Akka.Actor;
+using ApbCluster.Runtime.Config;
+using ApbCluster.Runtime.Hosting;
+
+namespace ApbCluster.Node;
+
+/// <summary>
+/// apb-node [--config FILE]: one cluster node (roles from CLUSTER_ROLES: router, gpu-host).
+/// Exit codes: 0 after a clean shutdown, 2 for bad configuration, 1 for other startup errors.
+/// </summary>
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        string? configFile = null;
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (args[i] is "--config" && i + 1 < args.Length) configFile = args[++i];
+            else if (args[i] is "-h" or "--help")
+            {
+                Console.WriteLine("apb-node [--config FILE]\nenvironment: " + string.Join(", ", EnvironmentOverlay.Variables) + "\nsee docs/configuration.md");
+                return 0;
+            }
+            else
+            {
+                await Console.Error.WriteLineAsync($"apb-node: unknown argument '{args[i]}' (try --help)");
+                return 2;
+            }
+        }
+
+        NodeConfig config;
+        try
+        {
+            config = NodeConfig.FromProcessEnvironment(configFile);
+        }
+        catch (NodeConfigException e)
+        {
+            await Console.Error.WriteLineAsync($"apb-node: configuration error: {e.Message}");
+            return 2;
+        }
+        Console.WriteLine(config.Describe());
+
+        ApbNode node;
+        try
+        {
+            node = ApbNode.Start(config);
+        }
+        catch (Exception e)
+        {
+            await Console.Error.WriteLineAsync($"apb-node: failed to start: {e.Message}");
+            return 1;
+        }
+        if (node.Admin is not null)
+            Console.WriteLine($"apb-node admin endpoint listening on {node.Admin.Endpoint}");
+
+        // SIGTERM (docker stop, kill) and Ctrl+C: leave the cluster through coordinated
+        // shutdown instead of vanishing, so the singleton hands over and peers don't wait
+        // for the failure detector.
+        void Stop(PosixSignalContext ctx)
+        {
+            ctx.Cancel = true;
+            Console.WriteLine($"apb-node: {ctx.Signal} received, leaving the cluster");
+            _ = node.ShutdownAsync(CoordinatedShutdown.ClrExitReason.Instance);
+        }
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+
+        await node.WhenTerminated;
+        await node.DisposeAsync();
+        Console.WriteLine("apb-node: stopped");
+        return 0;
+    }
+}

@@ -1,0 +1,49 @@
+using Akka.Actor;
+using ApbCluster.Contracts;
+
+namespace ApbCluster.Runtime.Actors;
+
+/// <summary>The router's view of the hosts, in ring order (node address, then host id).</summary>
+public sealed class HostRegistry
+{
+    private sealed record Entry(RegisterHost Registration, Address Address, bool Reachable);
+
+    private readonly SortedDictionary<string, Entry> _byHostId = new(StringComparer.Ordinal);
+
+    public int Count => _byHostId.Count;
+
+    /// <summary>Adds or refreshes a host; true when it is new (or its actor changed).</summary>
+    public bool Upsert(RegisterHost registration, Address address)
+    {
+        var isNew = !_byHostId.TryGetValue(registration.HostId, out var old) || !old.Registration.Host.Equals(registration.Host);
+        _byHostId[registration.HostId] = new Entry(registration, address, old?.Reachable ?? true);
+        return isNew;
+    }
+
+    public IReadOnlyList<string> RemoveByActor(IActorRef actor) => RemoveWhere(e => e.Registration.Host.Equals(actor));
+
+    public IReadOnlyList<string> RemoveByAddress(Address address) => RemoveWhere(e => e.Address.Equals(address));
+
+    public void MarkReachable(Address address, bool reachable)
+    {
+        foreach (var (id, entry) in _byHostId.Where(kv => kv.Value.Address.Equals(address)).ToList())
+            _byHostId[id] = entry with { Reachable = reachable };
+    }
+
+    /// <summary>Ring order: by node address then host id, so a plan is stable across re-registration.</summary>
+    public IReadOnlyList<HostStatus> Snapshot() =>
+        _byHostId.Values
+            .OrderBy(e => e.Address.ToString(), StringComparer.Ordinal)
+            .ThenBy(e => e.Registration.HostId, StringComparer.Ordinal)
+            .Select(e => new HostStatus(e.Registration.HostId, e.Address.ToString(), e.Registration.Device,
+                e.Registration.MemoryUsedBytes, e.Registration.MemoryTotalBytes, e.Registration.Model,
+                e.Reachable ? e.Registration.State : HostState.Unreachable, e.Registration.KvBytes))
+            .ToList();
+
+    private List<string> RemoveWhere(Func<Entry, bool> predicate)
+    {
+        var ids = _byHostId.Where(kv => predicate(kv.Value)).Select(kv => kv.Key).ToList();
+        foreach (var id in ids) _byHostId.Remove(id);
+        return ids;
+    }
+}

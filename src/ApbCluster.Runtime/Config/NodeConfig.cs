@@ -1,0 +1,122 @@
+using System.Collections;
+using System.Text;
+using Akka.Configuration;
+using HoconConfig = Akka.Configuration.Config;
+
+namespace ApbCluster.Runtime.Config;
+
+/// <summary>
+/// Loads a node's configuration: embedded baseline (hocon/apb-baseline.hocon) &lt; optional
+/// file (--config or APB_CONFIG) &lt; environment overlay. Validates the result and keeps
+/// a description of where it came from for the boot banner.
+/// </summary>
+public sealed class NodeConfig
+{
+    private const string BaselineResource = "ApbCluster.Runtime.apb-baseline.hocon";
+
+    private NodeConfig(HoconConfig hocon, NodeSettings settings, IReadOnlyList<string> sources)
+    {
+        Hocon = hocon;
+        Settings = settings;
+        Sources = sources;
+    }
+
+    public HoconConfig Hocon { get; }
+
+    public NodeSettings Settings { get; }
+
+    /// <summary>Where values came from, highest precedence first.</summary>
+    public IReadOnlyList<string> Sources { get; }
+
+    public static NodeConfig FromProcessEnvironment(string? configFile = null)
+    {
+        var env = Environment.GetEnvironmentVariables().Cast<DictionaryEntry>()
+            .ToDictionary(e => (string)e.Key, e => (string?)e.Value);
+        return Load(env, configFile);
+    }
+
+    /// <param name="env">Environment variables (injected so tests need not touch the process).</param>
+    /// <param name="configFile">Overrides APB_CONFIG when given.</param>
+    /// <param name="extraHocon">Lowest-precedence-but-above-file test or embedding overrides.</param>
+    public static NodeConfig Load(IReadOnlyDictionary<string, string?> env, string? configFile = null, HoconConfig? extraHocon = null)
+    {
+        var sources = new List<string>();
+        var systemName = EnvironmentOverlay.Get(env, "APB_SYSTEM_NAME") ?? "apb";
+        var config = EnvironmentOverlay.Build(env, systemName);
+        var setVariables = EnvironmentOverlay.Variables.Where(v => EnvironmentOverlay.Get(env, v) is not null).ToList();
+        sources.Add(setVariables.Count > 0 ? $"environment ({string.Join(", ", setVariables)})" : "environment (none set)");
+
+        if (extraHocon is not null)
+        {
+            config = config.WithFallback(extraHocon);
+            sources.Add("in-code overrides");
+        }
+
+        var file = configFile ?? EnvironmentOverlay.Get(env, "APB_CONFIG");
+        if (file is not null)
+        {
+            if (!File.Exists(file))
+                throw new NodeConfigException($"config file '{file}' (from {(configFile is null ? "APB_CONFIG" : "--config")}) does not exist");
+            try
+            {
+                config = config.WithFallback(ConfigurationFactory.ParseString(File.ReadAllText(file)));
+            }
+            catch (Exception e) when (e is not NodeConfigException)
+            {
+                throw new NodeConfigException($"config file '{file}' is not valid HOCON: {e.Message}");
+            }
+            sources.Add($"file {Path.GetFullPath(file)}");
+        }
+
+        config = config.WithFallback(ConfigurationFactory.ParseString(ReadBaseline()));
+        sources.Add("embedded hocon/apb-baseline.hocon");
+        return new NodeConfig(config, ReadSettings(config, systemName), sources);
+    }
+
+    public static string ReadBaseline()
+    {
+        using var stream = typeof(NodeConfig).Assembly.GetManifestResourceStream(BaselineResource)
+            ?? throw new InvalidOperationException($"embedded resource {BaselineResource} is missing (build error)");
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        return reader.ReadToEnd();
+    }
+
+    /// <summary>The boot banner: effective address, roles, seeds and config sources.</summary>
+    public string Describe()
+    {
+        var s = Settings;
+        var sb = new StringBuilder();
+        sb.AppendLine($"apb-node address : {s.SelfAddress} (bind {s.Hostname}:{s.Port})");
+        sb.AppendLine($"apb-node roles   : {(s.Roles.Count > 0 ? string.Join(", ", s.Roles) : "(none)")}");
+        sb.AppendLine($"apb-node seeds   : {(s.Seeds.Count > 0 ? string.Join(", ", s.Seeds) : "(none: waiting for `cluster join`)")}");
+        sb.AppendLine($"apb-node admin   : {(s.AdminPort == 0 ? "disabled" : $"{s.AdminHost}:{s.AdminPort}")}");
+        if (s.HasRole(NodeRoles.GpuHost))
+            sb.AppendLine($"apb-node gpu-host: {s.VirtualHosts} host(s) on {s.Device}, model dir '{s.ModelDir}'");
+        sb.Append($"apb-node config  : {string.Join(" > ", Sources)}");
+        return sb.ToString();
+    }
+
+    private static NodeSettings ReadSettings(HoconConfig c, string systemName)
+    {
+        var hostname = c.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1");
+        var publicHostname = c.GetString("akka.remote.dot-netty.tcp.public-hostname", "");
+        var roles = c.GetStringList("akka.cluster.roles", []).ToList();
+        foreach (var role in roles)
+            if (!NodeRoles.Known.Contains(role))
+                throw new NodeConfigException($"akka.cluster.roles has unknown role '{role}' (known roles: {string.Join(", ", NodeRoles.Known)})");
+        return new NodeSettings(
+            SystemName: systemName,
+            Hostname: hostname,
+            PublicHostname: string.IsNullOrEmpty(publicHostname) ? hostname : publicHostname,
+            Port: c.GetInt("akka.remote.dot-netty.tcp.port", 4053),
+            Seeds: c.GetStringList("akka.cluster.seed-nodes", []).ToList(),
+            Roles: roles,
+            AdminHost: c.GetString("apb.admin.host", "127.0.0.1"),
+            AdminPort: c.GetInt("apb.admin.port", 9110),
+            AdminToken: c.GetString("apb.admin.token", ""),
+            VirtualHosts: c.GetInt("apb.gpu-host.virtual-hosts", 1),
+            Device: c.GetString("apb.gpu-host.device", "cpu"),
+            ModelDir: c.GetString("apb.gpu-host.model-dir", ""),
+            RegisterInterval: c.GetTimeSpan("apb.gpu-host.register-interval", TimeSpan.FromSeconds(2)));
+    }
+}

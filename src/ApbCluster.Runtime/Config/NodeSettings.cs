@@ -1,0 +1,22 @@
+namespace ApbCluster.Runtime.Config;
+
+/// <summary>The effective node settings after baseline, file and environment overlay.</summary>
+public sealed record NodeSettings(
+    string SystemName,
+    string Hostname,
+    string PublicHostname,
+    int Port,
+    IReadOnlyList<string> Seeds,
+    IReadOnlyList<string> Roles,
+    string AdminHost,
+    int AdminPort,
+    string AdminToken,
+    int VirtualHosts,
+    string Device,
+    string ModelDir,
+    TimeSpan RegisterInterval)
+{
+    public bool HasRole(string role) => Roles.Contains(role);
+
+    public string SelfAddress => $"akka.tcp://{SystemName}@{PublicHostname}:{Port}";
+}

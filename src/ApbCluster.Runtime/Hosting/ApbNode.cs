@@ -1,0 +1,103 @@
+using Akka.Actor;
+using Akka.Cluster.Tools.Client;
+using Akka.Cluster.Tools.Singleton;
+using ApbCluster.Runtime.Actors;
+using ApbCluster.Runtime.Admin;
+using ApbCluster.Runtime.Config;
+using ApbCluster.Runtime.Engine;
+
+namespace ApbCluster.Runtime.Hosting;
+
+/// <summary>
+/// One cluster node: the ActorSystem, the role-specific actors and the admin endpoint.
+/// Seeds are joined by Akka from akka.cluster.seed-nodes.
+/// </summary>
+public sealed class ApbNode : IAsyncDisposable
+{
+    public const string RouterManagerName = "query-router";
+    public const string RouterProxyName = "query-router-proxy";
+
+    private ApbNode(NodeConfig config, ActorSystem system, IActorRef routerProxy, IReadOnlyList<IActorRef> gpuHosts, AdminServer? admin)
+    {
+        Config = config;
+        System = system;
+        RouterProxy = routerProxy;
+        GpuHosts = gpuHosts;
+        Admin = admin;
+    }
+
+    public NodeConfig Config { get; }
+
+    public ActorSystem System { get; }
+
+    /// <summary>Singleton proxy to the QueryRouter; present on every node.</summary>
+    public IActorRef RouterProxy { get; }
+
+    public IReadOnlyList<IActorRef> GpuHosts { get; }
+
+    public AdminServer? Admin { get; }
+
+    public Task WhenTerminated => System.WhenTerminated;
+
+    /// <param name="engineFactory">Engine for virtual host i; the CPU placeholder when null.</param>
+    public static ApbNode Start(NodeConfig config, Func<int, IShardEngine>? engineFactory = null)
+    {
+        var settings = config.Settings;
+        var system = ActorSystem.Create(settings.SystemName, config.Hocon);
+        try
+        {
+            if (settings.HasRole(NodeRoles.Router))
+                system.ActorOf(ClusterSingletonManager.Props(QueryRouter.Props(), PoisonPill.Instance,
+                    ClusterSingletonManagerSettings.Create(system).WithRole(NodeRoles.Router)), RouterManagerName);
+
+            var proxy = system.ActorOf(ClusterSingletonProxy.Props($"/user/{RouterManagerName}",
+                ClusterSingletonProxySettings.Create(system).WithRole(NodeRoles.Router)), RouterProxyName);
+
+            // Outside services reach the router as "/user/query-router-proxy" via ClusterClient.
+            if (settings.HasRole(NodeRoles.Router))
+                ClusterClientReceptionist.Get(system).RegisterService(proxy);
+
+            var hosts = new List<IActorRef>();
+            if (settings.HasRole(NodeRoles.GpuHost))
+            {
+                for (var i = 0; i < settings.VirtualHosts; i++)
+                {
+                    var hostId = $"{settings.PublicHostname}:{settings.Port}/gpu{i}";
+                    var engine = engineFactory?.Invoke(i) ?? new CpuPlaceholderEngine();
+                    hosts.Add(system.ActorOf(GpuHost.Props(hostId, engine, proxy, settings.RegisterInterval), $"gpu-host-{i}"));
+                }
+            }
+
+            var admin = settings.AdminPort == 0 ? null : StartAdmin(settings, system, proxy, hosts);
+            return new ApbNode(config, system, proxy, hosts, admin);
+        }
+        catch
+        {
+            system.Terminate().Wait(TimeSpan.FromSeconds(10));
+            throw;
+        }
+    }
+
+    private static AdminServer StartAdmin(NodeSettings settings, ActorSystem system, IActorRef proxy, IReadOnlyList<IActorRef> hosts)
+    {
+        var registry = new AdminCommandRegistry();
+        ClusterPalette.Register(registry, system);
+        ActorPalette.Register(registry, system);
+        LogPalette.Register(registry, system);
+        GpuPalette.Register(registry, proxy, hosts);
+        return new AdminServer(settings.AdminHost, settings.AdminPort, settings.AdminToken, registry);
+    }
+
+    /// <summary>Leave the cluster gracefully (coordinated shutdown) and stop the admin endpoint.</summary>
+    public async Task ShutdownAsync(CoordinatedShutdown.Reason reason)
+    {
+        await CoordinatedShutdown.Get(System).Run(reason);
+        if (Admin is not null) await Admin.DisposeAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Admin is not null) await Admin.DisposeAsync();
+        await System.Terminate().WaitAsync(TimeSpan.FromSeconds(15)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+}

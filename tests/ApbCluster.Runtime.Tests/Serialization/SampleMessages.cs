@@ -1,0 +1,36 @@
+using Akka.Actor;
+using ApbCluster.Contracts;
+
+namespace ApbCluster.Runtime.Tests.Serialization;
+
+/// <summary>One filled-in instance of every contract type (edge values where they matter).</summary>
+public static class SampleMessages
+{
+    public static IEnumerable<object> All(IActorRef someActor) =>
+    [
+        new SubmitQuery("q-1", QueryContext.FromText("long context ✓ ünïcode"), "What?",
+            new GenerationOptions(128, 0.7f, 0.9f, 42, ["</s>", "\n\n"]), AttentionMode.Apb,
+            new ApbOptions(4096, 2048, "retaining-heads")),
+        new SubmitQuery("q-2", QueryContext.FromTokens([0, 1, 128_000, int.MaxValue]), "",
+            GenerationOptions.Greedy(1), AttentionMode.Dense, null),
+        new QueryAccepted("q-1", new QueryPlanSummary(["h0", "h1", "h2"], [1000, 1000, 998], 4096, 2048)),
+        new PrefillProgress("q-1", "h1", 3, 32),
+        new TokenChunk("q-1", 7, [11, 22, 33], " hello"),
+        new QueryCompleted("q-1", "the answer", FinishReason.Stop,
+            new PhaseTimings(1.5, 0.25, 1234.5, 1300, 456.75, 1800), 32_000, 17),
+        new QueryFailed("q-1", "host h1 died", "h1"),
+        new QueryFailed("q-2", "bad input", null),
+        new CancelQuery("q-1"),
+        new QueryCancelled("q-1"),
+        new RouterBusy("q-9", 16, 16),
+        GetClusterStatus.Instance,
+        new ClusterStatus("akka.tcp://apb@10.0.0.1:4053",
+            [
+                new HostStatus("h0", "akka.tcp://apb@10.0.0.2:4053", "cuda:0", 1L << 33, 80L << 30, "llama-3.1-8b", HostState.Ready, 123_456_789),
+                new HostStatus("h1", "akka.tcp://apb@10.0.0.3:4053", "cpu", 0, 0, "", HostState.Unreachable, 0),
+            ], 2, 1),
+        new ClusterStatus("", [], 0, 0),
+        new RegisterHost("h0", someActor, "cpu", 100, 200, "none", HostState.Starting, 0),
+        new HostRegistered("h0", someActor),
+    ];
+}
