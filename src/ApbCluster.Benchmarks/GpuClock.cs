@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ApbCluster.NativeInterop.Cuda;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ApbCluster.Benchmarks;
