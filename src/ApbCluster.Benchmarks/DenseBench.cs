@@ -1,0 +1,60 @@
+using ApbCluster.Model.Layers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ApbCluster.Benchmarks;
+
+/// <summary>Dense (one device) prefill and decode, the baseline every parallel mode is compared with.</summary>
+public static class DenseBench
+{
+    /// <summary>Prefill of <paramref name="tokens"/> random ids into a KV cache, returning only the last
+    /// position's logits (as a serving system does before its first decode step).</summary>
+    public static PrefillMeasurement Prefill(LlamaModel model, int tokens, int warmup, int repeats, long seed)
+    {
+        var times = new List<double>();
+        using var cache = model.CreateCache(1, tokens);
+        using var ids = RandomIds(model, tokens, seed);
+        for (int i = 0; i < warmup + repeats; i++)
+        {
+            cache.Reset();
+            double s = GpuClock.Seconds(model.Device, () =>
+            {
+                using var logits = model.Forward(ids, cache, lastPositionOnly: true);
+            });
+            if (i >= warmup) times.Add(s);
+        }
+        double best = times.Min();
+        return new PrefillMeasurement("dense", tokens, Hosts: 1, Gpus: model.Device.type == DeviceType.CUDA ? 1 : 0,
+            best, times, tokens / best, GpuClock.UsedGiB(model.Device), new Dictionary<string, double>());
+    }
+
+    /// <summary>Greedy decode steps after a <paramref name="context"/>-token prefill; per-step wall time
+    /// includes reading the sampled id back, as real generation must.</summary>
+    public static DecodeMeasurement Decode(LlamaModel model, int context, int steps, long seed)
+    {
+        using var cache = model.CreateCache(1, context + steps + 1);
+        using var ids = RandomIds(model, context, seed);
+        var next = model.Forward(ids, cache, lastPositionOnly: true).argmax(-1);
+        var perStep = new List<double>();
+        for (int i = 0; i < steps; i++)
+        {
+            var input = next;
+            perStep.Add(GpuClock.Seconds(model.Device, () =>
+            {
+                next = model.Forward(input, cache, lastPositionOnly: true).argmax(-1);
+                _ = next.cpu().item<long>();
+            }));
+            input.Dispose();
+        }
+        next.Dispose();
+        // The first steps warm kernels and the allocator up.
+        var warm = perStep.Skip(Math.Min(3, steps / 4)).OrderBy(x => x).ToList();
+        return new DecodeMeasurement("dense", context, steps, 1000 * warm[warm.Count / 2], 1000 * warm.Average());
+    }
+
+    internal static Tensor RandomIds(LlamaModel model, int tokens, long seed)
+    {
+        using var g = new Generator((ulong)seed, CPU);
+        return randint(0, Math.Min(model.Config.VocabSize, 32000), new long[] { 1, tokens }, dtype: ScalarType.Int64, generator: g).to(model.Device);
+    }
+}
