@@ -39,7 +39,7 @@ public class CompressorTests
         var idx = block.Indices[0];
         Assert.All(Sorted(idx[.., 0]), i => Assert.InRange(i, 8, 12)); // ties inside the pooled window
         Assert.Equal(new long[] { 17, 18, 19 }, Sorted(idx[.., 1]));
-        Assert.Equal(new long[] { 4, 5, 6 }, Sorted(idx[.., 2]));
+        Assert.All(Sorted(idx[.., 2]), i => Assert.InRange(i, 4, 8));
         for (int j = 0; j < lp; j++)
             for (int g = 0; g < hkv; g++)
             {
