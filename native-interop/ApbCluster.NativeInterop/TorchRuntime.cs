@@ -14,6 +14,9 @@ public static class TorchRuntime
     private static readonly object Gate = new();
     private static bool _cpuReady, _cudaReady;
 
+    /// <summary>The host PyTorch's torch/lib folder once loaded from there (NCCL/CUDA are found next to it).</summary>
+    public static string? HostTorchLib { get; private set; }
+
     /// <summary>Where libtorch came from, for start-up logs.</summary>
     public static string Source { get; private set; } = "not loaded";
 
@@ -66,6 +69,7 @@ public static class TorchRuntime
             catch (Exception e) { throw Fail(name, path, e.Message); }
         }
         Source = "host PyTorch libtorch (" + dir + ")";
+        HostTorchLib = dir;
     }
 
     /// <summary>Loads libLibTorchSharp ourselves first so a failure names the file and the loader's reason

@@ -1,0 +1,215 @@
+using System.Diagnostics;
+using ApbCluster.NativeInterop.Cuda;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ApbCluster.NativeInterop.Nccl;
+
+/// <summary>
+/// One rank of a non-blocking NCCL communicator bound to one CUDA device. Every operation waits for
+/// completion under the watchdog (see <see cref="NcclWatchdog"/>), so when it returns the buffers are
+/// ready; on failure or timeout the communicator is aborted and a <see cref="CollectiveException"/> is thrown.
+/// Use it from one thread at a time.
+/// </summary>
+public sealed partial class NcclCommunicator : IDisposable
+{
+    /// <summary>The CUDA stream for all NCCL work: 0, the legacy default stream TorchSharp's kernels run on,
+    /// so NCCL is ordered after the kernels that produced its inputs and before those that read its outputs.</summary>
+    public static readonly IntPtr Stream = IntPtr.Zero;
+
+    private readonly NcclWatchdog _watchdog;
+    private string? _abortReason;
+
+    public int Rank { get; }
+    public int Size { get; }
+    public int Device { get; }
+    public TimeSpan Deadline { get; }
+    public bool IsAborted => _abortReason != null;
+    internal IntPtr Handle { get; private set; }
+
+    private NcclCommunicator(IntPtr handle, int rank, int size, int device, TimeSpan deadline)
+    {
+        Handle = handle;
+        Rank = rank;
+        Size = size;
+        Device = device;
+        Deadline = deadline;
+        _watchdog = new NcclWatchdog(this);
+    }
+
+    /// <summary>A new unique id (rank 0 makes it, then sends <see cref="NcclUniqueId.ToBytes"/> to the others).</summary>
+    public static NcclUniqueId CreateUniqueId()
+    {
+        var r = NcclNative.GetUniqueId(out var id);
+        if (r != NcclResult.Success) throw new InvalidOperationException($"ncclGetUniqueId failed: {NcclNative.ErrorString(r)}");
+        return id;
+    }
+
+    /// <summary>Joins the communicator <paramref name="id"/> as <paramref name="rank"/> of <paramref name="size"/> on
+    /// CUDA device <paramref name="device"/>. Blocks until every rank has joined, or the deadline passes.</summary>
+    public static unsafe NcclCommunicator Create(NcclUniqueId id, int rank, int size, int device, TimeSpan deadline)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rank);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(rank, size);
+        CudaRuntime.SetDevice(device); // NCCL binds the communicator to the current device
+        var config = NcclConfig.NonBlocking();
+        var r = NcclNative.CommInitRankConfig(out var handle, size, id, rank, &config);
+        var op = new OpContext("CommInitRank", $"rank {rank} of {size} on cuda:{device}", null, Others(rank, size));
+        if (handle == IntPtr.Zero)
+            throw new CollectiveException(op.Operation, op.What, rank, $"ncclCommInitRankConfig returned {NcclNative.ErrorString(r)} and no communicator");
+        var comm = new NcclCommunicator(handle, rank, size, device, deadline);
+        if (r is not (NcclResult.Success or NcclResult.InProgress))
+            throw comm.AbortWith(op, $"{NcclNative.ErrorString(r)}; {NcclNative.LastError(handle)}");
+        comm._watchdog.WaitUntilEnqueued(op, Stopwatch.StartNew());
+        return comm;
+    }
+
+    /// <summary>One communicator per device for several GPUs driven by one process: rank i uses devices[i].
+    /// Each rank initialises on its own thread (init is a collective); all are disposed if any fails.</summary>
+    public static NcclCommunicator[] CreateAllInProcess(int[] devices, TimeSpan deadline)
+    {
+        var id = CreateUniqueId();
+        var comms = new NcclCommunicator?[devices.Length];
+        var errors = new Exception?[devices.Length];
+        var threads = devices.Select((device, rank) => new Thread(() =>
+        {
+            try { comms[rank] = Create(id, rank, devices.Length, device, deadline); }
+            catch (Exception e) { errors[rank] = e; }
+        }) { IsBackground = true, Name = $"nccl-init-{rank}" }).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) t.Join();
+        if (errors.FirstOrDefault(e => e != null) is { } first)
+        {
+            foreach (var c in comms) c?.Abort();
+            throw first;
+        }
+        return comms.Select(c => c!).ToArray();
+    }
+
+    /// <summary>Gathers <paramref name="send"/> from every rank into <paramref name="recv"/> (rank-major, Size x send.numel()).</summary>
+    public void AllGather(Tensor send, Tensor recv, string what)
+    {
+        var op = Begin("AllGather", what, null);
+        CheckBuffers(op, send, recv.numel(), recv);
+        var r = NcclNative.AllGather(Ptr(send), Ptr(recv), (nuint)send.numel(), NcclTypes.FromTorch(send.dtype), Handle, Stream);
+        _watchdog.Wait(r, op);
+    }
+
+    /// <summary>In-place broadcast: root's <paramref name="buffer"/> is copied into every other rank's.</summary>
+    public void Broadcast(Tensor buffer, int root, string what)
+    {
+        var op = Begin("Broadcast", what, Rank == root ? null : root);
+        CheckBuffers(op, buffer, buffer.numel() * Size, null);
+        var p = Ptr(buffer);
+        var r = NcclNative.Broadcast(p, p, (nuint)buffer.numel(), NcclTypes.FromTorch(buffer.dtype), root, Handle, Stream);
+        _watchdog.Wait(r, op);
+    }
+
+    /// <summary>Element-wise reduction over all ranks (also our barrier: a 1-element all-reduce).</summary>
+    public void AllReduce(Tensor send, Tensor recv, NcclRedOp reduction, string what)
+    {
+        var op = Begin("AllReduce", what, null);
+        CheckBuffers(op, send, send.numel() * Size, recv);
+        var r = NcclNative.AllReduce(Ptr(send), Ptr(recv), (nuint)send.numel(), NcclTypes.FromTorch(send.dtype), reduction, Handle, Stream);
+        _watchdog.Wait(r, op);
+    }
+
+    /// <summary>Point-to-point transfers issued as one NCCL group, so a ring step (send right, receive left)
+    /// cannot deadlock. <paramref name="peer"/> labels errors (the single peer, or null for many).</summary>
+    public void SendRecv(IReadOnlyList<PeerTransfer> transfers, string operation, string what, int? peer = null)
+    {
+        var op = Begin(operation, what, peer);
+        foreach (var t in transfers)
+        {
+            if (t.Peer < 0 || t.Peer >= Size || t.Peer == Rank)
+                throw new ArgumentOutOfRangeException(nameof(transfers), $"peer {t.Peer} is not another rank of {Size}");
+            CheckBuffers(op, t.Tensor, t.Tensor.numel() * Size, null);
+        }
+        var r = NcclNative.GroupStart();
+        if (r != NcclResult.Success) throw AbortWith(op, $"ncclGroupStart: {NcclNative.ErrorString(r)}");
+        var enqueued = NcclResult.Success;
+        foreach (var t in transfers)
+        {
+            var dtype = NcclTypes.FromTorch(t.Tensor.dtype);
+            var count = (nuint)t.Tensor.numel();
+            var ri = t.IsSend
+                ? NcclNative.Send(Ptr(t.Tensor), count, dtype, t.Peer, Handle, Stream)
+                : NcclNative.Recv(Ptr(t.Tensor), count, dtype, t.Peer, Handle, Stream);
+            if (ri is not (NcclResult.Success or NcclResult.InProgress)) enqueued = ri;
+        }
+        var end = NcclNative.GroupEnd(); // always close the group, even after a failed enqueue
+        _watchdog.Wait(enqueued != NcclResult.Success ? enqueued : end, op);
+    }
+
+    /// <summary>Aborts the communicator: in-flight kernels stop, the handle is freed. Safe to call twice.</summary>
+    public void Abort(string reason = "aborted by caller")
+    {
+        if (Handle == IntPtr.Zero) return;
+        _abortReason ??= reason;
+        NcclNative.CommAbort(Handle); // result ignored: there is nothing more to do if abort itself fails
+        Handle = IntPtr.Zero;
+    }
+
+    /// <summary>Finalizes (flushes outstanding work, within the deadline) and destroys; aborts if that fails.</summary>
+    public void Dispose()
+    {
+        if (Handle != IntPtr.Zero)
+        {
+            try
+            {
+                CudaRuntime.SetDevice(Device);
+                var op = new OpContext("CommFinalize", "dispose", null, Others(Rank, Size));
+                var r = NcclNative.CommFinalize(Handle);
+                if (r is NcclResult.Success or NcclResult.InProgress)
+                {
+                    _watchdog.WaitUntilEnqueued(op, Stopwatch.StartNew());
+                    NcclNative.CommDestroy(Handle);
+                    Handle = IntPtr.Zero;
+                }
+                else Abort($"ncclCommFinalize: {NcclNative.ErrorString(r)}");
+            }
+            catch (CollectiveException) { /* AbortWith already aborted it */ }
+        }
+        _watchdog.Dispose();
+    }
+
+    /// <summary>Aborts and builds the exception to throw: names the operation, this rank, the peer and NCCL's reason.</summary>
+    internal CollectiveException AbortWith(OpContext op, string detail, bool timedOut = false)
+    {
+        Abort($"{op.Operation} '{op.What}': {detail}");
+        var missing = timedOut ? (op.Peer is { } p ? [p] : op.Waiting) : [];
+        return new CollectiveException(op.Operation, op.What, Rank, detail + " (communicator aborted)", op.Peer, missing, timedOut);
+    }
+
+    private OpContext Begin(string operation, string what, int? peer)
+    {
+        if (_abortReason != null)
+            throw new CollectiveException(operation, what, Rank, $"communicator was aborted earlier: {_abortReason}", peer);
+        ObjectDisposedException.ThrowIf(Handle == IntPtr.Zero, this);
+        CudaRuntime.SetDevice(Device); // the event and stream 0 below are per-device
+        return new OpContext(operation, what, peer, peer is { } p ? [p] : Others(Rank, Size));
+    }
+
+    private void CheckBuffers(OpContext op, Tensor send, long expectedRecvNumel, Tensor? recv)
+    {
+        foreach (var t in recv is null ? new[] { send } : [send, recv])
+        {
+            if (t.device_type != DeviceType.CUDA || t.device_index != Device)
+                throw new CollectiveException(op.Operation, op.What, Rank, $"tensor is on {t.device}, the communicator on cuda:{Device}", op.Peer);
+        }
+        if (recv is not null && (recv.numel() != expectedRecvNumel || recv.dtype != send.dtype))
+            throw new CollectiveException(op.Operation, op.What, Rank,
+                $"receive buffer {TorchTensors.ShapeText(recv.shape)} {recv.dtype} does not fit {expectedRecvNumel} elements of {send.dtype}", op.Peer);
+    }
+
+    private static IntPtr Ptr(Tensor t) => TorchTensors.DataPointer(t);
+
+    private static int[] Others(int rank, int size) => Enumerable.Range(0, size).Where(r => r != rank).ToArray();
+}
+
+/// <summary>One leg of a grouped point-to-point exchange: send <see cref="Tensor"/> to, or receive it from, <see cref="Peer"/>.</summary>
+public readonly record struct PeerTransfer(Tensor Tensor, int Peer, bool IsSend)
+{
+    public static PeerTransfer SendTo(Tensor t, int peer) => new(t, peer, true);
+    public static PeerTransfer ReceiveFrom(Tensor t, int peer) => new(t, peer, false);
+}

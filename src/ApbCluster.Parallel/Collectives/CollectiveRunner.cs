@@ -1,0 +1,29 @@
+using System.Runtime.ExceptionServices;
+
+namespace ApbCluster.Parallel.Collectives;
+
+/// <summary>Runs one body per rank, each on its own thread (ranks block in collectives, so not the thread pool).</summary>
+public static class CollectiveRunner
+{
+    /// <summary>Results in rank order. On the first exception the in-process group is aborted (so the other ranks
+    /// fail fast instead of waiting out the deadline); that first exception is rethrown with its stack.</summary>
+    public static T[] Run<T>(IReadOnlyList<ICollective> ranks, Func<ICollective, T> body)
+    {
+        var results = new T[ranks.Count];
+        ExceptionDispatchInfo? first = null;
+        var gate = new object();
+        var threads = ranks.Select((c, i) => new Thread(() =>
+        {
+            try { results[i] = body(c); }
+            catch (Exception e)
+            {
+                lock (gate) first ??= ExceptionDispatchInfo.Capture(e);
+                if (c is InProcessCollective ip) ip.AbortGroup($"rank {c.Rank} failed: {e.Message}");
+            }
+        }) { IsBackground = true, Name = $"rank-{c.Rank}" }).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) t.Join();
+        first?.Throw();
+        return results;
+    }
+}

@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using ApbCluster.NativeInterop;
+using ApbCluster.NativeInterop.Nccl;
+using ApbCluster.Parallel.Collectives;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace ApbCluster.Parallel.Tests;
+
+/// <summary>NCCL on two GPUs of one process. Skipped (with the reason) where CUDA or a second GPU is missing.</summary>
+[Trait("Category", "Gpu")]
+public class NcclGpuTests
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    private static T[] OnTwoGpus<T>(Func<ICollective, T> body)
+    {
+        Assert.SkipUnless(GpuAvailability.HasTwoGpus, GpuAvailability.SkipReason);
+        var ranks = NcclCollective.CreateAllInProcess([0, 1], Deadline);
+        try { return CollectiveRunner.Run(ranks, body); }
+        finally { foreach (var r in ranks) r.Dispose(); }
+    }
+
+    private static Tensor Marked(ICollective c, int rank, int slot = 0) =>
+        (arange(1024, ScalarType.Float32) + 100_000f * rank + 1_000_000f * slot).to(ScalarType.BFloat16).to(c.Device);
+
+    [Fact]
+    public void Reports_the_nccl_version()
+    {
+        Assert.SkipUnless(GpuAvailability.HasTwoGpus, GpuAvailability.SkipReason);
+        Assert.StartsWith("2.", NcclNative.VersionString());
+    }
+
+    [Fact]
+    public void AllGather_on_two_gpus()
+    {
+        var ok = OnTwoGpus(c =>
+        {
+            var parts = c.AllGather(Marked(c, c.Rank).reshape(32, 32), "gpu gather");
+            return parts.Select((p, i) => p.device == c.Device && p.reshape(-1).Same(Marked(c, i))).All(b => b);
+        });
+        Assert.All(ok, Assert.True);
+    }
+
+    [Fact]
+    public void SendReceive_ring_on_two_gpus()
+    {
+        var ok = OnTwoGpus(c =>
+        {
+            var got = c.SendReceive(Marked(c, c.Rank), c.NextRank(), c.PreviousRank(), "gpu ring");
+            var chained = c.Rank == 0 ? null : c.Receive([1024], ScalarType.BFloat16, 0, "gpu chain");
+            if (c.Rank == 0) c.Send(Marked(c, 0, slot: 1), 1, "gpu chain");
+            return got.Same(Marked(c, c.PreviousRank())) && (chained is null || chained.Same(Marked(c, 0, slot: 1)));
+        });
+        Assert.All(ok, Assert.True);
+    }
+
+    [Fact]
+    public void Broadcast_on_two_gpus()
+    {
+        var ok = OnTwoGpus(c =>
+            c.Broadcast(c.Rank == 1 ? Marked(c, 1) : null, [1024], ScalarType.BFloat16, 1, "gpu broadcast").Same(Marked(c, 1)));
+        Assert.All(ok, Assert.True);
+    }
+
+    [Fact]
+    public void AllToAll_and_barrier_on_two_gpus()
+    {
+        var ok = OnTwoGpus(c =>
+        {
+            var got = c.AllToAll([Marked(c, c.Rank, 0), Marked(c, c.Rank, 1)], "gpu all-to-all");
+            c.Barrier("gpu barrier");
+            return got.Select((g, i) => g.Same(Marked(c, i, slot: c.Rank))).All(b => b);
+        });
+        Assert.All(ok, Assert.True);
+    }
+
+    [Fact]
+    public void Watchdog_aborts_when_a_rank_never_calls()
+    {
+        Assert.SkipUnless(GpuAvailability.HasTwoGpus, GpuAvailability.SkipReason);
+        var ranks = NcclCollective.CreateAllInProcess([0, 1], TimeSpan.FromSeconds(3));
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var e = Assert.Throws<CollectiveException>(() => CollectiveRunner.Run(ranks, c =>
+            {
+                if (c.Rank == 1) return 0; // rank 1 never joins: rank 0's kernel would wait forever
+                c.AllGather(Marked(c, 0), "watchdog");
+                return 0;
+            }));
+            Assert.True(e.TimedOut);
+            Assert.Equal(0, e.Rank);
+            Assert.Equal([1], e.MissingRanks);
+            Assert.True(((NcclCollective)ranks[0]).Communicator.IsAborted);
+        }
+        finally { foreach (var r in ranks) r.Dispose(); }
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"no hang expected, took {clock.Elapsed}");
+    }
+}
