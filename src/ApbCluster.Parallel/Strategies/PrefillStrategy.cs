@@ -29,7 +29,7 @@ public abstract class PrefillStrategy
         using var noGrad = no_grad();
         var rows = Rows(c.Rank, plan, request);
         var device = model.Device;
-        lock (model.Rope) model.Rope.EnsureCapacity(plan.DocumentLength + plan.PaddedLength + plan.QuestionLength + 1);
+        lock (model.Rope) model.Rope.EnsureCapacity(plan.PaddedLength + plan.QuestionLength + 1);
 
         using var scope = NewDisposeScope();
         var positions = tensor(rows.Positions, dtype: ScalarType.Int64).to(device);
