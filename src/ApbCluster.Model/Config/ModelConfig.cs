@@ -1,7 +1,7 @@
 namespace ApbCluster.Model.Config;
 
 /// <summary>The architecture of a Llama-family checkpoint, as read from its config.json.</summary>
-public sealed record ModelConfig
+public sealed partial record ModelConfig
 {
     /// <summary>"llama" or "qwen2".</summary>
     public required string ModelType { get; init; }

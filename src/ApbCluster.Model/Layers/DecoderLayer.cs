@@ -38,8 +38,15 @@ public sealed class DecoderLayer : nn.Module
     /// <summary>Input RMSNorm, q/k/v projections, RoPE at <paramref name="positions"/> ([S] int64, global positions).</summary>
     public QkvProjection Project(Tensor hidden, Tensor positions)
     {
+        var (cos, sin) = _rope.CosSin(positions, hidden.dtype);
+        return Project(hidden, cos, sin);
+    }
+
+    /// <summary>As above with cos/sin from <see cref="RotaryEmbedding.CosSin"/>, gathered once per forward
+    /// for all layers (saves two gathers per layer in a decode step).</summary>
+    public QkvProjection Project(Tensor hidden, Tensor cos, Tensor sin)
+    {
         var (q, k, v) = self_attn.Project(input_layernorm.Forward(hidden));
-        var (cos, sin) = _rope.CosSin(positions, q.dtype);
         return new QkvProjection(q, k, v, Rotate(q, cos, sin), Rotate(k, cos, sin), v);
     }
 

@@ -31,3 +31,9 @@ public sealed class RandomWeights : IWeightSource, IDisposable
 
     public void Dispose() => _generator.Dispose();
 }
+
+/// <summary>Weights from a Hugging Face safetensors checkpoint (single file or sharded).</summary>
+public sealed class CheckpointWeightSource(Loading.CheckpointWeights weights) : IWeightSource
+{
+    public Tensor Load(string name, long[] shape, ScalarType dtype, Device device) => weights.Load(name, shape, dtype, device);
+}

@@ -72,6 +72,10 @@ public sealed class LlamaModel : nn.Module
         return new LlamaModel(config, weights, device, dtype);
     }
 
+    /// <summary>Loads a Hugging Face folder's weights (see Loading.ModelFolder for config and tokenizer).</summary>
+    public static LlamaModel FromCheckpoint(ModelConfig config, Loading.CheckpointWeights weights, Device device, ScalarType dtype) =>
+        FromWeights(config, new CheckpointWeightSource(weights), device, dtype);
+
     /// <summary>Random weights generated on the device (benchmarks at real shapes).</summary>
     public static LlamaModel CreateRandom(ModelConfig config, Device device, ScalarType dtype, long seed)
     {
@@ -120,9 +124,10 @@ public sealed class LlamaModel : nn.Module
         var ids = tokenIds.device.type == Device.type && tokenIds.dtype == ScalarType.Int64 ? tokenIds : tokenIds.to(ScalarType.Int64, Device);
         var positions = arange(past, past + s, dtype: ScalarType.Int64, device: Device);
         var h = Embed(ids);
+        var (cos, sin) = Rope.CosSin(positions, h.dtype);
         foreach (var layer in Layers)
         {
-            var p = layer.Project(h, positions);
+            var p = layer.Project(h, cos, sin);
             Tensor keys = p.K, values = p.V;
             if (cache != null)
             {

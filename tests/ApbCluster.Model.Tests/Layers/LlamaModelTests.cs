@@ -153,4 +153,16 @@ public class LlamaModelTests
         Assert.Equal(ScalarType.Float32, logits.dtype);
         Assert.True(logits.isfinite().all().item<bool>());
     }
+
+    [Fact]
+    public void RopeTableGrowsBeyondMaxPositions()
+    {
+        var c = TinyModels.Llama;
+        var w = TinyModels.RandomWeights(c, seed: 12);
+        using var small = TinyModels.Build(c with { MaxPositionEmbeddings = 8 }, w);
+        using var large = TinyModels.Build(c, w);
+        var ids = tensor(Tokens(c, 30, seed: 4)).unsqueeze(0);
+        Assert.True(small.Forward(ids).allclose(large.Forward(ids), rtol: 1e-6, atol: 1e-6));
+        Assert.True(small.Rope.Capacity >= 30);
+    }
 }

@@ -1,0 +1,54 @@
+using ApbCluster.Model.Config;
+
+namespace ApbCluster.Model.Tokenization;
+
+/// <summary>
+/// A model family's chat template, written as code rather than Jinja. Templates produce
+/// segments so that the user content's token offsets are known exactly.
+/// </summary>
+public abstract class ChatTemplate
+{
+    /// <summary>A piece of the rendered prompt; <paramref name="IsUserContent"/> marks a user message's content.</summary>
+    protected readonly record struct Segment(string Text, bool IsUserContent = false);
+
+    public abstract string Name { get; }
+
+    /// <summary>Whether <see cref="Encode"/> prepends the tokenizer's BOS id (templates that write it as text do not).</summary>
+    protected virtual bool PrependBos => false;
+
+    protected abstract IEnumerable<Segment> Segments(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt);
+
+    /// <summary>Llama 3 if the tokenizer has &lt;|start_header_id|&gt;, Qwen 2 if it has &lt;|im_start|&gt;, else plain text.</summary>
+    public static ChatTemplate For(ModelConfig config, TextTokenizer tokenizer)
+    {
+        bool llama = tokenizer.HasToken(Llama3ChatTemplate.StartHeader);
+        bool qwen = tokenizer.HasToken(Qwen2ChatTemplate.ImStart);
+        if (llama && qwen) return config.ModelType == "qwen2" ? new Qwen2ChatTemplate() : new Llama3ChatTemplate();
+        if (llama) return new Llama3ChatTemplate();
+        if (qwen) return new Qwen2ChatTemplate();
+        return new PlainChatTemplate();
+    }
+
+    /// <summary>The prompt text exactly as the official template renders it.</summary>
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt) =>
+        string.Concat(Segments(messages, addGenerationPrompt).Select(s => s.Text));
+
+    /// <summary>
+    /// Renders and tokenizes the prompt segment by segment (special tokens become their ids), and
+    /// reports where the last user message's content lies in tokens.
+    /// </summary>
+    public TemplatedPrompt Encode(TextTokenizer tokenizer, IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt)
+    {
+        var ids = new List<int>();
+        if (PrependBos && tokenizer.BosId is { } bos) ids.Add(bos);
+        int start = -1, end = -1;
+        foreach (var seg in Segments(messages, addGenerationPrompt))
+        {
+            if (seg.IsUserContent) start = ids.Count;
+            ids.AddRange(tokenizer.Encode(seg.Text, addBos: false));
+            if (seg.IsUserContent) end = ids.Count;
+        }
+        if (start < 0) start = end = ids.Count; // no user message: the content would go at the end
+        return new TemplatedPrompt(Render(messages, addGenerationPrompt), ids, start, end);
+    }
+}
