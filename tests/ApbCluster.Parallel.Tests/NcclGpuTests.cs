@@ -19,7 +19,7 @@ public class NcclGpuTests
         Assert.SkipUnless(GpuAvailability.HasTwoGpus, GpuAvailability.SkipReason);
         var ranks = NcclCollective.CreateAllInProcess([0, 1], Deadline);
         try { return CollectiveRunner.Run(ranks, body); }
-        finally { foreach (var r in ranks) r.Dispose(); }
+        finally { CollectiveRunner.DisposeAll(ranks); }
     }
 
     private static Tensor Marked(ICollective c, int rank, int slot = 0) =>
@@ -95,7 +95,7 @@ public class NcclGpuTests
             Assert.Equal([1], e.MissingRanks);
             Assert.True(((NcclCollective)ranks[0]).Communicator.IsAborted);
         }
-        finally { foreach (var r in ranks) r.Dispose(); }
+        finally { CollectiveRunner.DisposeAll(ranks); }
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"no hang expected, took {clock.Elapsed}");
     }
 }

@@ -150,7 +150,8 @@ public sealed partial class NcclCommunicator : IDisposable
         Handle = IntPtr.Zero;
     }
 
-    /// <summary>Finalizes (flushes outstanding work, within the deadline) and destroys; aborts if that fails.</summary>
+    /// <summary>Finalizes (flushes outstanding work, within the deadline) and destroys; aborts if that fails.
+    /// With several ranks in one process, dispose them concurrently (finalize may wait on peers).</summary>
     public void Dispose()
     {
         if (Handle != IntPtr.Zero)

@@ -26,4 +26,9 @@ public static class CollectiveRunner
         first?.Throw();
         return results;
     }
+
+    /// <summary>Disposes every rank at once, each on its own thread: tearing down a communicator may wait for
+    /// its peers (NCCL finalize), so one-by-one on a single thread could stall until the deadline.</summary>
+    public static void DisposeAll(IReadOnlyList<ICollective> ranks) =>
+        Run(ranks, c => { c.Dispose(); return 0; });
 }

@@ -28,6 +28,6 @@ public static class InProcessCollectiveGroup
     {
         var ranks = Create(hosts, deadline, devices);
         try { return CollectiveRunner.Run(ranks, body); }
-        finally { foreach (var r in ranks) r.Dispose(); }
+        finally { CollectiveRunner.DisposeAll(ranks); }
     }
 }
