@@ -4,6 +4,7 @@ using ApbCluster.Benchmarks;
 using ApbCluster.Model.Config;
 using ApbCluster.Model.Layers;
 using ApbCluster.NativeInterop;
+using ApbCluster.Parallel.Plan;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -17,8 +18,13 @@ internal static class BenchCommand
     {
         var shape = new Option<string>("--shape") { Description = $"model shape: {string.Join(", ", ModelShapes.Names)}", DefaultValueFactory = _ => "llama-3.1-8b" };
         var lengths = new Option<string>("--lengths") { Description = "prompt lengths, e.g. 32k,64k,128k", DefaultValueFactory = _ => "32k,64k,128k" };
-        var modes = new Option<string>("--modes") { Description = "comma-separated: dense", DefaultValueFactory = _ => "dense" };
+        var modes = new Option<string>("--modes") { Description = "comma-separated: dense, ring, ulysses, star, apb", DefaultValueFactory = _ => "dense" };
         var gpus = new Option<int>("--gpus") { Description = "GPUs to use (hosts are spread over them)", DefaultValueFactory = _ => 1 };
+        var hosts = new Option<int?>("--hosts") { Description = "hosts of the parallel modes (default: one per GPU)" };
+        var anchorDivisor = new Option<int>("--anchor-divisor") { Description = "APB anchor = block / this (paper: 4, or 8 at 512K)", DefaultValueFactory = _ => 4 };
+        var anchor = new Option<int?>("--anchor") { Description = "APB anchor length (overrides --anchor-divisor)" };
+        var passing = new Option<int?>("--passing") { Description = "APB passing length per host (default block/8)" };
+        var balanced = new Option<bool>("--balanced") { Description = "cost-balanced block split for apb and star" };
         var device = new Option<string>("--device") { Description = "cuda or cpu", DefaultValueFactory = _ => "cuda" };
         var dtype = new Option<string>("--dtype") { Description = "bfloat16, float16 or float32", DefaultValueFactory = _ => "bfloat16" };
         var warmup = new Option<int>("--warmup") { Description = "untimed runs per configuration", DefaultValueFactory = _ => 1 };
@@ -27,27 +33,52 @@ internal static class BenchCommand
         var decodeSteps = new Option<int>("--decode-steps") { Description = "decode steps to time", DefaultValueFactory = _ => 32 };
         var output = new Option<string>("--out", "-o") { Description = "folder for bench.json, bench.md, bench.png", Required = true };
         var cmd = new Command("bench", "Benchmark prefill/decode at a real model shape with random weights.")
-            { shape, lengths, modes, gpus, device, dtype, warmup, repeats, decodeContext, decodeSteps, output };
+            { shape, lengths, modes, gpus, hosts, anchorDivisor, anchor, passing, balanced, device, dtype, warmup, repeats, decodeContext, decodeSteps, output };
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             var config = ModelShapes.Get(pr.GetValue(shape)!);
             var lens = ParseLengths(pr.GetValue(lengths)!, "--lengths");
             var modeList = pr.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            foreach (var m in modeList)
-                if (m != "dense") throw new CliUsageException($"--modes: '{m}' is not a mode this build benchmarks (dense).");
+            var parallelModes = modeList.Where(m => m != "dense").Select(m => Enum.TryParse<ParallelMode>(m, ignoreCase: true, out var pm)
+                ? pm : throw new CliUsageException($"--modes: '{m}' is not one of dense, ring, ulysses, star, apb.")).ToArray();
             var dev = ModelOptions.ParseDevice(pr.GetValue(device)!);
+            int gpuCount = pr.GetValue(gpus);
+            if (dev.type == DeviceType.CUDA && gpuCount > cuda.device_count())
+                throw new CliUsageException($"--gpus {gpuCount}: this machine has {cuda.device_count()} CUDA device(s).");
+            var gpuList = Enumerable.Range(0, Math.Max(1, gpuCount)).Select(i => dev.type == DeviceType.CUDA ? new Device(DeviceType.CUDA, i) : CPU).ToArray();
+            int hostCount = pr.GetValue(hosts) ?? gpuList.Length;
             var dt = ModelOptions.ParseDtype(pr.GetValue(dtype)!, config, dev);
             var report = new BenchReport(pr.GetValue(shape)!, dt.ToString(), Hardware(dev), "apb " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
                 DateTimeOffset.UtcNow, [], [], []);
 
             Console.Error.WriteLine($"bench: {report.Shape} {dt} on {report.Hardware}; libtorch: {TorchRuntime.Source}");
-            using var model = LlamaModel.CreateRandom(config, dev, dt, seed: 1);
+            using var bench = parallelModes.Length > 0 ? new ParallelBench(config, dt, gpuList, hostCount, seed: 1) : null;
+            using var ownModel = bench is null ? LlamaModel.CreateRandom(config, gpuList[0], dt, seed: 1) : null;
+            var model = bench?.ModelOn(gpuList[0]) ?? ownModel!;
+            if (bench != null) report.Notes.Add($"parallel modes: {bench.Hosts} hosts on {bench.Gpus} GPU(s), {bench.Collective} collective");
+            var apbSettings = new BenchApbSettings(pr.GetValue(anchorDivisor), pr.GetValue(anchor), pr.GetValue(passing), pr.GetValue(balanced));
             foreach (int n in lens)
             {
-                Console.Error.Write($"  dense prefill {n,7} tokens ... ");
-                var m = DenseBench.Prefill(model, n, pr.GetValue(warmup), pr.GetValue(repeats), seed: n);
-                report.Prefill.Add(m);
-                Console.Error.WriteLine($"{m.Seconds:F3} s, {m.TokensPerSecond:F0} tok/s, {m.PeakGpuGiB:F1} GiB");
+                foreach (var mode in modeList)
+                {
+                    Console.Error.Write($"  {mode,-8} prefill {n,7} tokens ... ");
+                    try
+                    {
+                        var m = mode == "dense"
+                            ? DenseBench.Prefill(model, n, pr.GetValue(warmup), pr.GetValue(repeats), seed: n)
+                            : bench!.Prefill(Enum.Parse<ParallelMode>(mode, ignoreCase: true), n, pr.GetValue(warmup), pr.GetValue(repeats), apbSettings, seed: n);
+                        report.Prefill.Add(m);
+                        Console.Error.WriteLine($"{m.Seconds:F3} s, {m.TokensPerSecond:F0} tok/s, {m.PeakGpuGiB:F1} GiB" +
+                            (m.PhaseMs.Count > 0 ? "  [" + string.Join(", ", m.PhaseMs.Select(kv => $"{kv.Key} {kv.Value:F0} ms")) + "]" : ""));
+                    }
+                    catch (Exception e) when (e is not CliUsageException)
+                    {
+                        // One configuration that does not fit (e.g. dense out of memory) must not lose the others.
+                        string reason = e.Message.Split('\n')[0];
+                        report.Notes.Add($"{mode} at {n} tokens failed: {reason}");
+                        Console.Error.WriteLine("failed: " + reason);
+                    }
+                }
             }
             if (pr.GetValue(decodeContext) is { } dc)
             {
