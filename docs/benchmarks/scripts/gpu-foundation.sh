@@ -7,7 +7,7 @@
 # Usage: bash docs/benchmarks/scripts/gpu-foundation.sh [tests|compare|bench|all]
 set -uo pipefail
 what=${1:-all}
-source scripts/gpu-env.sh
+source scripts/gpu-env.sh .device/apb-gpu.tar.xz
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 S=docs/benchmarks/scripts/hf_reference.py
 W=/tmp/apbw; mkdir -p $W

@@ -17,6 +17,12 @@ internal static class CliRun
             Console.Error.WriteLine("error: " + e.Message);
             return e is CliUsageException ? Usage : Failed;
         }
+        catch (System.Runtime.InteropServices.ExternalException e)
+        {
+            // libtorch's own errors (e.g. CUDA out of memory): its message, without a .NET stack trace.
+            Console.Error.WriteLine("error (libtorch): " + e.Message);
+            return Failed;
+        }
     }
 }
 

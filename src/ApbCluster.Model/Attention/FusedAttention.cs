@@ -12,7 +12,7 @@ namespace ApbCluster.Model.Attention;
 /// of its keys, as in a KV-cached decode step).
 /// GPU: cuDNN's fused kernel for square blocks (about 1.8x the flash kernel on Hopper), libtorch's
 /// flash kernel (native GQA, bottom-right causal) otherwise; APB_ATTENTION_BACKEND=flash|cudnn
-/// forces one. CPU: libtorch's CPU flash kernel.
+/// forces one; fp32 on CUDA takes the memory-efficient kernel. CPU: libtorch's CPU flash kernel.
 /// Both are internal aten ops, reached through TorchScript because TorchSharp does not bind them.
 /// </summary>
 public static class FusedAttention
@@ -24,6 +24,10 @@ def gpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tu
 
 def gpu_cudnn(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tuple[Tensor, Tensor]:
     r = torch._scaled_dot_product_cudnn_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), None, True, 0.0, causal, False, scale=scale)
+    return r[0].transpose(1, 2), r[1]
+
+def gpu_efficient(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tuple[Tensor, Tensor]:
+    r = torch._scaled_dot_product_efficient_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), None, True, 0.0, causal, scale=scale)
     return r[0].transpose(1, 2), r[1]
 
 def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tuple[Tensor, Tensor]:
@@ -49,6 +53,8 @@ def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tu
         if (causal && sk < sq)
             throw new ArgumentException($"causal attention needs at least as many keys ({sk}) as queries ({sq}).");
 
+        if (q.device.type == DeviceType.CUDA && q.dtype == ScalarType.Float32)
+            return AttendCudaFloat32(q, k, v, causal, scale);
         if (q.device.type == DeviceType.CUDA)
         {
             // cuDNN's causal mask is top-left aligned: it serves non-causal calls and square causal ones.
@@ -66,6 +72,24 @@ def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tu
             return (o, lse);
         }
         return AttendCpu(q, k, v, causal, scale);
+    }
+
+    /// <summary>fp32 on CUDA (verification runs; flash and cuDNN take only 16-bit types): the memory-efficient
+    /// kernel, whose causal mask is top-left aligned and whose LSE rows are padded to a multiple of 32.</summary>
+    private static (Tensor Out, Tensor Lse) AttendCudaFloat32(Tensor q, Tensor k, Tensor v, bool causal, double scale)
+    {
+        long b = q.shape[0], sq = q.shape[1], hq = q.shape[2], sk = k.shape[1];
+        if (causal && sk > sq)
+        {
+            var prefix = AttendCudaFloat32(q, k.narrow(1, 0, sk - sq), v.narrow(1, 0, sk - sq), false, scale);
+            var tail = AttendCudaFloat32(q, k.narrow(1, sk - sq, sq), v.narrow(1, sk - sq, sq), true, scale);
+            return LseMerge.Merge(prefix, tail);
+        }
+        long groups = hq / k.shape[2];
+        var ke = groups == 1 ? k : k.repeat_interleave(groups, dim: 2);
+        var ve = groups == 1 ? v : v.repeat_interleave(groups, dim: 2);
+        var (o, lse) = ((Tensor, Tensor))Unit.Value.invoke("gpu_efficient", q, ke, ve, causal, scale);
+        return (o, lse.narrow(2, 0, sq).reshape(b, hq, sq));
     }
 
     private static (Tensor Out, Tensor Lse) AttendCpu(Tensor q, Tensor k, Tensor v, bool causal, double scale)

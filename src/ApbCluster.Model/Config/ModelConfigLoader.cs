@@ -49,7 +49,7 @@ public static class ModelConfigLoader
             HeadDim = Positive(json, "head_dim", json.OptionalInt("head_dim") ?? hidden / heads),
             VocabSize = Positive(json, "vocab_size", json.RequiredInt("vocab_size")),
             RmsNormEps = PositiveReal(json, "rms_norm_eps", json.OptionalDouble("rms_norm_eps") ?? 1e-6),
-            RopeTheta = PositiveReal(json, "rope_theta", json.OptionalDouble("rope_theta") ?? 10000.0),
+            RopeTheta = RopeTheta(json),
             RopeScaling = ParseRopeScaling(json),
             MaxPositionEmbeddings = Positive(json, "max_position_embeddings", json.OptionalInt("max_position_embeddings") ?? 4096),
             TieWordEmbeddings = json.OptionalBool("tie_word_embeddings") ?? false,
@@ -62,29 +62,42 @@ public static class ModelConfigLoader
         };
     }
 
+    // transformers 5 writes RoPE settings as one "rope_parameters" object (rope_theta, rope_type and the
+    // scaling factors together); older versions use top-level "rope_theta" and "rope_scaling".
+    private const string RopeParameters = "rope_parameters";
+
+    private static double RopeTheta(JsonFile json)
+    {
+        if (json.Get(RopeParameters) is { ValueKind: JsonValueKind.Object } rp && rp.TryGetProperty("rope_theta", out var t))
+            return PositiveReal(json, RopeParameters + ".rope_theta", json.AsDouble(t, RopeParameters + ".rope_theta"));
+        return PositiveReal(json, "rope_theta", json.OptionalDouble("rope_theta") ?? 10000.0);
+    }
+
     private static RopeScaling? ParseRopeScaling(JsonFile json)
     {
-        if (json.Get("rope_scaling") is not { } rs) return null;
-        if (rs.ValueKind != JsonValueKind.Object) throw json.WrongType("rope_scaling", "an object or null", rs);
+        var key = json.Get("rope_scaling") is { ValueKind: JsonValueKind.Object } ? "rope_scaling" : RopeParameters;
+        if (json.Get(key) is not { } rs) return null;
+        if (rs.ValueKind == JsonValueKind.Null) return null;
+        if (rs.ValueKind != JsonValueKind.Object) throw json.WrongType(key, "an object or null", rs);
 
         string? Str(string k) => rs.TryGetProperty(k, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
         var typeKey = Str("rope_type") != null ? "rope_type" : "type";
         var type = Str(typeKey);
         if (type is null or "default") return null;
         if (type != "llama3")
-            throw json.Invalid($"rope_scaling.{typeKey}", $"'{type}' is not supported; supported values: llama3, default (or null).");
+            throw json.Invalid($"{key}.{typeKey}", $"'{type}' is not supported; supported values: llama3, default (or null).");
 
         double Num(string k) => rs.TryGetProperty(k, out var v) && v.ValueKind != JsonValueKind.Null
-            ? json.AsDouble(v, "rope_scaling." + k)
-            : throw json.Missing("rope_scaling." + k);
+            ? json.AsDouble(v, key + "." + k)
+            : throw json.Missing(key + "." + k);
         var original = Num("original_max_position_embeddings");
         if (original <= 0 || original != Math.Floor(original))
-            throw json.Invalid("rope_scaling.original_max_position_embeddings", $"must be a positive integer, found {original}.");
+            throw json.Invalid(key + ".original_max_position_embeddings", $"must be a positive integer, found {original}.");
         return new RopeScaling(
             "llama3",
-            PositiveReal(json, "rope_scaling.factor", Num("factor")),
-            PositiveReal(json, "rope_scaling.low_freq_factor", Num("low_freq_factor")),
-            PositiveReal(json, "rope_scaling.high_freq_factor", Num("high_freq_factor")),
+            PositiveReal(json, key + ".factor", Num("factor")),
+            PositiveReal(json, key + ".low_freq_factor", Num("low_freq_factor")),
+            PositiveReal(json, key + ".high_freq_factor", Num("high_freq_factor")),
             (int)original);
     }
 

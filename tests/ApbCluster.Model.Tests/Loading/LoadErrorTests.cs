@@ -91,6 +91,30 @@ public class LoadErrorTests
     }
 
     [Fact]
+    public void Transformers5RopeParametersAreRead()
+    {
+        // transformers 5 writes rope_theta and the llama3 scaling inside one "rope_parameters" object.
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp.File("config.json"), """
+            {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+             "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 300, "dtype": "bfloat16",
+             "rope_parameters": {"rope_theta": 500000.0, "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}
+            """);
+        var c = ModelConfig.Load(tmp.Path);
+        Assert.Equal(500000.0, c.RopeTheta);
+        Assert.Equal(new RopeScaling("llama3", 8.0, 1.0, 4.0, 8192), c.RopeScaling);
+
+        File.WriteAllText(tmp.File("config.json"), """
+            {"model_type": "qwen2", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+             "num_attention_heads": 4, "vocab_size": 300, "rope_parameters": {"rope_theta": 1000000.0, "rope_type": "default"}}
+            """);
+        c = ModelConfig.Load(tmp.Path);
+        Assert.Equal(1000000.0, c.RopeTheta);
+        Assert.Null(c.RopeScaling);
+    }
+
+    [Fact]
     public void ConfigDefaultsFollowHf()
     {
         using var tmp = new TempDir();
