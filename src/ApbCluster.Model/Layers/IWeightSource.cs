@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ApbCluster.Model.Layers;
@@ -16,9 +17,15 @@ public interface IWeightSource
 /// <summary>Normally distributed weights generated directly on the device, for benchmarks at real shapes.</summary>
 public sealed class RandomWeights : IWeightSource, IDisposable
 {
-    private readonly Generator _generator;
+    private readonly Generator? _generator;
 
-    public RandomWeights(Device device, long seed) => _generator = new Generator((ulong)seed, device);
+    public RandomWeights(Device device, long seed)
+    {
+        // TorchSharp 0.107 makes CPU generators only; on CUDA, seed the devices' default generators instead
+        // (models are built one after another, so the same seed gives the same weights on every GPU).
+        if (device.type == DeviceType.CUDA) cuda.manual_seed_all(seed);
+        else _generator = new Generator((ulong)seed, device);
+    }
 
     public Tensor Load(string name, long[] shape, ScalarType dtype, Device device)
     {
@@ -29,7 +36,7 @@ public sealed class RandomWeights : IWeightSource, IDisposable
         return name.Contains("embed_tokens", StringComparison.Ordinal) ? t : t.mul_(1.0 / Math.Sqrt(fanIn));
     }
 
-    public void Dispose() => _generator.Dispose();
+    public void Dispose() => _generator?.Dispose();
 }
 
 /// <summary>Weights from a Hugging Face safetensors checkpoint (single file or sharded).</summary>
