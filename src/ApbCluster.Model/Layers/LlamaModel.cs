@@ -127,6 +127,8 @@ public sealed class LlamaModel : nn.Module
         var (cos, sin) = Rope.CosSin(positions, h.dtype);
         foreach (var layer in Layers)
         {
+            // Per-layer scope: a layer's intermediates (GBs at long prompts) are freed before the next layer.
+            using var layerScope = NewDisposeScope();
             var p = layer.Project(h, cos, sin);
             Tensor keys = p.K, values = p.V;
             if (cache != null)
@@ -136,7 +138,9 @@ public sealed class LlamaModel : nn.Module
                 values = cache.Values(layer.Index);
             }
             var (attn, _) = FusedAttention.Attend(p.Q, keys, values, causal: true, Scale);
-            h = layer.Finish(h, attn);
+            var previous = h;
+            h = layer.Finish(h, attn).MoveToOuterDisposeScope();
+            previous.Dispose();
         }
         return h;
     }
