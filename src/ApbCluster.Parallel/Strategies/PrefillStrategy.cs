@@ -51,6 +51,7 @@ public abstract class PrefillStrategy
             keys[i] = Keep(p.K, keep, rows).MoveToOuterDisposeScope();
             values[i] = Keep(p.V, keep, rows).MoveToOuterDisposeScope();
             DisposeLayer(p, attn);
+            request.OnLayer?.Invoke(i + 1, layers);
         }
         var hidden = request.KeepHidden ? Keep(h, keep, rows).MoveToOuterDisposeScope() : null;
         var kept = rows.Positions.Skip(rows.Prefix).Where(x => x < plan.DocumentLength).ToArray();
