@@ -1,4 +1,5 @@
 using ApbCluster.Model.Attention;
+using ApbCluster.Model.Generation;
 using ApbCluster.Model.Layers;
 using ApbCluster.Parallel.Collectives;
 using ApbCluster.Parallel.Strategies;
@@ -11,8 +12,8 @@ public sealed record Phase2Options
     public int MaxNewTokens { get; init; } = 32;
     /// <summary>Stop ids; null = the model's EOS ids.</summary>
     public IReadOnlyList<long>? StopIds { get; init; }
-    /// <summary>logits [vocab] fp32 -> next id; null = greedy.</summary>
-    public Func<Tensor, long>? Sampler { get; init; }
+    /// <summary>Temperature / top-p / seed for the model's <see cref="Sampler"/>; null = greedy.</summary>
+    public GenerationOptions? Sampling { get; init; }
     public bool Timing { get; init; }
     /// <summary>Called on every host with each generated id as soon as it is known (streaming; an exception
     /// thrown here stops generation).</summary>
@@ -42,6 +43,7 @@ public static class Phase2Decoder
         var stop = options.StopIds ?? model.Config.EosTokenIds.Select(x => (long)x).ToArray();
         lock (model.Rope) model.Rope.EnsureCapacity(documentLength + question.Length + options.MaxNewTokens + 1);
         using var own = last ? model.CreateCache(1, question.Length + options.MaxNewTokens) : null;
+        using var sampler = last && options.Sampling is { } g ? new Sampler(g, model.Device) : null;
 
         var tokens = new List<long>();
         var steps = new List<TimeSpan>();
@@ -58,8 +60,8 @@ public static class Phase2Decoder
                 long id = -1;
                 if (last)
                 {
-                    var logits = model.Logits(hidden.narrow(1, hidden.shape[1] - 1, 1))[0, 0];
-                    id = options.Sampler?.Invoke(logits) ?? logits.argmax().item<long>();
+                    var logits = model.Logits(hidden.narrow(1, hidden.shape[1] - 1, 1))[.., 0]; // [1, vocab]
+                    id = sampler is null ? logits[0].argmax().item<long>() : sampler.Sample(logits)[0].item<long>();
                 }
                 var sent = last ? tensor(new[] { id }, dtype: ScalarType.Int64).to(model.Device) : null;
                 next = c.Broadcast(sent, [1], ScalarType.Int64, c.WorldSize - 1, "next token").cpu().item<long>();
@@ -81,11 +83,12 @@ public static class Phase2Decoder
         var device = model.Device;
         var positions = arange(position, position + ids.Length, dtype: ScalarType.Int64, device: device);
         var h = model.Embed(tensor(ids, dtype: ScalarType.Int64).reshape(1, -1).to(device));
+        var (cos, sin) = model.Rope.CosSin(positions, h.dtype); // once for all layers
         for (int i = 0; i < model.Layers.Count; i++)
         {
             var layer = model.Layers[i];
             QkvProjection p;
-            using (timer.Measure(PhaseTimer.Qkv)) p = layer.Project(h, positions);
+            using (timer.Measure(PhaseTimer.Qkv)) p = layer.Project(h, cos, sin);
             (Tensor Out, Tensor Lse) part;
             using (timer.Measure(PhaseTimer.Attention))
             {

@@ -35,24 +35,28 @@ public abstract class PrefillStrategy
         var positions = tensor(rows.Positions, dtype: ScalarType.Int64).to(device);
         var ctx = new LayerContext(c, model, plan, request, rows, positions, timer);
         var h = model.Embed(tensor(rows.Ids, dtype: ScalarType.Int64).reshape(1, -1).to(device));
+        var (cos, sin) = model.Rope.CosSin(positions, h.dtype); // once for all layers
         var keep = KeptRows(rows, plan.DocumentLength, device);
         int layers = model.Layers.Count;
         var keys = new Tensor[layers];
         var values = new Tensor[layers];
         for (int i = 0; i < layers; i++)
         {
+            // Per-layer scope: the compressed blocks, passing block and partial results die with the layer.
+            using var layerScope = NewDisposeScope();
             var layer = model.Layers[i];
             QkvProjection p;
-            using (timer.Measure(PhaseTimer.Qkv)) p = layer.Project(h, positions);
+            using (timer.Measure(PhaseTimer.Qkv)) p = layer.Project(h, cos, sin);
             var attn = Attend(ctx, i, h, p);
             var old = h;
-            using (timer.Measure(PhaseTimer.Mlp)) h = layer.Finish(h, attn);
+            using (timer.Measure(PhaseTimer.Mlp)) h = layer.Finish(h, attn).MoveToOuterDisposeScope();
             old.Dispose();
             keys[i] = Keep(p.K, keep, rows).MoveToOuterDisposeScope();
             values[i] = Keep(p.V, keep, rows).MoveToOuterDisposeScope();
-            DisposeLayer(p, attn);
             request.OnLayer?.Invoke(i + 1, layers);
         }
+        // Out of the prefill's scope to the caller: the shard.
+        foreach (var t in keys.Concat(values)) t.MoveToOuterDisposeScope();
         var hidden = request.KeepHidden ? Keep(h, keep, rows).MoveToOuterDisposeScope() : null;
         var kept = rows.Positions.Skip(rows.Prefix).Where(x => x < plan.DocumentLength).ToArray();
         return new HostShard { Host = c.Rank, Positions = kept, Keys = keys, Values = values, Hidden = hidden, Timings = timer };
@@ -77,10 +81,5 @@ public abstract class PrefillStrategy
     {
         if (keep is not null) return x.index_select(1, keep);
         return rows.Prefix == 0 ? x.alias() : x.narrow(1, rows.Prefix, rows.Local).clone();
-    }
-
-    private static void DisposeLayer(QkvProjection p, Tensor attn)
-    {
-        foreach (var t in new[] { p.QPre, p.KPre, p.VPre, p.Q, p.K, p.V, attn }) t.Dispose();
     }
 }

@@ -70,11 +70,10 @@ public sealed class LlamaShardEngine : IShardEngine
                 Interlocked.Exchange(ref _kvBytes, ShardBytes(plan, collective.Rank));
             },
         };
-        using var sampler = work.Generation.Temperature > 0 ? new ModelGeneration.Sampler(SamplerOptions(work.Generation), _model.Device) : null;
         var options = new Phase2Options
         {
             MaxNewTokens = work.Generation.MaxNewTokens,
-            Sampler = sampler is null ? null : logits => { using var id = sampler.Sample(logits.unsqueeze(0)); return id.cpu().item<long>(); },
+            Sampling = work.Generation.Temperature > 0 ? SamplerOptions(work.Generation) : null,
             OnToken = id =>
             {
                 ct.ThrowIfCancellationRequested();
