@@ -62,4 +62,35 @@ public sealed class GpuHostTests() : TestKit(ClusterTestConfig.Hocon)
             Contracts.GenerationOptions.Greedy(1), 1000));
         Assert.Contains("malformed", coordinator.ExpectMsg<ShardFailed>().Reason);
     }
+
+    /// <summary>An engine whose status call throws once: the actor crashes on a register tick.</summary>
+    private sealed class FlakyEngine : IShardEngine
+    {
+        private int _calls;
+        public bool Disposed { get; private set; }
+        public string Device => "cpu";
+        public string ModelName => "flaky";
+        public long KvBytes => 0;
+
+        public DeviceMemory Memory() =>
+            Interlocked.Increment(ref _calls) == 2 ? throw new InvalidOperationException("driver hiccup") : new DeviceMemory(1, 2);
+
+        public ShardOutcome Run(RunShard work, Parallel.Collectives.ICollective collective, IShardEvents events, CancellationToken ct) =>
+            throw new NotSupportedException();
+
+        public void Dispose() => Disposed = true;
+    }
+
+    [Fact]
+    public void An_actor_error_restarts_the_host_but_keeps_its_engine_and_model()
+    {
+        var router = CreateTestProbe();
+        var engine = new FlakyEngine();
+        using var listener = new DataPlaneListener("127.0.0.1", "127.0.0.1", 0);
+        Sys.ActorOf(GpuHost.Props("h", engine, new CollectiveFactory(listener, "cpu"), router.Ref, TimeSpan.FromMilliseconds(100)));
+        router.ExpectMsg<RegisterHost>();
+        // The second tick throws (default supervision: restart); registration resumes afterwards.
+        router.ExpectMsg<RegisterHost>(TimeSpan.FromSeconds(5));
+        Assert.False(engine.Disposed, "a restart must not dispose the engine (the loaded model)");
+    }
 }
