@@ -26,7 +26,13 @@ public static class QueryPlanning
     /// <param name="anchorLength">null: the paper's default for the mode.</param>
     public static ApbPlan Plan(AttentionMode mode, int hosts, int documentLength, int questionLength,
         int? anchorLength, int? passingLength, ModelConfig? model) =>
-        ApbPlan.Create(new PlanRequest
+        ApbPlan.Create(hosts == 1 && mode is AttentionMode.Apb or AttentionMode.Star
+            ? new PlanRequest // one host left: nothing to anchor or pass, APB is dense attention
+            {
+                Mode = ToParallel(mode), Hosts = 1, DocumentLength = documentLength, QuestionLength = questionLength,
+                AnchorLength = 0, PassingLength = 0,
+            }
+            : new PlanRequest
         {
             Mode = ToParallel(mode),
             Hosts = hosts,

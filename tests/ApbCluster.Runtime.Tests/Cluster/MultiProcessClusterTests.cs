@@ -13,7 +13,7 @@ namespace ApbCluster.Runtime.Tests.Cluster;
 /// weights), queried from outside through ClusterQueryClient. Answers must equal the in-process run;
 /// a host SIGKILLed mid-prefill fails the query naming it within the bound, is downed by the
 /// split-brain resolver (keep-majority, stable-after 3s from a config file) and the next query
-/// runs on the rest; killing the router node moves the singleton and queries work again.
+/// runs on the rest; a partitioned (SIGSTOPped) host likewise; killing the router node moves the singleton and queries work again.
 /// </summary>
 public sealed class MultiProcessClusterTests : IDisposable
 {
@@ -40,7 +40,7 @@ public sealed class MultiProcessClusterTests : IDisposable
         var routerA = Start("router-a", ports[0], ports[1], "router", seed);
         Start("router-b", ports[2], ports[3], "router", seed);
         Start("host-a", ports[4], ports[5], "gpu-host", seed, model: true);
-        Start("host-b", ports[6], ports[7], "gpu-host", seed, model: true);
+        var hostB = Start("host-b", ports[6], ports[7], "gpu-host", seed, model: true);
         var hostC = Start("host-c", ports[8], ports[9], "gpu-host", seed, model: true);
         var hostCId = $"127.0.0.1:{ports[8]}/gpu0";
         var hostCAddress = $"akka.tcp://apb@127.0.0.1:{ports[8]}";
@@ -95,21 +95,41 @@ public sealed class MultiProcessClusterTests : IDisposable
         }
         await AssertAnswerMatchesInProcess(client, "q-2-hosts", hosts: 2, ct);
 
+        // 3b. A partitioned host (SIGSTOP: no FIN, no heartbeats) is handled the same way.
+        var hostBId = $"127.0.0.1:{ports[6]}/gpu0";
+        var frozen = DateTime.MinValue;
+        failure = null;
+        await foreach (var e in client.AskAsync(Query("q-partition"), ct))
+        {
+            if (e is PrefillProgress && frozen == DateTime.MinValue)
+            {
+                hostB.Freeze();
+                frozen = DateTime.UtcNow;
+            }
+            failure = e as QueryFailed ?? failure;
+        }
+        Assert.NotNull(failure);
+        Assert.True(failure.FailingHost == hostBId, $"blamed {failure.FailingHost}: {failure.Reason}");
+        Assert.True(DateTime.UtcNow - frozen < FailureBound, $"the failure took {DateTime.UtcNow - frozen}");
+        await using (var admin = await ConnectWithRetry(routerAdmin, ct))
+            await Eventually("host-b downed and gone from gpu list", DownBound, async () => (await GpuHosts(admin, ct)).Count == 1);
+        await AssertAnswerMatchesInProcess(client, "q-1-host", hosts: 1, ct);
+
         // 4. Kill the router node holding the singleton: it moves to router-b, hosts re-register, queries work.
         routerA.Kill();
-        await Eventually("router singleton on router-b with 2 hosts", DownBound, async () =>
+        await Eventually("router singleton on router-b with the last host", DownBound, async () =>
         {
             try
             {
                 var status = await client.StatusAsync(TimeSpan.FromSeconds(2));
-                return status.RouterAddress.EndsWith($":{ports[2]}") && status.Hosts.Count == 2;
+                return status.RouterAddress.EndsWith($":{ports[2]}") && status.Hosts.Count == 1;
             }
             catch (Exception)
             {
                 return false;
             }
         });
-        await AssertAnswerMatchesInProcess(client, "q-after-router-loss", hosts: 2, ct);
+        await AssertAnswerMatchesInProcess(client, "q-after-router-loss", hosts: 1, ct);
     }
 
     private static readonly string Question = " How many marbles are in box 3?";
@@ -122,7 +142,11 @@ public sealed class MultiProcessClusterTests : IDisposable
     private async Task AssertAnswerMatchesInProcess(ClusterQueryClient client, string id, int hosts, CancellationToken ct)
     {
         var (terminal, chunks) = await client.AskToEndAsync(Query(id), ct);
-        var done = Assert.IsType<QueryCompleted>(terminal, exactMatch: false);
+        if (terminal is not QueryCompleted done)
+        {
+            Assert.Fail($"{id}: {terminal}\n{NodeOutputs()}");
+            return;
+        }
         var (doc, question) = InProcessReference.Prompt(InProcessReference.Context(6), Question);
         var expected = InProcessReference.Tokens(AttentionMode.Apb, hosts, doc, question, MaxNew);
         Assert.Equal(expected.Select(t => (int)t), chunks.SelectMany(c => c.TokenIds));
