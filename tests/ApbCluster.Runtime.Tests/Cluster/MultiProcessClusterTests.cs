@@ -19,6 +19,7 @@ public sealed class MultiProcessClusterTests : IDisposable
 {
     private static readonly TimeSpan JoinBound = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan DownBound = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan RouterLossBound = TimeSpan.FromSeconds(25); // client death watch, else its 20 s idle timeout
     private static readonly TimeSpan FailureBound = TimeSpan.FromSeconds(12); // collective deadline 10 s + margin
 
     private readonly List<NodeProcess> _nodes = [];
@@ -115,8 +116,21 @@ public sealed class MultiProcessClusterTests : IDisposable
             await Eventually("host-b downed and gone from gpu list", DownBound, async () => (await GpuHosts(admin, ct)).Count == 1);
         await AssertAnswerMatchesInProcess(client, "q-1-host", hosts: 1, ct);
 
-        // 4. Kill the router node holding the singleton: it moves to router-b, hosts re-register, queries work.
-        routerA.Kill();
+        // 4. Kill the router node holding the singleton mid-query: the caller's query fails cleanly (never
+        // hangs), the singleton moves to router-b, hosts re-register, queries work.
+        var routerKilled = DateTime.MinValue;
+        object? lastEvent = null;
+        await foreach (var e in client.AskAsync(Query("q-router-lost"), ct))
+        {
+            if (e is PrefillProgress && routerKilled == DateTime.MinValue)
+            {
+                routerA.Kill();
+                routerKilled = DateTime.UtcNow;
+            }
+            lastEvent = e;
+        }
+        Assert.True(lastEvent is QueryFailed, $"in-flight query on the lost router ended with {lastEvent}");
+        Assert.True(DateTime.UtcNow - routerKilled < RouterLossBound, $"the caller heard of the router loss after {DateTime.UtcNow - routerKilled}");
         await Eventually("router singleton on router-b with the last host", DownBound, async () =>
         {
             try
