@@ -15,6 +15,9 @@ public sealed record Phase2Options
     /// <summary>Temperature / top-p / seed for the model's <see cref="Sampler"/>; null = greedy.</summary>
     public GenerationOptions? Sampling { get; init; }
     public bool Timing { get; init; }
+    /// <summary>Called on every host with each generated id as soon as it is known (streaming; an exception
+    /// thrown here stops generation).</summary>
+    public Action<long>? OnToken { get; init; }
 }
 
 /// <summary>Generated ids (identical on every host), the time of the question pass and of each decode step.</summary>
@@ -67,6 +70,7 @@ public static class Phase2Decoder
             if (tokens.Count == 0) questionTime = clock.Elapsed; else steps.Add(clock.Elapsed);
             clock.Restart();
             tokens.Add(next);
+            options.OnToken?.Invoke(next);
             if (stop.Contains(next)) break;
             input = [next];
         }

@@ -31,6 +31,9 @@ public sealed record PrefillRequest(long[] Document, long[] Question)
     public long PadId { get; init; }
     /// <summary>Keep the final hidden states in the shard (tests, debugging).</summary>
     public bool KeepHidden { get; init; }
+    /// <summary>Called after each prefill layer with (layer 1-based, layers), on the host's thread: progress
+    /// reports, and a place to cancel (an exception thrown here aborts the prefill).</summary>
+    public Action<int, int>? OnLayer { get; init; }
 }
 
 /// <summary>The rows a host runs through the layers: a prefix (anchor, dropped at the end) then its local tokens.</summary>

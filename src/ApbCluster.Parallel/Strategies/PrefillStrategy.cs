@@ -53,6 +53,7 @@ public abstract class PrefillStrategy
             old.Dispose();
             keys[i] = Keep(p.K, keep, rows).MoveToOuterDisposeScope();
             values[i] = Keep(p.V, keep, rows).MoveToOuterDisposeScope();
+            request.OnLayer?.Invoke(i + 1, layers);
         }
         // Out of the prefill's scope to the caller: the shard.
         foreach (var t in keys.Concat(values)) t.MoveToOuterDisposeScope();

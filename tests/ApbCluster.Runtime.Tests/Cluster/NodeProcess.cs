@@ -41,6 +41,14 @@ public sealed class NodeProcess : IDisposable
     /// <summary>SIGKILL: the node gets no chance to leave; the cluster must detect and down it.</summary>
     public void Kill() => _process.Kill(entireProcessTree: true);
 
+    /// <summary>SIGSTOP: the process stays alive but silent (no FIN, no heartbeats), like a partitioned host.
+    /// Dispose still SIGKILLs it.</summary>
+    public void Freeze()
+    {
+        using var kill = Process.Start("kill", ["-STOP", _process.Id.ToString()]);
+        kill.WaitForExit();
+    }
+
     public void Dispose()
     {
         try
