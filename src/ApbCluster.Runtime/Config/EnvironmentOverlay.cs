@@ -10,7 +10,7 @@ namespace ApbCluster.Runtime.Config;
 /// Akka's HOCON parser cannot read environment variables. Every value is validated here so
 /// a bad one fails at boot with the variable's name, not deep inside Akka.
 /// </summary>
-public static class EnvironmentOverlay
+public static partial class EnvironmentOverlay
 {
     /// <summary>Variables the node reads; docs/configuration.md describes each.</summary>
     public static readonly IReadOnlyList<string> Variables =
@@ -18,6 +18,7 @@ public static class EnvironmentOverlay
         "CLUSTER_IP", "CLUSTER_PUBLIC_HOSTNAME", "CLUSTER_PORT", "CLUSTER_SEEDS", "CLUSTER_ROLES",
         "APB_CONFIG", "APB_SYSTEM_NAME", "APB_ADMIN_HOST", "APB_ADMIN_PORT", "APB_ADMIN_TOKEN",
         "APB_VIRTUAL_HOSTS", "APB_DEVICE", "APB_MODEL_DIR", "APB_LOG_LEVEL",
+        .. OpsVariables,
     ];
 
     public static HoconConfig Build(IReadOnlyDictionary<string, string?> env, string systemName)
@@ -47,6 +48,7 @@ public static class EnvironmentOverlay
             hocon.AppendLine($"apb.gpu-host.model-dir = {Quote(modelDir)}");
         if (Get(env, "APB_LOG_LEVEL") is { } level)
             hocon.AppendLine($"akka.loglevel = {ParseLogLevel(level)}");
+        AppendOps(env, hocon);
         return ConfigurationFactory.ParseString(hocon.ToString());
     }
 
