@@ -5,7 +5,7 @@ namespace ApbCluster.Runtime.Admin;
 /// <summary>Asks the router singleton (through its proxy) with an error an operator can act on.</summary>
 public static class RouterAsk
 {
-    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(4); // under the clients' default 10s
 
     public static async Task<object> AskAsync(IActorRef routerProxy, object message, CancellationToken ct)
     {
