@@ -5,7 +5,8 @@ namespace ApbCluster.Contracts;
 /// <summary>
 /// Internal: a GpuHost announces itself to the router singleton. Sent periodically, so it
 /// doubles as a status refresh and re-registers the host after a singleton hand-over
-/// (the new router starts with an empty registry).
+/// (the new router starts with an empty registry). DataEndpoint is the host's data-plane
+/// listener ("host:port"), where peers connect to pass tensors for a query.
 /// </summary>
 public sealed record RegisterHost(
     string HostId,
@@ -15,7 +16,8 @@ public sealed record RegisterHost(
     long MemoryTotalBytes,
     string Model,
     HostState State,
-    long KvBytes) : IApbMessage;
+    long KvBytes,
+    string DataEndpoint) : IApbMessage;
 
 /// <summary>Internal: the router's acknowledgement; Router is the singleton instance itself.</summary>
 public sealed record HostRegistered(string HostId, IActorRef Router) : IApbMessage;

@@ -117,7 +117,8 @@ internal static class MessageCodecs
             w.Write(m.InFlight);
         }, (r, _) => new ClusterStatus(r.ReadString(), r.ReadList(ReadHostStatus), r.ReadInt32(), r.ReadInt32())),
 
-        Codec<RegisterHost>("RH1", (w, m, refs) =>
+        // RH1 (without DataEndpoint) is retired; never reuse it.
+        Codec<RegisterHost>("RH2", (w, m, refs) =>
         {
             w.Write(m.HostId);
             refs.Write(w, m.Host);
@@ -127,15 +128,84 @@ internal static class MessageCodecs
             w.Write(m.Model);
             w.Write((byte)m.State);
             w.Write(m.KvBytes);
+            w.Write(m.DataEndpoint);
         }, (r, refs) => new RegisterHost(
             r.ReadString(), refs.Read(r), r.ReadString(), r.ReadInt64(), r.ReadInt64(),
-            r.ReadString(), ReadEnum<HostState>(r), r.ReadInt64())),
+            r.ReadString(), ReadEnum<HostState>(r), r.ReadInt64(), r.ReadString())),
 
         Codec<HostRegistered>("HR1", (w, m, refs) =>
         {
             w.Write(m.HostId);
             refs.Write(w, m.Router);
         }, (r, refs) => new HostRegistered(r.ReadString(), refs.Read(r))),
+
+        Codec<RunShard>("RS1", (w, m, refs) =>
+        {
+            w.Write(m.QueryId);
+            refs.Write(w, m.Coordinator);
+            w.Write(m.Rank);
+            w.Write(m.WorldSize);
+            w.WriteStrings(m.HostIds);
+            w.WriteStrings(m.DataEndpoints);
+            w.Write(m.NcclUniqueId is not null);
+            if (m.NcclUniqueId is { } id)
+            {
+                w.Write7BitEncodedInt(id.Length);
+                w.Write(id);
+            }
+            w.Write((byte)m.Mode);
+            w.Write(m.AnchorLength);
+            w.Write(m.PassingLength);
+            w.Write(m.Compressor);
+            w.WriteInts(m.Document);
+            w.WriteInts(m.Question);
+            WriteGeneration(w, m.Generation);
+            w.Write(m.CollectiveTimeoutMs);
+        }, (r, refs) => new RunShard(
+            r.ReadString(), refs.Read(r), r.ReadInt32(), r.ReadInt32(), r.ReadStrings(), r.ReadStrings(),
+            r.ReadBoolean() ? ReadBytes(r) : null,
+            ReadEnum<AttentionMode>(r), r.ReadInt32(), r.ReadInt32(), r.ReadString(),
+            r.ReadInts(), r.ReadInts(), ReadGeneration(r), r.ReadInt32())),
+
+        Codec<ShardTokens>("ST1", (w, m, _) =>
+        {
+            w.Write(m.QueryId);
+            w.Write(m.Index);
+            w.WriteInts(m.TokenIds);
+        }, (r, _) => new ShardTokens(r.ReadString(), r.ReadInt32(), r.ReadInts())),
+
+        Codec<ShardFinished>("SF1", (w, m, _) =>
+        {
+            w.Write(m.QueryId);
+            w.Write(m.HostId);
+            w.Write(m.Rank);
+            w.Write(m.PrefillMs);
+            w.Write(m.TotalMs);
+            w.Write(m.GeneratedTokens);
+        }, (r, _) => new ShardFinished(r.ReadString(), r.ReadString(), r.ReadInt32(), r.ReadDouble(), r.ReadDouble(), r.ReadInt32())),
+
+        Codec<ShardFailed>("SX1", (w, m, _) =>
+        {
+            w.Write(m.QueryId);
+            w.Write(m.HostId);
+            w.Write(m.Reason);
+            w.WriteNullable(m.BlamedHost);
+            w.Write(m.DataPlane);
+        }, (r, _) => new ShardFailed(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadNullableString(), r.ReadBoolean())),
+
+        Codec<NcclIdRequest>("NI1", (w, m, _) => w.Write(m.QueryId), (r, _) => new NcclIdRequest(r.ReadString())),
+
+        Codec<NcclIdReply>("NR1", (w, m, _) =>
+        {
+            w.Write(m.QueryId);
+            w.Write(m.Id is not null);
+            if (m.Id is { } id)
+            {
+                w.Write7BitEncodedInt(id.Length);
+                w.Write(id);
+            }
+            w.WriteNullable(m.Error);
+        }, (r, _) => new NcclIdReply(r.ReadString(), r.ReadBoolean() ? ReadBytes(r) : null, r.ReadNullableString())),
     ];
 
     private static readonly MessageCodec[] Everything = [.. All, .. OpsMessageCodecs.All];
@@ -149,6 +219,13 @@ internal static class MessageCodecs
     private static MessageCodec Codec<T>(string manifest, Action<BinaryWriter, T, ActorRefCodec> write, Func<BinaryReader, ActorRefCodec, T> read)
         where T : notnull =>
         new(typeof(T), manifest, (w, o, refs) => write(w, (T)o, refs), (r, refs) => read(r, refs));
+
+    private static byte[] ReadBytes(BinaryReader r)
+    {
+        var n = r.Read7BitEncodedInt();
+        if (n < 0 || n > r.BaseStream.Length - r.BaseStream.Position) throw new InvalidDataException($"byte count {n} does not fit the payload");
+        return r.ReadBytes(n);
+    }
 
     private static void WriteGeneration(BinaryWriter w, GenerationOptions g)
     {

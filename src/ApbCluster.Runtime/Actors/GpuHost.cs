@@ -2,17 +2,20 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using ApbCluster.Contracts;
+using ApbCluster.Runtime.DataPlane;
 using ApbCluster.Runtime.Engine;
 
 namespace ApbCluster.Runtime.Actors;
 
 /// <summary>
-/// One GPU (or one virtual CPU host). Registers with the router through the singleton proxy
-/// every RegisterInterval: that keeps the router's memory/KV figures fresh and re-registers
-/// after a singleton hand-over without any hand-over detection. Owns its engine.
-/// Answers GetClusterStatus with itself alone (used by `gpu list --local`).
+/// One GPU (or one virtual CPU host). Registers with the router through the singleton proxy every
+/// RegisterInterval (keeps figures fresh and re-registers after a singleton hand-over). Runs one
+/// query rank at a time (<see cref="ShardRun"/>, on its own thread); a RunShard arriving meanwhile
+/// waits in the stash. Its own failures become ShardFailed for the coordinator: the actor stays up,
+/// the engine has freed the KV, the next query runs. Cancellation, or the coordinator's death (router
+/// lost), aborts the run.
 /// </summary>
-public sealed class GpuHost : ReceiveActor, IWithTimers
+public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
 {
     private sealed class RegisterTick
     {
@@ -22,31 +25,52 @@ public sealed class GpuHost : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly string _hostId;
     private readonly IShardEngine _engine;
+    private readonly CollectiveFactory _collectives;
     private readonly IActorRef _router;
     private readonly TimeSpan _registerInterval;
     private IActorRef? _registeredWith;
+    private ShardRun? _running;
 
-    public GpuHost(string hostId, IShardEngine engine, IActorRef routerProxy, TimeSpan registerInterval)
+    public GpuHost(string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef routerProxy, TimeSpan registerInterval)
     {
         _hostId = hostId;
         _engine = engine;
+        _collectives = collectives;
         _router = routerProxy;
         _registerInterval = registerInterval;
 
         Receive<RegisterTick>(_ => _router.Tell(Registration()));
         Receive<HostRegistered>(OnRegistered);
         Receive<GetClusterStatus>(_ => Sender.Tell(new ClusterStatus("", [LocalStatus()], 0, 0)));
+        Receive<RunShard>(OnRunShard);
+        Receive<NcclIdRequest>(OnNcclIdRequest);
+        Receive<CancelQuery>(c => AbortIf(c.QueryId, "cancelled by the router"));
+        Receive<Terminated>(t => AbortIfCoordinator(t.ActorRef));
+        Receive<ShardRun.Ended>(OnEnded);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(string hostId, IShardEngine engine, IActorRef routerProxy, TimeSpan registerInterval) =>
-        Akka.Actor.Props.Create(() => new GpuHost(hostId, engine, routerProxy, registerInterval));
+    public IStash Stash { get; set; } = null!;
+
+    public static Props Props(string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef routerProxy, TimeSpan registerInterval) =>
+        Akka.Actor.Props.Create(() => new GpuHost(hostId, engine, collectives, routerProxy, registerInterval));
 
     protected override void PreStart() =>
         Timers.StartPeriodicTimer("register", RegisterTick.Instance, TimeSpan.Zero, _registerInterval);
 
-    protected override void PostStop() => _engine.Dispose();
+    /// <summary>A restart keeps the engine (and its loaded model); only a real stop disposes it.</summary>
+    protected override void PreRestart(Exception reason, object message)
+    {
+        _running?.Abort();
+        _log.Error(reason, "host {0} restarting after an actor error; the engine and model are kept", _hostId);
+    }
+
+    protected override void PostStop()
+    {
+        _running?.Abort();
+        _engine.Dispose();
+    }
 
     private void OnRegistered(HostRegistered ack)
     {
@@ -55,16 +79,81 @@ public sealed class GpuHost : ReceiveActor, IWithTimers
         _log.Info("host {0} registered with router {1}", _hostId, ack.Router.Path);
     }
 
+    private void OnRunShard(RunShard work)
+    {
+        if (_running is not null)
+        {
+            if (_running.QueryId == work.QueryId) return; // duplicate delivery
+            Stash.Stash(); // still freeing the previous (cancelled) query
+            return;
+        }
+        if (work.Rank < 0 || work.Rank >= work.WorldSize || work.DataEndpoints.Count != work.WorldSize || work.HostIds.Count != work.WorldSize)
+        {
+            work.Coordinator.Tell(new ShardFailed(work.QueryId, _hostId, $"host {_hostId}: malformed RunShard (rank {work.Rank} of {work.WorldSize})", _hostId, false));
+            return;
+        }
+        Context.Watch(work.Coordinator);
+        _running = ShardRun.Start(work, _hostId, _engine, _collectives, Self);
+        _log.Info("host {0} runs query {1} as rank {2} of {3}", _hostId, work.QueryId, work.Rank, work.WorldSize);
+        _router.Tell(Registration()); // Busy, at once
+    }
+
+    private void OnNcclIdRequest(NcclIdRequest request)
+    {
+        try
+        {
+            Sender.Tell(new NcclIdReply(request.QueryId, CollectiveFactory.NewNcclId(), null));
+        }
+        catch (Exception e)
+        {
+            Sender.Tell(new NcclIdReply(request.QueryId, null, $"host {_hostId} cannot create an NCCL id: {e.Message}"));
+        }
+    }
+
+    private void OnEnded(ShardRun.Ended ended)
+    {
+        var run = _running;
+        if (run is null || run.QueryId != ended.QueryId) return;
+        _running = null;
+        Context.Unwatch(run.Coordinator);
+        if (ended.Outcome is { } o)
+            run.Coordinator.Tell(new ShardFinished(ended.QueryId, _hostId, run.Rank, o.PrefillMs, o.TotalMs, o.GeneratedTokens));
+        else if (!ended.Aborted)
+        {
+            var failure = run.Failure(ended.Error!);
+            _log.Warning("host {0}: query {1} failed: {2}", _hostId, ended.QueryId, failure.Reason);
+            run.Coordinator.Tell(failure);
+        }
+        else
+            _log.Info("host {0}: query {1} aborted; KV freed", _hostId, ended.QueryId);
+        Stash.UnstashAll();
+        _router.Tell(Registration());
+    }
+
+    private void AbortIf(string queryId, string why)
+    {
+        if (_running?.QueryId != queryId || _running.Aborted) return;
+        _log.Info("host {0}: aborting query {1}: {2}", _hostId, queryId, why);
+        _running.Abort();
+    }
+
+    private void AbortIfCoordinator(IActorRef dead)
+    {
+        if (_running is not null && _running.Coordinator.Equals(dead)) AbortIf(_running.QueryId, "its coordinator (the router) is gone");
+    }
+
+    private HostState State => _running is null ? HostState.Ready : HostState.Busy;
+
     private RegisterHost Registration()
     {
         var memory = _engine.Memory();
-        return new RegisterHost(_hostId, Self, _engine.Device, memory.UsedBytes, memory.TotalBytes, _engine.ModelName, HostState.Ready, _engine.KvBytes);
+        return new RegisterHost(_hostId, Self, _engine.Device, memory.UsedBytes, memory.TotalBytes, _engine.ModelName, State, _engine.KvBytes, _collectives.Endpoint);
     }
 
     private HostStatus LocalStatus()
     {
         var memory = _engine.Memory();
         return new HostStatus(_hostId, Cluster.Get(Context.System).SelfAddress.ToString(), _engine.Device, memory.UsedBytes,
-            memory.TotalBytes, _engine.ModelName, _registeredWith is null ? HostState.Starting : HostState.Ready, _engine.KvBytes);
+            memory.TotalBytes, _engine.ModelName, _registeredWith is null ? HostState.Starting : State, _engine.KvBytes);
     }
 }

@@ -40,6 +40,16 @@ public sealed class HostRegistry
                 e.Reachable ? e.Registration.State : HostState.Unreachable, e.Registration.KvBytes))
             .ToList();
 
+    /// <summary>Hosts a query may be planned on, in ring order: reachable, and Ready or Busy (Busy ones are
+    /// finishing the previous query and take the next one from their stash).</summary>
+    public IReadOnlyList<RegisterHost> RingOrder() =>
+        _byHostId.Values
+            .Where(e => e.Reachable && e.Registration.State is HostState.Ready or HostState.Busy)
+            .OrderBy(e => e.Address.ToString(), StringComparer.Ordinal)
+            .ThenBy(e => e.Registration.HostId, StringComparer.Ordinal)
+            .Select(e => e.Registration)
+            .ToList();
+
     private List<string> RemoveWhere(Func<Entry, bool> predicate)
     {
         var ids = _byHostId.Where(kv => predicate(kv.Value)).Select(kv => kv.Key).ToList();

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
@@ -6,30 +7,39 @@ using ApbCluster.Contracts;
 namespace ApbCluster.Runtime.Actors;
 
 /// <summary>
-/// The router (a cluster singleton on role "router"). For now it keeps the host registry and
-/// answers status; planning and query execution arrive with the model engine. Its state is
-/// rebuilt after a hand-over because hosts re-register periodically.
+/// The router (a cluster singleton on role "router"): keeps the host registry, admits queries into a
+/// bounded queue (RouterBusy when full), and runs up to MaxInFlight at a time, each in a
+/// <see cref="QueryRun"/> child that plans it on the live hosts in ring order. Its state is rebuilt
+/// after a hand-over because hosts re-register periodically; queries in flight on a lost router die
+/// with it (hosts watch their QueryRun and abort).
 /// </summary>
 public sealed class QueryRouter : ReceiveActor
 {
+    private sealed record Waiting(SubmitQuery Query, IActorRef Caller, long QueuedAt);
+
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Cluster _cluster = Cluster.Get(Context.System);
     private readonly HostRegistry _hosts = new();
+    private readonly RouterSettings _settings;
+    private readonly LinkedList<Waiting> _queue = new();
+    private readonly Dictionary<string, IActorRef> _running = new();
+    private long _runs;
 
-    public QueryRouter()
+    public QueryRouter(RouterSettings settings)
     {
+        _settings = settings;
         Receive<RegisterHost>(OnRegister);
         Receive<GetClusterStatus>(_ => Sender.Tell(Status()));
         Receive<SubmitQuery>(OnSubmit);
-        Receive<CancelQuery>(c => Sender.Tell(new QueryCancelled(c.QueryId)));
-        Receive<Terminated>(t => Remove(_hosts.RemoveByActor(t.ActorRef), "its actor terminated"));
+        Receive<CancelQuery>(OnCancel);
+        Receive<Terminated>(OnTerminated);
         Receive<ClusterEvent.MemberRemoved>(m => Remove(_hosts.RemoveByAddress(m.Member.Address), $"member {m.Member.Address} was removed"));
         Receive<ClusterEvent.UnreachableMember>(m => _hosts.MarkReachable(m.Member.Address, false));
         Receive<ClusterEvent.ReachableMember>(m => _hosts.MarkReachable(m.Member.Address, true));
         Receive<ClusterEvent.IMemberEvent>(_ => { });
     }
 
-    public static Props Props() => Akka.Actor.Props.Create(() => new QueryRouter());
+    public static Props Props(RouterSettings? settings = null) => Akka.Actor.Props.Create(() => new QueryRouter(settings ?? new RouterSettings()));
 
     protected override void PreStart() =>
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
@@ -43,7 +53,8 @@ public sealed class QueryRouter : ReceiveActor
         if (_hosts.Upsert(registration, address))
         {
             Context.Watch(registration.Host);
-            _log.Info("host {0} registered from {1} ({2}); {3} host(s) known", registration.HostId, address, registration.Device, _hosts.Count);
+            _log.Info("host {0} registered from {1} ({2}, data {3}); {4} host(s) known", registration.HostId, address,
+                registration.Device, registration.DataEndpoint, _hosts.Count);
         }
         Sender.Tell(new HostRegistered(registration.HostId, Self));
     }
@@ -56,12 +67,72 @@ public sealed class QueryRouter : ReceiveActor
 
     private void OnSubmit(SubmitQuery query)
     {
-        // Placeholder until the engine lands: refuse clearly rather than hang the caller.
-        var reason = _hosts.Count == 0
-            ? "no GPU hosts are registered"
-            : "query execution is not available yet: no model engine is plugged into the hosts";
-        Sender.Tell(new QueryFailed(query.QueryId, reason, null));
+        if (string.IsNullOrWhiteSpace(query.QueryId))
+        {
+            Sender.Tell(new QueryFailed(query.QueryId ?? "", "the query id is empty", null));
+            return;
+        }
+        if (_running.ContainsKey(query.QueryId) || _queue.Any(w => w.Query.QueryId == query.QueryId))
+        {
+            Sender.Tell(new QueryFailed(query.QueryId, $"a query with id '{query.QueryId}' is already queued or running", null));
+            return;
+        }
+        if (_running.Count >= _settings.MaxInFlight && _queue.Count >= _settings.QueueCapacity)
+        {
+            _log.Info("query {0} refused: queue full ({1} waiting, {2} running)", query.QueryId, _queue.Count, _running.Count);
+            Sender.Tell(new RouterBusy(query.QueryId, _queue.Count, _settings.QueueCapacity));
+            return;
+        }
+        _queue.AddLast(new Waiting(query, Sender, Stopwatch.GetTimestamp()));
+        StartWaiting();
     }
 
-    private ClusterStatus Status() => new(_cluster.SelfAddress.ToString(), _hosts.Snapshot(), QueueDepth: 0, InFlight: 0);
+    private void StartWaiting()
+    {
+        while (_running.Count < _settings.MaxInFlight && _queue.First is { } first)
+        {
+            _queue.RemoveFirst();
+            var (query, caller, queuedAt) = first.Value;
+            var hosts = _hosts.RingOrder();
+            if (hosts.Count == 0)
+            {
+                caller.Tell(new QueryFailed(query.QueryId, "no GPU hosts are registered", null));
+                continue;
+            }
+            var run = Context.ActorOf(QueryRun.Props(query, caller, hosts, _settings, Stopwatch.GetElapsedTime(queuedAt).TotalMilliseconds), $"query-{++_runs}");
+            Context.Watch(run);
+            _running[query.QueryId] = run;
+        }
+    }
+
+    private void OnCancel(CancelQuery cancel)
+    {
+        if (_running.TryGetValue(cancel.QueryId, out var run))
+        {
+            run.Forward(cancel);
+            return;
+        }
+        var waiting = _queue.FirstOrDefault(w => w.Query.QueryId == cancel.QueryId);
+        if (waiting is not null)
+        {
+            _queue.Remove(waiting);
+            waiting.Caller.Tell(new QueryCancelled(cancel.QueryId));
+            if (waiting.Caller.Equals(Sender)) return;
+        }
+        Sender.Tell(new QueryCancelled(cancel.QueryId)); // unknown or finished: cancelling is idempotent
+    }
+
+    private void OnTerminated(Terminated t)
+    {
+        var ended = _running.FirstOrDefault(kv => kv.Value.Equals(t.ActorRef)).Key;
+        if (ended is not null)
+        {
+            _running.Remove(ended);
+            StartWaiting();
+            return;
+        }
+        Remove(_hosts.RemoveByActor(t.ActorRef), "its actor terminated");
+    }
+
+    private ClusterStatus Status() => new(_cluster.SelfAddress.ToString(), _hosts.Snapshot(), _queue.Count, _running.Count);
 }

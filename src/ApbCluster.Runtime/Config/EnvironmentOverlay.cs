@@ -18,6 +18,7 @@ public static partial class EnvironmentOverlay
         "CLUSTER_IP", "CLUSTER_PUBLIC_HOSTNAME", "CLUSTER_PORT", "CLUSTER_SEEDS", "CLUSTER_ROLES",
         "APB_CONFIG", "APB_SYSTEM_NAME", "APB_ADMIN_HOST", "APB_ADMIN_PORT", "APB_ADMIN_TOKEN",
         "APB_VIRTUAL_HOSTS", "APB_DEVICE", "APB_MODEL_DIR", "APB_LOG_LEVEL",
+        "APB_MODEL", "APB_DATA_PORT", "APB_ROUTER_QUEUE", "APB_QUERY_TIMEOUT", "APB_COLLECTIVE_TIMEOUT", "APB_TEST_LAYER_DELAY_MS",
         .. OpsVariables,
     ];
 
@@ -46,6 +47,18 @@ public static partial class EnvironmentOverlay
             hocon.AppendLine($"apb.gpu-host.device = {Quote(ParseDevice(device))}");
         if (Get(env, "APB_MODEL_DIR") is { } modelDir)
             hocon.AppendLine($"apb.gpu-host.model-dir = {Quote(modelDir)}");
+        if (Get(env, "APB_MODEL") is { } model)
+            hocon.AppendLine($"apb.model = {Quote(model)}");
+        if (Get(env, "APB_DATA_PORT") is { } dataPort)
+            hocon.AppendLine($"apb.data-plane.port = {ParsePort("APB_DATA_PORT", dataPort, allowZero: true)}");
+        if (Get(env, "APB_ROUTER_QUEUE") is { } queue)
+            hocon.AppendLine($"apb.router.queue-capacity = {ParseCount("APB_ROUTER_QUEUE", queue, max: 100_000)}");
+        if (Get(env, "APB_QUERY_TIMEOUT") is { } queryTimeout)
+            hocon.AppendLine($"apb.router.query-timeout = {ParseCount("APB_QUERY_TIMEOUT", queryTimeout, max: 86_400)}s");
+        if (Get(env, "APB_COLLECTIVE_TIMEOUT") is { } collectiveTimeout)
+            hocon.AppendLine($"apb.data-plane.collective-timeout = {ParseCount("APB_COLLECTIVE_TIMEOUT", collectiveTimeout, max: 3_600)}s");
+        if (Get(env, "APB_TEST_LAYER_DELAY_MS") is { } delay)
+            hocon.AppendLine($"apb.gpu-host.test-layer-delay = {ParseCount("APB_TEST_LAYER_DELAY_MS", delay, max: 60_000)}ms");
         if (Get(env, "APB_LOG_LEVEL") is { } level)
             hocon.AppendLine($"akka.loglevel = {ParseLogLevel(level)}");
         AppendOps(env, hocon);

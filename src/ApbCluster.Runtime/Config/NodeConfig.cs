@@ -96,7 +96,7 @@ public sealed class NodeConfig
         sb.AppendLine($"apb-node admin   : {(s.AdminPort == 0 ? "disabled" : $"{s.AdminHost}:{s.AdminPort}")}");
         sb.AppendLine($"apb-node metrics : {(Ops.MetricsPort == 0 ? "disabled" : $"http://{Ops.MetricsHost}:{Ops.MetricsPort}/metrics")}");
         if (s.HasRole(NodeRoles.GpuHost))
-            sb.AppendLine($"apb-node gpu-host: {s.VirtualHosts} host(s) on {s.Device}, model dir '{s.ModelDir}'");
+            sb.AppendLine($"apb-node gpu-host: {s.VirtualHosts} host(s) on {s.Device}, model '{(s.Model.Length > 0 ? s.Model : s.ModelDir)}', data port {(s.DataPort == 0 ? "ephemeral" : s.DataPort)}");
         sb.Append($"apb-node config  : {string.Join(" > ", Sources)}");
         return sb.ToString();
     }
@@ -122,6 +122,9 @@ public sealed class NodeConfig
             VirtualHosts: c.GetInt("apb.gpu-host.virtual-hosts", 1),
             Device: c.GetString("apb.gpu-host.device", "cpu"),
             ModelDir: c.GetString("apb.gpu-host.model-dir", ""),
-            RegisterInterval: c.GetTimeSpan("apb.gpu-host.register-interval", TimeSpan.FromSeconds(2)));
+            RegisterInterval: c.GetTimeSpan("apb.gpu-host.register-interval", TimeSpan.FromSeconds(2)),
+            Model: c.GetString("apb.model", ""),
+            DataPort: c.GetInt("apb.data-plane.port", 0),
+            TestLayerDelay: c.GetTimeSpan("apb.gpu-host.test-layer-delay", TimeSpan.Zero));
     }
 }

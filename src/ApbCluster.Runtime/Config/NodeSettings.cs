@@ -14,7 +14,10 @@ public sealed record NodeSettings(
     int VirtualHosts,
     string Device,
     string ModelDir,
-    TimeSpan RegisterInterval)
+    TimeSpan RegisterInterval,
+    string Model,
+    int DataPort,
+    TimeSpan TestLayerDelay)
 {
     public bool HasRole(string role) => Roles.Contains(role);
 

@@ -1,36 +1,35 @@
 using System.Diagnostics;
+using ApbCluster.Contracts;
+using ApbCluster.Parallel.Collectives;
 
 namespace ApbCluster.Runtime.Engine;
 
 /// <summary>
-/// Stands in until the model engine exists: reports the "cpu" device and this process's
-/// memory, holds no KV, and refuses prefill/decode with a clear reason.
+/// A host without a model (no APB_MODEL / APB_MODEL_DIR): reports the "cpu" device and this
+/// process's memory, holds no KV, and refuses queries with a clear reason.
 /// </summary>
 public sealed class CpuPlaceholderEngine : IShardEngine
 {
+    public const string Refusal = "no model is loaded on this host (set APB_MODEL_DIR or APB_MODEL=random:SHAPE:SEED)";
+
     public string Device => "cpu";
 
     public string ModelName => "";
 
     public long KvBytes => 0;
 
-    public DeviceMemory Memory()
-    {
-        using var process = Process.GetCurrentProcess();
-        return new DeviceMemory(process.WorkingSet64, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
-    }
+    public DeviceMemory Memory() => ProcessMemory();
 
-    public Task<ShardPrefillResult> PrefillAsync(ShardPrefillRequest request, IProgress<int> layerDone, CancellationToken ct) =>
-        Task.FromException<ShardPrefillResult>(new NotSupportedException("no model engine is plugged into this host yet"));
-
-    public Task<DecodeStepResult> DecodeStepAsync(DecodeStepRequest request, CancellationToken ct) =>
-        Task.FromException<DecodeStepResult>(new NotSupportedException("no model engine is plugged into this host yet"));
-
-    public void FreeKv(string queryId)
-    {
-    }
+    public ShardOutcome Run(RunShard work, ICollective collective, IShardEvents events, CancellationToken ct) =>
+        throw new NotSupportedException(Refusal);
 
     public void Dispose()
     {
+    }
+
+    internal static DeviceMemory ProcessMemory()
+    {
+        using var process = Process.GetCurrentProcess();
+        return new DeviceMemory(process.WorkingSet64, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
     }
 }

@@ -1,11 +1,12 @@
 using ApbCluster.Contracts;
+using ApbCluster.Parallel.Collectives;
 
 namespace ApbCluster.Runtime.Engine;
 
 /// <summary>
-/// The seam where the model maths plugs into a GpuHost: one engine owns one device and the
-/// KV cache of its shard. GpuHost calls it off the actor thread and never touches tensors.
-/// The request shapes are a first cut; the maths side may refine them.
+/// The seam where the model maths plugs into a GpuHost: one engine owns one device, its model and
+/// the KV shard of the query it runs. GpuHost calls <see cref="Run"/> on a dedicated thread (never
+/// the actor's) and never touches tensors itself.
 /// </summary>
 public interface IShardEngine : IDisposable
 {
@@ -17,36 +18,26 @@ public interface IShardEngine : IDisposable
 
     DeviceMemory Memory();
 
-    /// <summary>Bytes held by KV caches of all queries on this shard.</summary>
+    /// <summary>Bytes of KV held now (the running query's shard; 0 when idle).</summary>
     long KvBytes { get; }
 
-    /// <summary>Phase 1 for this host's block; reports each finished layer (1-based).</summary>
-    Task<ShardPrefillResult> PrefillAsync(ShardPrefillRequest request, IProgress<int> layerDone, CancellationToken ct);
-
-    /// <summary>Phase 2: one decode step over this shard's KV.</summary>
-    Task<DecodeStepResult> DecodeStepAsync(DecodeStepRequest request, CancellationToken ct);
-
-    /// <summary>Drop every tensor of the query (done, failed or cancelled). Idempotent.</summary>
-    void FreeKv(string queryId);
+    /// <summary>
+    /// Runs this host's rank of one query (Phase 1 then Phase 2) over <paramref name="collective"/>,
+    /// blocking. Reports each prefill layer and each generated token through <paramref name="events"/>.
+    /// The shard's KV lives only for the call: it is freed on return, failure or cancellation.
+    /// Cancellation (or an aborted collective) ends the call with an exception.
+    /// </summary>
+    ShardOutcome Run(RunShard work, ICollective collective, IShardEvents events, CancellationToken ct);
 }
 
 public readonly record struct DeviceMemory(long UsedBytes, long TotalBytes);
 
-/// <summary>This host's share of a query: anchor tokens, its context block and its ring position.</summary>
-public sealed record ShardPrefillRequest(
-    string QueryId,
-    IReadOnlyList<int> AnchorTokens,
-    IReadOnlyList<int> BlockTokens,
-    int BlockStart,
-    int HostIndex,
-    int HostCount,
-    AttentionMode Mode,
-    ApbOptions? Apb);
+/// <summary>Callbacks from the engine's thread; implementations must be thread-safe (they Tell actors).</summary>
+public interface IShardEvents
+{
+    void LayerDone(int layer, int layers);
 
-public sealed record ShardPrefillResult(string QueryId, int Layers, long KvBytes);
+    void Token(long id);
+}
 
-/// <summary>New tokens (question first, then each generated token); the last host samples.</summary>
-public sealed record DecodeStepRequest(string QueryId, IReadOnlyList<int> NewTokens, bool IsLastHost, GenerationOptions Generation);
-
-/// <summary>NextToken is set by the last host only.</summary>
-public sealed record DecodeStepResult(string QueryId, int? NextToken);
+public sealed record ShardOutcome(double PrefillMs, double TotalMs, int GeneratedTokens);

@@ -4,6 +4,7 @@ using Akka.Cluster.Tools.Singleton;
 using ApbCluster.Runtime.Actors;
 using ApbCluster.Runtime.Admin;
 using ApbCluster.Runtime.Config;
+using ApbCluster.Runtime.DataPlane;
 using ApbCluster.Runtime.Engine;
 using ApbCluster.Runtime.Metrics;
 
@@ -43,15 +44,17 @@ public sealed class ApbNode : IAsyncDisposable
 
     public Task WhenTerminated => System.WhenTerminated;
 
-    /// <param name="engineFactory">Engine for virtual host i; the CPU placeholder when null.</param>
+    /// <param name="engineFactory">Engine for virtual host i; by default the configured model
+    /// (APB_MODEL / APB_MODEL_DIR) on APB_DEVICE, or the placeholder that refuses queries.</param>
     public static ApbNode Start(NodeConfig config, Func<int, IShardEngine>? engineFactory = null)
     {
         var settings = config.Settings;
+        var model = ModelSpec.Parse(settings.Model, settings.ModelDir);
         var system = ActorSystem.Create(settings.SystemName, config.Hocon);
         try
         {
             if (settings.HasRole(NodeRoles.Router))
-                system.ActorOf(ClusterSingletonManager.Props(QueryRouter.Props(), PoisonPill.Instance,
+                system.ActorOf(ClusterSingletonManager.Props(QueryRouter.Props(RouterSettings.From(config.Hocon, model)), PoisonPill.Instance,
                     ClusterSingletonManagerSettings.Create(system).WithRole(NodeRoles.Router)), RouterManagerName);
 
             var proxy = system.ActorOf(ClusterSingletonProxy.Props($"/user/{RouterManagerName}",
@@ -67,8 +70,11 @@ public sealed class ApbNode : IAsyncDisposable
                 for (var i = 0; i < settings.VirtualHosts; i++)
                 {
                     var hostId = $"{settings.PublicHostname}:{settings.Port}/gpu{i}";
-                    var engine = engineFactory?.Invoke(i) ?? new CpuPlaceholderEngine();
-                    hosts.Add(system.ActorOf(GpuHost.Props(hostId, engine, proxy, settings.RegisterInterval), $"gpu-host-{i}"));
+                    var engine = engineFactory?.Invoke(i) ?? DefaultEngine(settings, model, i);
+                    var listener = new DataPlaneListener(settings.Hostname, settings.PublicHostname, settings.DataPort == 0 ? 0 : settings.DataPort + i);
+                    system.RegisterOnTermination(listener.Dispose);
+                    var collectives = new CollectiveFactory(listener, engine.Device);
+                    hosts.Add(system.ActorOf(GpuHost.Props(hostId, engine, collectives, proxy, settings.RegisterInterval), $"gpu-host-{i}"));
                 }
             }
 
@@ -84,6 +90,13 @@ public sealed class ApbNode : IAsyncDisposable
             system.Terminate().Wait(TimeSpan.FromSeconds(10));
             throw;
         }
+    }
+
+    private static IShardEngine DefaultEngine(NodeSettings settings, ModelSpec? model, int index)
+    {
+        if (model is null) return new CpuPlaceholderEngine();
+        var device = settings.Device == "cuda" ? $"cuda:{index}" : settings.Device;
+        return new LlamaShardEngine(model, device, settings.TestLayerDelay);
     }
 
     private static AdminServer StartAdmin(NodeSettings settings, ActorSystem system, IActorRef proxy, IReadOnlyList<IActorRef> hosts)

@@ -1,0 +1,44 @@
+using ApbCluster.Model.Attention;
+using static TorchSharp.torch;
+
+namespace ApbCluster.Parallel.Kernels;
+
+/// <summary>
+/// Host h's attention in APB (spec Phase 1 step 5), from fused flash calls merged by log-sum-exp,
+/// never a dense mask. Queries [anchor; local], keys [passing; anchor; local]:
+///   anchor rows: causal over the anchor only;
+///   local rows:  every passing and anchor key (no mask) merged with causal local keys.
+/// With no anchor and no passing (host 0) this is plain causal attention.
+/// q [B, la+ll, Hq, D]; k, v [B, la+ll, Hkv, D]; passing K/V [B, lp, Hkv, D] or null.
+/// Returns out [B, la+ll, Hq, D] and lse [B, Hq, la+ll] fp32.
+/// </summary>
+public static class ApbAttention
+{
+    public static (Tensor Out, Tensor Lse) Attend(Tensor q, Tensor k, Tensor v, int anchorLength,
+        Tensor? passingK, Tensor? passingV, double scale)
+    {
+        long s = q.shape[1], local = s - anchorLength;
+        bool hasPassing = passingK is not null && passingK.shape[1] > 0;
+        if (anchorLength == 0 && !hasPassing) return FusedAttention.Attend(q, k, v, causal: true, scale);
+
+        using var scope = NewDisposeScope();
+        var qa = q.narrow(1, 0, anchorLength);
+        var ql = q.narrow(1, anchorLength, local);
+        var ka = k.narrow(1, 0, anchorLength);
+        var va = v.narrow(1, 0, anchorLength);
+        var kl = k.narrow(1, anchorLength, local);
+        var vl = v.narrow(1, anchorLength, local);
+
+        var anchorRows = FusedAttention.Attend(qa, ka, va, causal: true, scale);
+        // Passing and anchor keys are all visible to local rows: one unmasked call over both.
+        var kCtx = hasPassing ? cat([passingK!, ka], 1) : ka;
+        var vCtx = hasPassing ? cat([passingV!, va], 1) : va;
+        var localRows = LseMerge.Merge(
+            FusedAttention.Attend(ql, kCtx, vCtx, causal: false, scale),
+            FusedAttention.Attend(ql, kl, vl, causal: true, scale));
+
+        var outT = cat([anchorRows.Out, localRows.Out], 1);
+        var lse = cat([anchorRows.Lse, localRows.Lse], 2);
+        return (outT.MoveToOuterDisposeScope(), lse.MoveToOuterDisposeScope());
+    }
+}

@@ -1,0 +1,110 @@
+using ApbCluster.Model.Attention;
+using ApbCluster.Model.Layers;
+using ApbCluster.Parallel.Collectives;
+using ApbCluster.Parallel.Strategies;
+using static TorchSharp.torch;
+
+namespace ApbCluster.Parallel.Phase2;
+
+public sealed record Phase2Options
+{
+    public int MaxNewTokens { get; init; } = 32;
+    /// <summary>Stop ids; null = the model's EOS ids.</summary>
+    public IReadOnlyList<long>? StopIds { get; init; }
+    /// <summary>logits [vocab] fp32 -> next id; null = greedy.</summary>
+    public Func<Tensor, long>? Sampler { get; init; }
+    public bool Timing { get; init; }
+    /// <summary>Called on every host with each generated id as soon as it is known (streaming; an exception
+    /// thrown here stops generation).</summary>
+    public Action<long>? OnToken { get; init; }
+}
+
+/// <summary>Generated ids (identical on every host), the time of the question pass and of each decode step.</summary>
+public sealed record Phase2Result(long[] Tokens, TimeSpan QuestionTime, IReadOnlyList<TimeSpan> StepTimes, PhaseTimer Timings);
+
+/// <summary>
+/// Phase 2 (spec): the question, then each generated token, runs on every host through every layer.
+/// Per layer each host attends the new tokens to its cached shard WITHOUT a causal mask (the shard lies
+/// wholly before them; the reference's causal mask there is a bug), the last host also attends causally
+/// over the new tokens' own KV (which only it keeps); the partial (out, lse) are all-gathered and merged
+/// exactly, in rank order, so every host continues with the same attention output. Only the last host
+/// computes logits and samples; it broadcasts the token.
+/// </summary>
+public static class Phase2Decoder
+{
+    public static Phase2Result Run(ICollective c, LlamaModel model, HostShard shard, int documentLength, long[] question, Phase2Options? options = null)
+    {
+        options ??= new Phase2Options();
+        if (question.Length == 0) throw new ArgumentException("Phase 2 needs at least one question token (the prompt's last token gives the first logits).");
+        using var noGrad = no_grad();
+        var timer = new PhaseTimer(options.Timing, model.Device);
+        bool last = c.Rank == c.WorldSize - 1;
+        var stop = options.StopIds ?? model.Config.EosTokenIds.Select(x => (long)x).ToArray();
+        lock (model.Rope) model.Rope.EnsureCapacity(documentLength + question.Length + options.MaxNewTokens + 1);
+        using var own = last ? model.CreateCache(1, question.Length + options.MaxNewTokens) : null;
+
+        var tokens = new List<long>();
+        var steps = new List<TimeSpan>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long[] input = question;
+        long position = documentLength;
+        TimeSpan questionTime = default;
+        while (tokens.Count < options.MaxNewTokens)
+        {
+            long next;
+            using (var scope = NewDisposeScope())
+            {
+                var hidden = Step(c, model, shard, own, input, position, timer);
+                long id = -1;
+                if (last)
+                {
+                    var logits = model.Logits(hidden.narrow(1, hidden.shape[1] - 1, 1))[0, 0];
+                    id = options.Sampler?.Invoke(logits) ?? logits.argmax().item<long>();
+                }
+                var sent = last ? tensor(new[] { id }, dtype: ScalarType.Int64).to(model.Device) : null;
+                next = c.Broadcast(sent, [1], ScalarType.Int64, c.WorldSize - 1, "next token").cpu().item<long>();
+            }
+            position += input.Length;
+            if (tokens.Count == 0) questionTime = clock.Elapsed; else steps.Add(clock.Elapsed);
+            clock.Restart();
+            tokens.Add(next);
+            options.OnToken?.Invoke(next);
+            if (stop.Contains(next)) break;
+            input = [next];
+        }
+        return new Phase2Result(tokens.ToArray(), questionTime, steps, timer);
+    }
+
+    /// <summary>One pass of <paramref name="ids"/> at positions from <paramref name="position"/>: final hidden [1, s, hidden].</summary>
+    private static Tensor Step(ICollective c, LlamaModel model, HostShard shard, KvCache? own, long[] ids, long position, PhaseTimer timer)
+    {
+        var device = model.Device;
+        var positions = arange(position, position + ids.Length, dtype: ScalarType.Int64, device: device);
+        var h = model.Embed(tensor(ids, dtype: ScalarType.Int64).reshape(1, -1).to(device));
+        for (int i = 0; i < model.Layers.Count; i++)
+        {
+            var layer = model.Layers[i];
+            QkvProjection p;
+            using (timer.Measure(PhaseTimer.Qkv)) p = layer.Project(h, positions);
+            (Tensor Out, Tensor Lse) part;
+            using (timer.Measure(PhaseTimer.Attention))
+            {
+                part = FusedAttention.Attend(p.Q, shard.Keys[i], shard.Values[i], causal: false, model.Scale);
+                if (own is not null)
+                {
+                    own.Append(i, p.K, p.V);
+                    part = LseMerge.Merge(part, FusedAttention.Attend(p.Q, own.Keys(i), own.Values(i), causal: true, model.Scale));
+                }
+            }
+            (Tensor Out, Tensor Lse) merged;
+            using (timer.Measure(PhaseTimer.Passing))
+            {
+                var outs = c.AllGather(part.Out, $"layer {i} phase-2 out");
+                var lses = c.AllGather(part.Lse, $"layer {i} phase-2 lse");
+                merged = LseMerge.MergeAll(outs.Zip(lses, (o, l) => (o, l)).ToArray());
+            }
+            using (timer.Measure(PhaseTimer.Mlp)) h = layer.Finish(h, merged.Out);
+        }
+        return h;
+    }
+}

@@ -1,0 +1,52 @@
+using System.Diagnostics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ApbCluster.Parallel.Strategies;
+
+/// <summary>
+/// Per-host, per-phase wall time (qkv, compressor, passing, attention, mlp, ...). Disabled timers cost
+/// nothing; enabled ones synchronise the CUDA device around each phase so that asynchronous kernels are
+/// charged to the phase that launched them.
+/// </summary>
+public sealed class PhaseTimer(bool enabled, Device? device = null)
+{
+    public const string Qkv = "qkv", Compressor = "compressor", Passing = "passing", Attention = "attention", Mlp = "mlp";
+
+    private readonly Dictionary<string, TimeSpan> _totals = new();
+    private readonly bool _cuda = device?.type == DeviceType.CUDA;
+
+    public static PhaseTimer Disabled => new(false);
+    public bool Enabled { get; } = enabled;
+    public IReadOnlyDictionary<string, TimeSpan> Totals => _totals;
+
+    public Scope Measure(string phase)
+    {
+        if (!Enabled) return default;
+        Sync();
+        return new Scope(this, phase, Stopwatch.GetTimestamp());
+    }
+
+    public void Add(string phase, TimeSpan t) => _totals[phase] = _totals.GetValueOrDefault(phase) + t;
+
+    private void Sync()
+    {
+        if (_cuda) cuda.synchronize();
+    }
+
+    public readonly struct Scope : IDisposable
+    {
+        private readonly PhaseTimer? _owner;
+        private readonly string _phase;
+        private readonly long _start;
+
+        internal Scope(PhaseTimer owner, string phase, long start) => (_owner, _phase, _start) = (owner, phase, start);
+
+        public void Dispose()
+        {
+            if (_owner is null) return;
+            _owner.Sync();
+            _owner.Add(_phase, Stopwatch.GetElapsedTime(_start));
+        }
+    }
+}

@@ -1,0 +1,86 @@
+using ApbCluster.Model.Layers;
+using ApbCluster.Parallel.Collectives;
+using ApbCluster.Parallel.Plan;
+using static TorchSharp.torch;
+
+namespace ApbCluster.Parallel.Strategies;
+
+/// <summary>Everything one host's attention step may need for one layer.</summary>
+public sealed record LayerContext(ICollective Collective, LlamaModel Model, ApbPlan Plan, PrefillRequest Request,
+    HostRows Rows, Tensor Positions, PhaseTimer Timer)
+{
+    public int Host => Collective.Rank;
+}
+
+/// <summary>
+/// The engine every strategy shares (Phase 1): embed the host's rows, then per layer Project -> the
+/// strategy's attention -> Finish; keep the local real tokens' K and V as the host's shard.
+/// Strategies differ only in their rows and their attention.
+/// </summary>
+public abstract class PrefillStrategy
+{
+    public abstract ParallelMode Mode { get; }
+
+    public HostShard Prefill(ICollective c, LlamaModel model, ApbPlan plan, PrefillRequest request, PhaseTimer? timer = null)
+    {
+        if (plan.Mode != Mode) throw new ArgumentException($"{GetType().Name} runs {Mode} plans, not {plan.Mode}.");
+        if (plan.Hosts != c.WorldSize) throw new ArgumentException($"the plan has {plan.Hosts} hosts, the collective {c.WorldSize}.");
+        timer ??= PhaseTimer.Disabled;
+        using var noGrad = no_grad();
+        var rows = Rows(c.Rank, plan, request);
+        var device = model.Device;
+        lock (model.Rope) model.Rope.EnsureCapacity(plan.PaddedLength + plan.QuestionLength + 1);
+
+        using var scope = NewDisposeScope();
+        var positions = tensor(rows.Positions, dtype: ScalarType.Int64).to(device);
+        var ctx = new LayerContext(c, model, plan, request, rows, positions, timer);
+        var h = model.Embed(tensor(rows.Ids, dtype: ScalarType.Int64).reshape(1, -1).to(device));
+        var keep = KeptRows(rows, plan.DocumentLength, device);
+        int layers = model.Layers.Count;
+        var keys = new Tensor[layers];
+        var values = new Tensor[layers];
+        for (int i = 0; i < layers; i++)
+        {
+            var layer = model.Layers[i];
+            QkvProjection p;
+            using (timer.Measure(PhaseTimer.Qkv)) p = layer.Project(h, positions);
+            var attn = Attend(ctx, i, h, p);
+            var old = h;
+            using (timer.Measure(PhaseTimer.Mlp)) h = layer.Finish(h, attn);
+            old.Dispose();
+            keys[i] = Keep(p.K, keep, rows).MoveToOuterDisposeScope();
+            values[i] = Keep(p.V, keep, rows).MoveToOuterDisposeScope();
+            DisposeLayer(p, attn);
+            request.OnLayer?.Invoke(i + 1, layers);
+        }
+        var hidden = request.KeepHidden ? Keep(h, keep, rows).MoveToOuterDisposeScope() : null;
+        var kept = rows.Positions.Skip(rows.Prefix).Where(x => x < plan.DocumentLength).ToArray();
+        return new HostShard { Host = c.Rank, Positions = kept, Keys = keys, Values = values, Hidden = hidden, Timings = timer };
+    }
+
+    /// <summary>The host's rows; by default its local block (ring: its two zigzag chunks).</summary>
+    protected virtual HostRows Rows(int host, ApbPlan plan, PrefillRequest request) =>
+        new(plan.LocalTokens(host, request.Document, request.PadId), plan.LocalPositions(host), 0);
+
+    /// <summary>Attention output [B, rows, Hq, D] for this host's rows at layer <paramref name="layer"/>.</summary>
+    protected abstract Tensor Attend(LayerContext ctx, int layer, Tensor hidden, QkvProjection p);
+
+    /// <summary>Indices of the local real (non-padding) rows, or null when they are all the local rows.</summary>
+    private static Tensor? KeptRows(HostRows rows, int documentLength, Device device)
+    {
+        var idx = Enumerable.Range(rows.Prefix, rows.Local).Where(r => rows.Positions[r] < documentLength).Select(r => (long)r).ToArray();
+        return idx.Length == rows.Local ? null : tensor(idx, dtype: ScalarType.Int64).to(device);
+    }
+
+    /// <summary>The shard's rows of x, copied when rows are dropped so the anchor's memory is freed.</summary>
+    private static Tensor Keep(Tensor x, Tensor? keep, HostRows rows)
+    {
+        if (keep is not null) return x.index_select(1, keep);
+        return rows.Prefix == 0 ? x.alias() : x.narrow(1, rows.Prefix, rows.Local).clone();
+    }
+
+    private static void DisposeLayer(QkvProjection p, Tensor attn)
+    {
+        foreach (var t in new[] { p.QPre, p.KPre, p.VPre, p.Q, p.K, p.V, attn }) t.Dispose();
+    }
+}

@@ -1,0 +1,246 @@
+using System.Diagnostics;
+using System.Text;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using ApbCluster.Contracts;
+using ApbCluster.Parallel.Plan;
+using ApbCluster.Runtime.Engine;
+
+namespace ApbCluster.Runtime.Actors;
+
+/// <summary>
+/// One query, a child of the router: validate and tokenize, plan, hand every host its rank
+/// (RunShard, with the NCCL id on GPUs), forward prefill progress, stream the last host's tokens as
+/// TokenChunks, then QueryCompleted. It ends with exactly one of QueryCompleted / QueryFailed /
+/// QueryCancelled to the caller, and on failure, cancel or deadline tells every host to drop the
+/// query (they free their KV). A host that dies, becomes unreachable or reports a failure fails the
+/// query naming it.
+/// </summary>
+public sealed class QueryRun : ReceiveActor, IWithTimers
+{
+    private sealed class Deadline
+    {
+        public static readonly Deadline Instance = new();
+    }
+
+    private sealed class BlameNow
+    {
+        public static readonly BlameNow Instance = new();
+    }
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly SubmitQuery _query;
+    private readonly IActorRef _caller;
+    private readonly RouterSettings _settings;
+    private readonly double _queueMs;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly List<RegisterHost> _hosts = [];
+    private readonly Dictionary<string, ShardFailed> _failures = new();
+    private readonly HashSet<string> _finished = [];
+    private readonly List<int> _tokens = [];
+    private readonly StringBuilder _answer = new();
+    private QueryValidation.Prompt? _prompt;
+    private ApbPlan? _plan;
+    private Func<int, string>? _decode;
+    private double _planMs, _prefillMs, _firstTokenMs;
+    private bool _done;
+
+    public QueryRun(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs)
+    {
+        _query = query;
+        _caller = caller;
+        _settings = settings;
+        _queueMs = queueMs;
+        _hosts.AddRange(hosts);
+
+        Receive<NcclIdReply>(OnNcclId);
+        Receive<PrefillProgress>(OnProgress);
+        Receive<ShardTokens>(OnTokens);
+        Receive<ShardFinished>(OnFinished);
+        Receive<ShardFailed>(OnFailed);
+        Receive<BlameNow>(_ => Blame());
+        Receive<CancelQuery>(_ => Cancel());
+        Receive<Deadline>(_ => Fail($"query {_query.QueryId} exceeded its deadline of {_settings.QueryTimeout.TotalSeconds:0.#}s ({Phase()})", null));
+        Receive<Terminated>(t => HostLost(t.ActorRef, "its actor stopped or its node left the cluster"));
+        Receive<ClusterEvent.UnreachableMember>(m => HostUnreachable(m.Member.Address));
+        Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs) =>
+        Akka.Actor.Props.Create(() => new QueryRun(query, caller, hosts, settings, queueMs));
+
+    protected override void PreStart()
+    {
+        Timers.StartSingleTimer("deadline", Deadline.Instance, _settings.QueryTimeout);
+        var (prompt, error) = QueryValidation.Tokenize(_query, _settings);
+        if (error is not null)
+        {
+            Fail(error, null);
+            return;
+        }
+        _prompt = prompt!;
+        try
+        {
+            if (_query.Mode == AttentionMode.Dense) _hosts.RemoveRange(1, _hosts.Count - 1); // dense: one host
+            _plan = QueryPlanning.Plan(_query.Mode, _hosts.Count, _prompt.Document.Length, _prompt.Question.Length,
+                _query.Apb?.AnchorLength, _query.Apb?.PassingLength, _settings.Model);
+        }
+        catch (PlanException e)
+        {
+            Fail($"cannot plan the query on {_hosts.Count} host(s): {e.Message}", null);
+            return;
+        }
+        _planMs = _clock.Elapsed.TotalMilliseconds;
+        _decode = _settings.Codec?.CreateDecoder();
+        foreach (var h in _hosts) Context.Watch(h.Host);
+        Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.UnreachableMember));
+        _caller.Tell(new QueryAccepted(_query.QueryId, new QueryPlanSummary(
+            _hosts.Select(h => h.HostId).ToList(), _plan.Blocks.Select(b => b.Length).ToList(), _plan.AnchorLength, _plan.PassingLength)));
+
+        var gpus = _hosts.Count(h => h.Device.StartsWith("cuda", StringComparison.Ordinal));
+        if (gpus == 0) Dispatch(null);
+        else if (gpus < _hosts.Count) Fail("the hosts mix CPU and GPU devices; a query's ranks must all use one data plane", null);
+        else _hosts[0].Host.Tell(new NcclIdRequest(_query.QueryId)); // rank 0 makes the NCCL id
+    }
+
+    protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
+
+    private void OnNcclId(NcclIdReply reply)
+    {
+        if (reply.Id is null) Fail(reply.Error ?? "rank 0 returned no NCCL id", _hosts[0].HostId);
+        else Dispatch(reply.Id);
+    }
+
+    /// <summary>The anchor broadcast: every host gets the document, the question and its rank.</summary>
+    private void Dispatch(byte[]? ncclId)
+    {
+        var ids = _hosts.Select(h => h.HostId).ToList();
+        var endpoints = _hosts.Select(h => h.DataEndpoint).ToList();
+        for (int rank = 0; rank < _hosts.Count; rank++)
+            _hosts[rank].Host.Tell(new RunShard(_query.QueryId, Self, rank, _hosts.Count, ids, endpoints, ncclId, _query.Mode,
+                _plan!.AnchorLength, _plan.PassingLength, _query.Apb?.Compressor ?? "", _prompt!.Document, _prompt.Question,
+                _query.Generation, (int)_settings.CollectiveTimeout.TotalMilliseconds));
+        _log.Info("query {0}: {1} on {2}", _query.QueryId, _plan, string.Join(" -> ", ids));
+    }
+
+    private void OnProgress(PrefillProgress p)
+    {
+        if (_done) return;
+        if (p.Layer == p.Layers) _prefillMs = Math.Max(_prefillMs, _clock.Elapsed.TotalMilliseconds - _planMs);
+        _caller.Tell(p);
+    }
+
+    private void OnTokens(ShardTokens chunk)
+    {
+        if (_done) return;
+        if (_tokens.Count == 0) _firstTokenMs = _clock.Elapsed.TotalMilliseconds;
+        _tokens.AddRange(chunk.TokenIds);
+        var text = _decode is null ? "" : string.Concat(chunk.TokenIds.Select(_decode));
+        _answer.Append(text);
+        _caller.Tell(new TokenChunk(_query.QueryId, chunk.Index, chunk.TokenIds, text));
+        var stop = _query.Generation.StopStrings.Where(s => s.Length > 0).Select(s => _answer.ToString().IndexOf(s, StringComparison.Ordinal)).Where(i => i >= 0).DefaultIfEmpty(-1).Min();
+        if (stop >= 0)
+        {
+            _answer.Length = stop;
+            Complete(FinishReason.Stop); // the hosts are told to stop early
+        }
+    }
+
+    private void OnFinished(ShardFinished f)
+    {
+        if (_done) return;
+        _finished.Add(f.HostId);
+        if (_finished.Count < _hosts.Count) return;
+        var eos = _settings.Codec?.EosIds ?? [];
+        Complete(_tokens.Count > 0 && eos.Contains(_tokens[^1]) ? FinishReason.EndOfSequence : FinishReason.Length);
+    }
+
+    private void OnFailed(ShardFailed f)
+    {
+        if (_done) return;
+        if (!f.DataPlane)
+        {
+            Fail(f.Reason, f.BlamedHost ?? f.HostId); // the host's own error
+            return;
+        }
+        // A data-plane failure is seen by several hosts at once, and a host may blame a live peer that
+        // merely closed its connections first: collect reports briefly, then blame.
+        _failures.TryAdd(f.HostId, f);
+        if (_failures.Count == 1) Timers.StartSingleTimer("blame", BlameNow.Instance, _settings.BlameGrace);
+        if (_failures.Count + _finished.Count >= _hosts.Count - 1) Blame();
+    }
+
+    /// <summary>The host that never reported is the one that died; otherwise the most blamed peer.</summary>
+    private void Blame()
+    {
+        if (_done || _failures.Count == 0) return;
+        var silent = _hosts.Select(h => h.HostId).Where(id => !_failures.ContainsKey(id) && !_finished.Contains(id)).ToList();
+        var first = _failures.Values.First();
+        var blamed = silent.Count == 1 ? silent[0]
+            : _failures.Values.Where(f => f.BlamedHost is not null).GroupBy(f => f.BlamedHost!).OrderByDescending(g => g.Count()).Select(g => g.Key).FirstOrDefault()
+              ?? first.BlamedHost;
+        var evidence = _failures.Values.FirstOrDefault(f => f.BlamedHost == blamed) ?? first;
+        Fail(blamed is null ? evidence.Reason : $"host {blamed} failed or is unreachable: {evidence.Reason}", blamed);
+    }
+
+    private void HostLost(IActorRef actor, string why)
+    {
+        var host = _hosts.FirstOrDefault(h => h.Host.Equals(actor));
+        if (host is not null && !_finished.Contains(host.HostId)) Fail($"host {host.HostId} is gone: {why}", host.HostId);
+    }
+
+    private void HostUnreachable(Address address)
+    {
+        var host = _hosts.FirstOrDefault(h => h.Host.Path.Address.Equals(address));
+        if (host is not null && !_finished.Contains(host.HostId)) Fail($"host {host.HostId} became unreachable (node {address})", host.HostId);
+    }
+
+    private void Cancel()
+    {
+        if (_done) return;
+        StopHosts();
+        _caller.Tell(new QueryCancelled(_query.QueryId));
+        _log.Info("query {0} cancelled after {1:0} ms", _query.QueryId, _clock.Elapsed.TotalMilliseconds);
+        Finish();
+    }
+
+    private void Fail(string reason, string? host)
+    {
+        if (_done) return;
+        StopHosts();
+        _caller.Tell(new QueryFailed(_query.QueryId, reason, host));
+        _log.Warning("query {0} failed{1}: {2}", _query.QueryId, host is null ? "" : $" (host {host})", reason);
+        Finish();
+    }
+
+    private void Complete(FinishReason reason)
+    {
+        if (_done) return;
+        if (_finished.Count < _hosts.Count) StopHosts(); // stopped early (stop string)
+        var now = _clock.Elapsed.TotalMilliseconds;
+        var ttft = _tokens.Count > 0 ? _firstTokenMs : now;
+        var timings = new PhaseTimings(_queueMs, _planMs, _prefillMs, ttft, now - ttft, _queueMs + now);
+        _caller.Tell(new QueryCompleted(_query.QueryId, _answer.ToString(), reason, timings,
+            _prompt!.Document.Length + _prompt.Question.Length, _tokens.Count));
+        _log.Info("query {0} completed: {1} tokens, ttft {2:0} ms, total {3:0} ms", _query.QueryId, _tokens.Count, ttft, now);
+        Finish();
+    }
+
+    /// <summary>Every host drops the query (idempotent on hosts that finished or never started it).</summary>
+    private void StopHosts()
+    {
+        foreach (var h in _hosts) h.Host.Tell(new CancelQuery(_query.QueryId));
+    }
+
+    private void Finish()
+    {
+        _done = true;
+        Context.Stop(Self);
+    }
+
+    private string Phase() =>
+        _plan is null ? "planning" : _tokens.Count > 0 ? $"decoding, {_tokens.Count} tokens so far" : _prefillMs > 0 ? "question pass" : "prefill";
+}

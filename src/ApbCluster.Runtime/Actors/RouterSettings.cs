@@ -1,0 +1,43 @@
+using ApbCluster.Runtime.Engine;
+using HoconConfig = Akka.Configuration.Config;
+
+namespace ApbCluster.Runtime.Actors;
+
+/// <summary>The router's knobs (apb.router.*, apb.data-plane.collective-timeout); see docs/configuration.md.</summary>
+public sealed record RouterSettings
+{
+    /// <summary>Queries waiting beyond the running ones; a full queue answers RouterBusy.</summary>
+    public int QueueCapacity { get; init; } = 16;
+
+    /// <summary>Queries running at once. 1: every query gets every host (they hold one shard at a time).</summary>
+    public int MaxInFlight { get; init; } = 1;
+
+    /// <summary>Wall-clock bound on a running query (plan to last token).</summary>
+    public TimeSpan QueryTimeout { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>Deadline of every data-plane receive (and of connecting the mesh).</summary>
+    public TimeSpan CollectiveTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>After a host reports a data-plane failure, how long to wait for the others' reports before blaming.</summary>
+    public TimeSpan BlameGrace { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Refuse absurd generation lengths up front.</summary>
+    public int MaxNewTokensLimit { get; init; } = 8192;
+
+    /// <summary>Tokenizer and model limits; null = the router cannot tokenize text (callers send ids).</summary>
+    public ITokenCodec? Codec { get; init; }
+
+    public Model.Config.ModelConfig? Model { get; init; }
+
+    public static RouterSettings From(HoconConfig c, ModelSpec? model) => new()
+    {
+        QueueCapacity = c.GetInt("apb.router.queue-capacity", 16),
+        MaxInFlight = c.GetInt("apb.router.max-in-flight", 1),
+        QueryTimeout = c.GetTimeSpan("apb.router.query-timeout", TimeSpan.FromSeconds(120)),
+        CollectiveTimeout = c.GetTimeSpan("apb.data-plane.collective-timeout", TimeSpan.FromSeconds(10)),
+        BlameGrace = c.GetTimeSpan("apb.router.blame-grace", TimeSpan.FromSeconds(1)),
+        MaxNewTokensLimit = c.GetInt("apb.router.max-new-tokens-limit", 8192),
+        Codec = model is null ? null : ITokenCodec.For(model),
+        Model = model?.Config(),
+    };
+}

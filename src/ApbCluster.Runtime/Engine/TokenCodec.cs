@@ -1,0 +1,72 @@
+using System.Text;
+using ApbCluster.Model.Config;
+using ApbCluster.Model.Tokenization;
+
+namespace ApbCluster.Runtime.Engine;
+
+/// <summary>
+/// The router's tokenizer: text in, ids out, and ids back to text as they stream. The router
+/// tokenizes (hosts receive ids only) so a query is split once, in one place.
+/// </summary>
+public interface ITokenCodec
+{
+    int VocabSize { get; }
+
+    int MaxPositions { get; }
+
+    IReadOnlyList<int> EosIds { get; }
+
+    IReadOnlyList<int> Encode(string text, bool addBos);
+
+    /// <summary>A decoder that turns ids into text incrementally (multi-byte characters complete first).</summary>
+    Func<int, string> CreateDecoder();
+
+    public static ITokenCodec For(ModelSpec spec) =>
+        spec.RandomShape is not null ? new ByteTokenCodec(spec.Config()) : new TokenizerCodec(TextTokenizer.Load(spec.Directory!), spec.Config());
+}
+
+/// <summary>The model folder's own tokenizer.</summary>
+public sealed class TokenizerCodec(TextTokenizer tokenizer, ModelConfig config) : ITokenCodec
+{
+    public int VocabSize => config.VocabSize;
+    public int MaxPositions => config.MaxPositionEmbeddings;
+    public IReadOnlyList<int> EosIds => config.EosTokenIds.Count > 0 ? config.EosTokenIds : tokenizer.EosIds;
+
+    public IReadOnlyList<int> Encode(string text, bool addBos) => tokenizer.Encode(text, addBos);
+
+    public Func<int, string> CreateDecoder() => tokenizer.CreateIncrementalDecoder().Push;
+}
+
+/// <summary>
+/// For random-weight models (no tokenizer files): UTF-8 bytes as ids <c>Offset + byte</c> (ids below
+/// the offset are BOS/EOS/pad); ids outside the byte range decode as "&lt;id&gt;". Tests use it to
+/// tokenize exactly as the router does.
+/// </summary>
+public sealed class ByteTokenCodec(ModelConfig config) : ITokenCodec
+{
+    public const int Offset = 3;
+
+    public int VocabSize => config.VocabSize;
+    public int MaxPositions => config.MaxPositionEmbeddings;
+    public IReadOnlyList<int> EosIds => config.EosTokenIds;
+
+    public IReadOnlyList<int> Encode(string text, bool addBos)
+    {
+        var ids = new List<int>();
+        if (addBos && config.BosTokenId is { } bos) ids.Add(bos);
+        ids.AddRange(Encoding.UTF8.GetBytes(text).Select(b => (Offset + b) % config.VocabSize));
+        return ids;
+    }
+
+    public Func<int, string> CreateDecoder()
+    {
+        var decoder = Encoding.UTF8.GetDecoder();
+        var chars = new char[8];
+        return id =>
+        {
+            if (id < Offset || id >= Offset + 256) return $"<{id}>";
+            int n = decoder.GetChars([(byte)(id - Offset)], 0, 1, chars, 0);
+            return new string(chars, 0, n);
+        };
+    }
+}
