@@ -44,7 +44,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private ApbPlan? _plan;
     private Func<int, string>? _decode;
     private double _planMs, _prefillMs, _firstTokenMs;
-    private bool _done;
+    private bool _done, _dispatched;
 
     public QueryRun(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs)
     {
@@ -117,6 +117,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     /// <summary>The anchor broadcast: every host gets the document, the question and its rank.</summary>
     private void Dispatch(byte[]? ncclId)
     {
+        _dispatched = true;
         var ids = _hosts.Select(h => h.HostId).ToList();
         var endpoints = _hosts.Select(h => h.DataEndpoint).ToList();
         for (int rank = 0; rank < _hosts.Count; rank++)
@@ -232,6 +233,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     /// <summary>Every host drops the query (idempotent on hosts that finished or never started it).</summary>
     private void StopHosts()
     {
+        if (!_dispatched) return;
         foreach (var h in _hosts) h.Host.Tell(new CancelQuery(_query.QueryId));
     }
 

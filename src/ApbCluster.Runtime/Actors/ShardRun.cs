@@ -15,7 +15,8 @@ namespace ApbCluster.Runtime.Actors;
 /// </summary>
 internal sealed class ShardRun : IShardEvents
 {
-    public sealed record Ended(string QueryId, ShardOutcome? Outcome, Exception? Error, bool Aborted);
+    /// <summary>Local only (carries the exception object): exempt from serialize-messages checks.</summary>
+    public sealed record Ended(string QueryId, ShardOutcome? Outcome, Exception? Error, bool Aborted) : INoSerializationVerificationNeeded;
 
     private readonly RunShard _work;
     private readonly string _hostId;

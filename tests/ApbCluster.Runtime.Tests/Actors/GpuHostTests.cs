@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.TestKit.Xunit;
 using ApbCluster.Contracts;
 using ApbCluster.Runtime.Actors;
+using ApbCluster.Runtime.DataPlane;
 using ApbCluster.Runtime.Engine;
 
 namespace ApbCluster.Runtime.Tests.Actors;
@@ -12,12 +13,14 @@ public sealed class GpuHostTests() : TestKit(ClusterTestConfig.Hocon)
     public void Host_registers_periodically_and_reports_itself_locally()
     {
         var router = CreateTestProbe();
-        var host = Sys.ActorOf(GpuHost.Props("node/gpu0", new CpuPlaceholderEngine(), router.Ref, TimeSpan.FromMilliseconds(200)));
+        using var listener = new DataPlaneListener("127.0.0.1", "127.0.0.1", 0);
+        var host = Sys.ActorOf(GpuHost.Props("node/gpu0", new CpuPlaceholderEngine(), new CollectiveFactory(listener, "cpu"), router.Ref, TimeSpan.FromMilliseconds(200)));
 
         var first = router.ExpectMsg<RegisterHost>();
         Assert.Equal(("node/gpu0", "cpu"), (first.HostId, first.Device));
         Assert.True(first.MemoryUsedBytes > 0 && first.MemoryTotalBytes >= first.MemoryUsedBytes);
         Assert.Equal(host, first.Host);
+        Assert.Equal(listener.Endpoint, first.DataEndpoint);
         router.Reply(new HostRegistered("node/gpu0", router.Ref));
 
         // Periodic re-registration is what rebuilds a new router's registry after hand-over.
@@ -29,11 +32,34 @@ public sealed class GpuHostTests() : TestKit(ClusterTestConfig.Hocon)
     }
 
     [Fact]
-    public async Task Placeholder_engine_refuses_work_clearly()
+    public void A_host_without_a_model_fails_its_rank_naming_itself_and_stays_up()
     {
-        using var engine = new CpuPlaceholderEngine();
-        var error = await Assert.ThrowsAsync<NotSupportedException>(() => engine.PrefillAsync(
-            new ShardPrefillRequest("q", [], [1, 2], 0, 0, 1, AttentionMode.Apb, null), new Progress<int>(), CancellationToken.None));
-        Assert.Contains("no model engine", error.Message);
+        var router = CreateTestProbe();
+        var coordinator = CreateTestProbe();
+        using var listener = new DataPlaneListener("127.0.0.1", "127.0.0.1", 0);
+        var host = Sys.ActorOf(GpuHost.Props("node/gpu0", new CpuPlaceholderEngine(), new CollectiveFactory(listener, "cpu"), router.Ref, TimeSpan.FromSeconds(30)));
+        router.ExpectMsg<RegisterHost>();
+
+        host.Tell(new RunShard("q1", coordinator.Ref, 0, 1, ["node/gpu0"], [listener.Endpoint], null, AttentionMode.Dense, 0, 0, "",
+            [1, 2, 3], [4], Contracts.GenerationOptions.Greedy(2), 1000));
+        var failed = coordinator.ExpectMsg<ShardFailed>(TimeSpan.FromSeconds(10));
+        Assert.False(failed.DataPlane);
+        Assert.Equal("node/gpu0", failed.BlamedHost);
+        Assert.Contains(CpuPlaceholderEngine.Refusal, failed.Reason);
+
+        // Still alive and Ready for the next query.
+        var status = router.FishForMessage<RegisterHost>(r => r.State == HostState.Ready, TimeSpan.FromSeconds(5));
+        Assert.Equal(0, status.KvBytes);
+    }
+
+    [Fact]
+    public void A_malformed_run_is_refused_without_running()
+    {
+        var coordinator = CreateTestProbe();
+        using var listener = new DataPlaneListener("127.0.0.1", "127.0.0.1", 0);
+        var host = Sys.ActorOf(GpuHost.Props("h", new CpuPlaceholderEngine(), new CollectiveFactory(listener, "cpu"), CreateTestProbe().Ref, TimeSpan.FromSeconds(30)));
+        host.Tell(new RunShard("q1", coordinator.Ref, 5, 2, ["a", "b"], ["x:1", "y:2"], null, AttentionMode.Apb, 0, 0, "", [1], [1],
+            Contracts.GenerationOptions.Greedy(1), 1000));
+        Assert.Contains("malformed", coordinator.ExpectMsg<ShardFailed>().Reason);
     }
 }

@@ -8,7 +8,7 @@ namespace ApbCluster.Runtime.Tests.Actors;
 public sealed class QueryRouterTests() : TestKit(ClusterTestConfig.Hocon)
 {
     private static RegisterHost Registration(string id, IActorRef host, long used = 100) =>
-        new(id, host, "cpu", used, 1000, "tiny", HostState.Ready, 0);
+        new(id, host, "cpu", used, 1000, "tiny", HostState.Ready, 0, "127.0.0.1:1");
 
     [Fact]
     public void Registered_hosts_appear_in_status_and_get_an_acknowledgement()
