@@ -77,6 +77,51 @@ public sealed class AdminClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Runs a streaming command: <paramref name="onLine"/> sees every intermediate line; the
+    /// final response is returned. No overall timeout (a tail may be quiet for long); when
+    /// <paramref name="ct"/> fires the client asks the node to stop and waits for the final line.
+    /// </summary>
+    public async Task<AdminResponse> RunStreamAsync(string cmd, IReadOnlyList<string> args, Func<AdminResponse, Task> onLine, CancellationToken ct = default)
+    {
+        try
+        {
+            await _writer.WriteLineAsync(JsonSerializer.Serialize(new AdminRequest(cmd, args, _token), AdminJson.Options));
+            // Wait for lines forever, but only Timeout more once the caller asked to stop.
+            using var grace = new CancellationTokenSource();
+            using var stopOnCancel = ct.Register(() =>
+            {
+                _ = SendStopAsync();
+                grace.CancelAfter(Timeout);
+            });
+            while (true)
+            {
+                var reply = await _reader.ReadLineAsync(grace.Token)
+                    ?? throw new AdminConnectionException("admin endpoint closed the connection");
+                var response = JsonSerializer.Deserialize<AdminResponse>(reply, AdminJson.Options)
+                    ?? throw new AdminConnectionException("admin endpoint sent an empty response");
+                if (!response.More) return response;
+                await onLine(response);
+            }
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or SocketException)
+        {
+            throw new AdminConnectionException($"admin endpoint stream '{cmd}' broke off: {e.Message}", e);
+        }
+    }
+
+    private async Task SendStopAsync()
+    {
+        try
+        {
+            await _writer.WriteLineAsync(JsonSerializer.Serialize(new AdminRequest(AdminJson.StopCommand, [], _token), AdminJson.Options));
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException)
+        {
+            // connection already gone: the stream ends anyway
+        }
+    }
+
     /// <summary>The commands this node offers.</summary>
     public async Task<IReadOnlyList<AdminCommandInfo>> ListCommandsAsync(CancellationToken ct = default)
     {

@@ -10,6 +10,9 @@ namespace ApbCluster.Admin;
 /// Request  {"cmd":"cluster show","args":["-a","..."],"token":"..."}
 /// Response {"exitCode":0,"text":"human table","json":{...}}
 /// The reserved cmd "palettes" lists the commands the node offers.
+/// Streaming commands (cluster tail, log tail, query trace) answer with any number of lines
+/// marked "more":true and then one final line without it; while a stream runs, any line the
+/// client sends (by convention {"cmd":"stop"}) or closing the connection ends it.
 /// </summary>
 public sealed record AdminRequest(
     [property: JsonPropertyName("cmd")] string Cmd,
@@ -19,8 +22,12 @@ public sealed record AdminRequest(
 public sealed record AdminResponse(
     [property: JsonPropertyName("exitCode")] int ExitCode,
     [property: JsonPropertyName("text")] string Text,
-    [property: JsonPropertyName("json")] JsonNode? Json = null)
+    [property: JsonPropertyName("json")] JsonNode? Json = null,
+    [property: JsonPropertyName("more"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool More = false)
 {
+    /// <summary>One line of a streaming command; the final line follows later.</summary>
+    public static AdminResponse Line(string text, JsonNode? json = null) => new(AdminExitCodes.Ok, text, json, More: true);
+
     public static AdminResponse Ok(string text, JsonNode? json = null) => new(AdminExitCodes.Ok, text, json);
 
     public static AdminResponse Error(string text) => new(AdminExitCodes.CommandError, text);
@@ -33,7 +40,8 @@ public sealed record AdminCommandInfo(
     [property: JsonPropertyName("palette")] string Palette,
     [property: JsonPropertyName("name")] string Name,
     [property: JsonPropertyName("usage")] string Usage,
-    [property: JsonPropertyName("description")] string Description)
+    [property: JsonPropertyName("description")] string Description,
+    [property: JsonPropertyName("streaming"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool Streaming = false)
 {
     [JsonIgnore]
     public string FullName => $"{Palette} {Name}";
@@ -53,4 +61,7 @@ public static class AdminJson
     public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web) { WriteIndented = false };
 
     public const string PalettesCommand = "palettes";
+
+    /// <summary>Sent by the client while a stream runs to end it.</summary>
+    public const string StopCommand = "stop";
 }

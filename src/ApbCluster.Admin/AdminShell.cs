@@ -58,9 +58,20 @@ public static class AdminShell
             await output.WriteAsync(Help(commands));
             return AdminExitCodes.Usage;
         }
-        var response = await client.RunAsync(command.FullName, words.Skip(2).ToList(), ct);
-        await output.WriteLineAsync(json ? response.Json?.ToJsonString(AdminJson.Options) ?? "null" : response.Text.TrimEnd());
+        var args = words.Skip(2).ToList();
+        var response = command.Streaming
+            ? await client.RunStreamAsync(command.FullName, args, line => Print(line, json, output), ct)
+            : await client.RunAsync(command.FullName, args, ct);
+        await Print(response, json, output);
         return response.ExitCode;
+    }
+
+    /// <summary>--json prints the JSON body (one object per line when streaming), else the text.</summary>
+    private static async Task Print(AdminResponse response, bool json, TextWriter output)
+    {
+        if (json) await output.WriteLineAsync(response.Json?.ToJsonString(AdminJson.Options) ?? "null");
+        else if (response.Text.Length > 0) await output.WriteLineAsync(response.Text.TrimEnd());
+        await output.FlushAsync();
     }
 
     private static async Task<int> PromptAsync(AdminClient client, IReadOnlyList<AdminCommandInfo> commands, string endpoint, bool json, TextWriter output, TextReader input, CancellationToken ct)

@@ -2,6 +2,9 @@ using System.CommandLine;
 using ApbCluster.Cli.Commands;
 
 // `apb`: the command line of ApbCluster. Answers on stdout, progress and timings on stderr.
+if (args.Length > 0 && args[0] == "admin")
+    return await AdminVerb.RunAsync(args[1..]);
+
 var root = new RootCommand("ApbCluster: long-context LLM inference across hosts with APB.");
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Akka.Actor;
+using ApbCluster.Http;
 using ApbCluster.Runtime.Config;
 using ApbCluster.Runtime.Hosting;
 
@@ -53,6 +54,9 @@ public static class Program
         }
         if (node.Admin is not null)
             Console.WriteLine($"apb-node admin endpoint listening on {node.Admin.Endpoint}");
+        if (node.Metrics is not null)
+            Console.WriteLine($"apb-node metrics on http://{config.Ops.MetricsHost}:{node.Metrics.Port}/metrics");
+        var http = await StartHttpAsync(node);
 
         // SIGTERM (docker stop, kill) and Ctrl+C: leave the cluster through coordinated
         // shutdown instead of vanishing, so the singleton hands over and peers don't wait
@@ -67,8 +71,19 @@ public static class Program
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
 
         await node.WhenTerminated;
+        if (http is not null) await http.DisposeAsync();
         await node.DisposeAsync();
         Console.WriteLine("apb-node: stopped");
         return 0;
+    }
+
+    /// <summary>The OpenAI-compatible front door, on router nodes with APB_HTTP_PORT set.</summary>
+    private static async Task<HttpFrontDoor?> StartHttpAsync(ApbNode node)
+    {
+        var ops = node.Config.Ops;
+        if (ops.HttpPort == 0 || !node.Config.Settings.HasRole(NodeRoles.Router)) return null;
+        var http = await HttpFrontDoor.StartAsync(node.System, node.RouterProxy, ops, ops.HttpHost, ops.HttpPort);
+        Console.WriteLine($"apb-node HTTP front door on {http.Address} (POST /v1/chat/completions, GET /v1/models)");
+        return http;
     }
 }

@@ -208,11 +208,13 @@ internal static class MessageCodecs
         }, (r, _) => new NcclIdReply(r.ReadString(), r.ReadBoolean() ? ReadBytes(r) : null, r.ReadNullableString())),
     ];
 
-    public static readonly FrozenDictionary<Type, MessageCodec> ByType = All.ToFrozenDictionary(c => c.Type);
+    private static readonly MessageCodec[] Everything = [.. All, .. OpsMessageCodecs.All];
 
-    public static readonly FrozenDictionary<string, MessageCodec> ByManifest = All.ToFrozenDictionary(c => c.Manifest);
+    public static readonly FrozenDictionary<Type, MessageCodec> ByType = Everything.ToFrozenDictionary(c => c.Type);
 
-    public static IEnumerable<Type> Types => All.Select(c => c.Type);
+    public static readonly FrozenDictionary<string, MessageCodec> ByManifest = Everything.ToFrozenDictionary(c => c.Manifest);
+
+    public static IEnumerable<Type> Types => Everything.Select(c => c.Type);
 
     private static MessageCodec Codec<T>(string manifest, Action<BinaryWriter, T, ActorRefCodec> write, Func<BinaryReader, ActorRefCodec, T> read)
         where T : notnull =>

@@ -62,23 +62,59 @@ public sealed class AdminServer : IAsyncDisposable
         var stream = client.GetStream();
         using var reader = new StreamReader(stream, new UTF8Encoding(false));
         await using var writer = new StreamWriter(stream, new UTF8Encoding(false)) { AutoFlush = true, NewLine = "\n" };
+        Task Write(AdminResponse response) =>
+            writer.WriteLineAsync(JsonSerializer.Serialize(response, AdminJson.Options).AsMemory(), _stop.Token);
         try
         {
+            Task<string?>? pendingRead = null;
             while (!_stop.IsCancellationRequested)
             {
-                var line = await reader.ReadLineAsync(_stop.Token);
+                var line = await (pendingRead ?? reader.ReadLineAsync(_stop.Token).AsTask());
+                pendingRead = null;
                 if (line is null) return;
-                var response = await HandleAsync(line, loopback);
-                await writer.WriteLineAsync(JsonSerializer.Serialize(response, AdminJson.Options).AsMemory(), _stop.Token);
+                var (request, refusal) = Parse(line, loopback);
+                if (refusal is not null)
+                    await Write(refusal);
+                else if (_registry.IsStreaming(request!.Cmd))
+                {
+                    pendingRead = await StreamAsync(request, reader, Write);
+                    if (pendingRead is { IsCompleted: true })
+                    {
+                        // The line that stopped the stream is consumed here; EOF ends the session.
+                        if (await pendingRead is null) return;
+                        pendingRead = null;
+                    }
+                }
+                else
+                    await Write(await RunAsync(request));
             }
         }
-        catch (Exception e) when (e is IOException or OperationCanceledException or SocketException)
+        catch (Exception e) when (e is IOException or OperationCanceledException or SocketException or ObjectDisposedException)
         {
             // client went away or the node is stopping
         }
     }
 
-    private async Task<AdminResponse> HandleAsync(string line, bool loopback)
+    /// <summary>
+    /// Runs a streaming command until it ends by itself or the client sends any line / closes.
+    /// Returns the read that watched the client: still running when the stream ended by itself
+    /// (it then carries the client's next request).
+    /// </summary>
+    private async Task<Task<string?>> StreamAsync(AdminRequest request, StreamReader reader, Func<AdminResponse, Task> write)
+    {
+        using var streamStop = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        var clientRead = reader.ReadLineAsync(_stop.Token).AsTask();
+        _ = clientRead.ContinueWith(_ =>
+        {
+            try { streamStop.Cancel(); }
+            catch (ObjectDisposedException) { /* stream already over */ }
+        }, TaskScheduler.Default);
+        var final = await _registry.RunAsync(request.Cmd, request.Args ?? [], line => write(line with { More = true }), streamStop.Token);
+        await write(final with { More = false });
+        return clientRead;
+    }
+
+    private (AdminRequest? Request, AdminResponse? Refusal) Parse(string line, bool loopback)
     {
         AdminRequest? request;
         try
@@ -87,21 +123,32 @@ public sealed class AdminServer : IAsyncDisposable
         }
         catch (JsonException e)
         {
-            return AdminResponse.Usage($"malformed request: {e.Message}");
+            return (null, AdminResponse.Usage($"malformed request: {e.Message}"));
         }
         if (request is null || string.IsNullOrWhiteSpace(request.Cmd))
-            return AdminResponse.Usage("malformed request: cmd is missing");
+            return (null, AdminResponse.Usage("malformed request: cmd is missing"));
         if (!loopback && (_token.Length == 0 || request.Token != _token))
-            return AdminResponse.Error(_token.Length == 0
+            return (null, AdminResponse.Error(_token.Length == 0
                 ? "refused: non-loopback admin access needs APB_ADMIN_TOKEN configured on the node"
-                : "refused: wrong or missing admin token");
+                : "refused: wrong or missing admin token"));
+        return (request, null);
+    }
+
+    private async Task<AdminResponse> RunAsync(AdminRequest request)
+    {
         if (request.Cmd == AdminJson.PalettesCommand)
             return AdminResponse.Ok(string.Join('\n', _registry.Commands.Select(c => c.Usage)),
                 JsonSerializer.SerializeToNode(_registry.Commands, AdminJson.Options));
+        if (request.Cmd == AdminJson.StopCommand)
+            return AdminResponse.Ok("no stream running");
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         timeout.CancelAfter(TimeSpan.FromSeconds(30));
         return await _registry.RunAsync(request.Cmd, request.Args ?? [], timeout.Token);
     }
+
+    /// <summary>The refusal a request with this token would get (null = allowed); for tests and diagnostics.</summary>
+    public AdminResponse? Authorize(string? token, bool loopback) =>
+        Parse(JsonSerializer.Serialize(new AdminRequest("palettes", [], token), AdminJson.Options), loopback).Refusal;
 
     public async ValueTask DisposeAsync()
     {

@@ -10,7 +10,7 @@ namespace ApbCluster.Runtime.Config;
 /// Akka's HOCON parser cannot read environment variables. Every value is validated here so
 /// a bad one fails at boot with the variable's name, not deep inside Akka.
 /// </summary>
-public static class EnvironmentOverlay
+public static partial class EnvironmentOverlay
 {
     /// <summary>Variables the node reads; docs/configuration.md describes each.</summary>
     public static readonly IReadOnlyList<string> Variables =
@@ -19,6 +19,7 @@ public static class EnvironmentOverlay
         "APB_CONFIG", "APB_SYSTEM_NAME", "APB_ADMIN_HOST", "APB_ADMIN_PORT", "APB_ADMIN_TOKEN",
         "APB_VIRTUAL_HOSTS", "APB_DEVICE", "APB_MODEL_DIR", "APB_LOG_LEVEL",
         "APB_MODEL", "APB_DATA_PORT", "APB_ROUTER_QUEUE", "APB_QUERY_TIMEOUT", "APB_COLLECTIVE_TIMEOUT", "APB_TEST_LAYER_DELAY_MS",
+        .. OpsVariables,
     ];
 
     public static HoconConfig Build(IReadOnlyDictionary<string, string?> env, string systemName)
@@ -60,6 +61,7 @@ public static class EnvironmentOverlay
             hocon.AppendLine($"apb.gpu-host.test-layer-delay = {ParseCount("APB_TEST_LAYER_DELAY_MS", delay, max: 60_000)}ms");
         if (Get(env, "APB_LOG_LEVEL") is { } level)
             hocon.AppendLine($"akka.loglevel = {ParseLogLevel(level)}");
+        AppendOps(env, hocon);
         return ConfigurationFactory.ParseString(hocon.ToString());
     }
 

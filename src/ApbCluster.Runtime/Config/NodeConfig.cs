@@ -19,7 +19,11 @@ public sealed class NodeConfig
         Hocon = hocon;
         Settings = settings;
         Sources = sources;
+        Ops = OpsSettings.Read(hocon);
     }
+
+    /// <summary>Metrics/HTTP endpoints and request limits.</summary>
+    public OpsSettings Ops { get; }
 
     public HoconConfig Hocon { get; }
 
@@ -90,6 +94,7 @@ public sealed class NodeConfig
         sb.AppendLine($"apb-node roles   : {(s.Roles.Count > 0 ? string.Join(", ", s.Roles) : "(none)")}");
         sb.AppendLine($"apb-node seeds   : {(s.Seeds.Count > 0 ? string.Join(", ", s.Seeds) : "(none: waiting for `cluster join`)")}");
         sb.AppendLine($"apb-node admin   : {(s.AdminPort == 0 ? "disabled" : $"{s.AdminHost}:{s.AdminPort}")}");
+        sb.AppendLine($"apb-node metrics : {(Ops.MetricsPort == 0 ? "disabled" : $"http://{Ops.MetricsHost}:{Ops.MetricsPort}/metrics")}");
         if (s.HasRole(NodeRoles.GpuHost))
             sb.AppendLine($"apb-node gpu-host: {s.VirtualHosts} host(s) on {s.Device}, model '{(s.Model.Length > 0 ? s.Model : s.ModelDir)}', data port {(s.DataPort == 0 ? "ephemeral" : s.DataPort)}");
         sb.Append($"apb-node config  : {string.Join(" > ", Sources)}");

@@ -6,6 +6,7 @@ using ApbCluster.Runtime.Admin;
 using ApbCluster.Runtime.Config;
 using ApbCluster.Runtime.DataPlane;
 using ApbCluster.Runtime.Engine;
+using ApbCluster.Runtime.Metrics;
 
 namespace ApbCluster.Runtime.Hosting;
 
@@ -37,6 +38,9 @@ public sealed class ApbNode : IAsyncDisposable
     public IReadOnlyList<IActorRef> GpuHosts { get; }
 
     public AdminServer? Admin { get; }
+
+    /// <summary>Prometheus endpoint; null when APB_METRICS_PORT is 0 (the default).</summary>
+    public MetricsEndpoint? Metrics { get; private set; }
 
     public Task WhenTerminated => System.WhenTerminated;
 
@@ -75,7 +79,11 @@ public sealed class ApbNode : IAsyncDisposable
             }
 
             var admin = settings.AdminPort == 0 ? null : StartAdmin(settings, system, proxy, hosts);
-            return new ApbNode(config, system, proxy, hosts, admin);
+            var node = new ApbNode(config, system, proxy, hosts, admin);
+            if (config.Ops.MetricsPort != 0)
+                node.Metrics = new MetricsEndpoint(config.Ops.MetricsHost, config.Ops.MetricsPort,
+                    settings.HasRole(NodeRoles.Router) ? proxy : null, hosts);
+            return node;
         }
         catch
         {
@@ -98,6 +106,7 @@ public sealed class ApbNode : IAsyncDisposable
         ActorPalette.Register(registry, system);
         LogPalette.Register(registry, system);
         GpuPalette.Register(registry, proxy, hosts);
+        OpsPalettes.Register(registry, system, proxy);
         return new AdminServer(settings.AdminHost, settings.AdminPort, settings.AdminToken, registry);
     }
 
@@ -106,11 +115,13 @@ public sealed class ApbNode : IAsyncDisposable
     {
         await CoordinatedShutdown.Get(System).Run(reason);
         if (Admin is not null) await Admin.DisposeAsync();
+        Metrics?.Dispose();
     }
 
     public async ValueTask DisposeAsync()
     {
         if (Admin is not null) await Admin.DisposeAsync();
+        Metrics?.Dispose();
         await System.Terminate().WaitAsync(TimeSpan.FromSeconds(15)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 }

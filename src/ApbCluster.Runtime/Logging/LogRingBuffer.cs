@@ -16,13 +16,30 @@ public sealed class LogRingBuffer : IExtension
 
     public int Capacity => _lines.Length;
 
+    private readonly List<Action<string>> _subscribers = [];
+
     public void Add(string line)
     {
+        Action<string>[] subscribers;
         lock (_gate)
         {
             _lines[_written % _lines.Length] = line;
             _written++;
+            subscribers = _subscribers.Count == 0 ? [] : [.. _subscribers];
         }
+        foreach (var subscriber in subscribers) subscriber(line);
+    }
+
+    /// <summary>Calls <paramref name="onLine"/> for every line added from now on (for `log tail`); dispose to stop.</summary>
+    public IDisposable Subscribe(Action<string> onLine)
+    {
+        lock (_gate) _subscribers.Add(onLine);
+        return new Unsubscriber(() => { lock (_gate) _subscribers.Remove(onLine); });
+    }
+
+    private sealed class Unsubscriber(Action dispose) : IDisposable
+    {
+        public void Dispose() => dispose();
     }
 
     /// <summary>The most recent <paramref name="count"/> lines, oldest first.</summary>

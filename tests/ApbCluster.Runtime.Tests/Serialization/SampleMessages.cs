@@ -6,7 +6,23 @@ namespace ApbCluster.Runtime.Tests.Serialization;
 /// <summary>One filled-in instance of every contract type (edge values where they matter).</summary>
 public static class SampleMessages
 {
-    public static IEnumerable<object> All(IActorRef someActor) =>
+    public static IEnumerable<object> All(IActorRef someActor) => Core(someActor).Concat(Ops);
+
+    /// <summary>Operations messages (drain, query list, trace).</summary>
+    private static IEnumerable<object> Ops =>
+    [
+        new DrainHost("10.0.0.2:4053/gpu0"),
+        new UndrainHost("10.0.0.2:4053/gpu0"),
+        new HostDrainChanged("h0", true, true),
+        new HostDrainChanged("nope", false, false),
+        ListQueries.Instance,
+        new QueryList([new QueryInfo("q-1", "prefill", 1_700_000_000_000, 32_000, 0, ["h0", "h1"]), new QueryInfo("q-2", "queued", 0, 0, 0, [])]),
+        new QueryList([]),
+        new TraceQuery("q-1"),
+        new QueryNotFound("q-404"),
+    ];
+
+    private static IEnumerable<object> Core(IActorRef someActor) =>
     [
         new SubmitQuery("q-1", QueryContext.FromText("long context ✓ ünïcode"), "What?",
             new GenerationOptions(128, 0.7f, 0.9f, 42, ["</s>", "\n\n"]), AttentionMode.Apb,

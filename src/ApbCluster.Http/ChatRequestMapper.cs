@@ -1,0 +1,95 @@
+using System.Text;
+using System.Text.Json;
+using ApbCluster.Contracts;
+using ApbCluster.Runtime.Config;
+
+namespace ApbCluster.Http;
+
+/// <summary>
+/// OpenAI chat request -> SubmitQuery. The last message must be the user's question; the long
+/// document is the <c>context</c> field when given, else every earlier message (system first
+/// as written) joined by blank lines. Limits are checked here so the router never sees them.
+/// </summary>
+public static class ChatRequestMapper
+{
+    private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool"];
+    private const int DefaultMaxTokens = 256;
+
+    public static (SubmitQuery? Query, bool Stream, OpenAiError? Error) Map(ChatCompletionRequest? request, string queryId, OpsSettings limits)
+    {
+        if (request is null) return Fail(OpenAiError.BadRequest("the request body must be a JSON object"));
+        if (request.Messages is not { Count: > 0 } messages)
+            return Fail(OpenAiError.BadRequest("'messages' must be a non-empty array", "messages"));
+
+        var texts = new List<string>(messages.Count);
+        for (var i = 0; i < messages.Count; i++)
+        {
+            var m = messages[i];
+            if (m is null || m.Role is null || !Roles.Contains(m.Role))
+                return Fail(OpenAiError.BadRequest($"messages[{i}].role must be one of {string.Join(", ", Roles)}", $"messages[{i}].role"));
+            if (ContentText(m.Content) is not { } text)
+                return Fail(OpenAiError.BadRequest($"messages[{i}].content must be a string or an array of text parts", $"messages[{i}].content"));
+            texts.Add(text);
+        }
+        if (messages[^1].Role != "user" || texts[^1].Trim().Length == 0)
+            return Fail(OpenAiError.BadRequest("the last message must be a non-empty user message (the question)", "messages"));
+
+        var context = request.Context ?? string.Join("\n\n", texts.Take(texts.Count - 1).Where(t => t.Length > 0));
+        if (context.Trim().Length == 0)
+            return Fail(OpenAiError.BadRequest(
+                "no long document: give it in the 'context' field or in earlier (e.g. system) messages", request.Context is null ? "messages" : "context"));
+        if (context.Length > limits.MaxContextChars)
+            return Fail(OpenAiError.TooLarge(
+                $"the document has {context.Length} characters; this server accepts at most {limits.MaxContextChars} (apb.limits.max-context-chars)",
+                request.Context is null ? "messages" : "context"));
+
+        var maxTokens = request.MaxCompletionTokens ?? request.MaxTokens ?? Math.Min(DefaultMaxTokens, limits.MaxNewTokens);
+        if (maxTokens < 1 || maxTokens > limits.MaxNewTokens)
+            return Fail(OpenAiError.BadRequest($"max_tokens must be from 1 to {limits.MaxNewTokens} (apb.limits.max-new-tokens), not {maxTokens}", "max_tokens"));
+        var temperature = request.Temperature ?? 0f;
+        if (float.IsNaN(temperature) || temperature is < 0 or > 2)
+            return Fail(OpenAiError.BadRequest("temperature must be from 0 to 2", "temperature"));
+        var topP = request.TopP ?? 1f;
+        if (float.IsNaN(topP) || topP is <= 0 or > 1)
+            return Fail(OpenAiError.BadRequest("top_p must be in (0, 1]", "top_p"));
+        if (StopStrings(request.Stop) is not { } stops)
+            return Fail(OpenAiError.BadRequest("stop must be a string or an array of at most 4 non-empty strings", "stop"));
+        if (ParseMode(request.Mode) is not { } mode)
+            return Fail(OpenAiError.BadRequest($"mode must be one of {string.Join(", ", Enum.GetNames<AttentionMode>().Select(n => n.ToLowerInvariant()))}", "mode"));
+
+        var query = new SubmitQuery(queryId, QueryContext.FromText(context), texts[^1],
+            new GenerationOptions(maxTokens, temperature, topP, request.Seed, stops), mode, null);
+        return (query, request.Stream ?? false, null);
+    }
+
+    private static (SubmitQuery?, bool, OpenAiError?) Fail(OpenAiError error) => (null, false, error);
+
+    /// <summary>A string, or an array of {"type":"text","text":...} parts (others refused); null = missing counts as "".</summary>
+    private static string? ContentText(JsonElement? content)
+    {
+        if (content is not { } c || c.ValueKind == JsonValueKind.Null) return "";
+        if (c.ValueKind == JsonValueKind.String) return c.GetString();
+        if (c.ValueKind != JsonValueKind.Array) return null;
+        var sb = new StringBuilder();
+        foreach (var part in c.EnumerateArray())
+        {
+            if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var type) || type.GetString() != "text"
+                || !part.TryGetProperty("text", out var text) || text.ValueKind != JsonValueKind.String)
+                return null;
+            sb.Append(text.GetString());
+        }
+        return sb.ToString();
+    }
+
+    private static IReadOnlyList<string>? StopStrings(JsonElement? stop)
+    {
+        if (stop is not { } s || s.ValueKind == JsonValueKind.Null) return [];
+        if (s.ValueKind == JsonValueKind.String) return s.GetString() is { Length: > 0 } one ? [one] : null;
+        if (s.ValueKind != JsonValueKind.Array || s.GetArrayLength() > 4) return null;
+        var list = s.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString() ?? "" : "").ToList();
+        return list.All(x => x.Length > 0) ? list : null;
+    }
+
+    private static AttentionMode? ParseMode(string? mode) =>
+        mode is null ? AttentionMode.Apb : Enum.TryParse<AttentionMode>(mode, ignoreCase: true, out var m) && Enum.IsDefined(m) ? m : null;
+}

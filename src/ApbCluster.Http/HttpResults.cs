@@ -1,0 +1,25 @@
+using System.Text.Json;
+using ApbCluster.Runtime.Metrics;
+using Microsoft.AspNetCore.Http;
+
+namespace ApbCluster.Http;
+
+/// <summary>Writes JSON bodies and OpenAI errors, counting each response in apb_http_requests_total.</summary>
+internal static class HttpResults
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public static async Task Ok(HttpContext ctx, object body, string route)
+    {
+        ApbMetrics.HttpRequest(route, 200);
+        await ctx.Response.WriteAsJsonAsync(body, Json, ctx.RequestAborted);
+    }
+
+    public static async Task Error(HttpContext ctx, OpenAiError error, string route)
+    {
+        ApbMetrics.HttpRequest(route, error.Status);
+        ctx.Response.StatusCode = error.Status;
+        if (error.Status == 429) ctx.Response.Headers.RetryAfter = "1";
+        await ctx.Response.WriteAsJsonAsync(error.Body, Json, ctx.RequestAborted);
+    }
+}

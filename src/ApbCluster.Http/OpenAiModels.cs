@@ -1,0 +1,59 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace ApbCluster.Http;
+
+/// <summary>
+/// The subset of OpenAI's chat completion request we read. Extensions: <c>context</c> (the long
+/// document, instead of putting it in earlier messages) and <c>mode</c> (apb, dense, ring, ulysses, star).
+/// Content is kept as a JsonElement because OpenAI allows a string or an array of text parts.
+/// </summary>
+public sealed record ChatCompletionRequest(
+    [property: JsonPropertyName("model")] string? Model,
+    [property: JsonPropertyName("messages")] List<ChatMessageDto>? Messages,
+    [property: JsonPropertyName("max_tokens")] int? MaxTokens,
+    [property: JsonPropertyName("max_completion_tokens")] int? MaxCompletionTokens,
+    [property: JsonPropertyName("temperature")] float? Temperature,
+    [property: JsonPropertyName("top_p")] float? TopP,
+    [property: JsonPropertyName("seed")] long? Seed,
+    [property: JsonPropertyName("stop")] JsonElement? Stop,
+    [property: JsonPropertyName("stream")] bool? Stream,
+    [property: JsonPropertyName("context")] string? Context,
+    [property: JsonPropertyName("mode")] string? Mode);
+
+public sealed record ChatMessageDto(
+    [property: JsonPropertyName("role")] string? Role,
+    [property: JsonPropertyName("content")] JsonElement? Content);
+
+public sealed record ChatCompletion(
+    [property: JsonPropertyName("id")] string Id,
+    [property: JsonPropertyName("object")] string Object,
+    [property: JsonPropertyName("created")] long Created,
+    [property: JsonPropertyName("model")] string Model,
+    [property: JsonPropertyName("choices")] IReadOnlyList<ChatChoice> Choices,
+    [property: JsonPropertyName("usage"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ChatUsage? Usage = null);
+
+public sealed record ChatChoice(
+    [property: JsonPropertyName("index")] int Index,
+    [property: JsonPropertyName("message"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ChatDelta? Message,
+    [property: JsonPropertyName("delta"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ChatDelta? Delta,
+    [property: JsonPropertyName("finish_reason")] string? FinishReason);
+
+public sealed record ChatDelta(
+    [property: JsonPropertyName("role"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Role,
+    [property: JsonPropertyName("content"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content);
+
+public sealed record ChatUsage(
+    [property: JsonPropertyName("prompt_tokens")] int PromptTokens,
+    [property: JsonPropertyName("completion_tokens")] int CompletionTokens,
+    [property: JsonPropertyName("total_tokens")] int TotalTokens);
+
+public sealed record ModelList(
+    [property: JsonPropertyName("object")] string Object,
+    [property: JsonPropertyName("data")] IReadOnlyList<ModelEntry> Data);
+
+public sealed record ModelEntry(
+    [property: JsonPropertyName("id")] string Id,
+    [property: JsonPropertyName("object")] string Object,
+    [property: JsonPropertyName("created")] long Created,
+    [property: JsonPropertyName("owned_by")] string OwnedBy);

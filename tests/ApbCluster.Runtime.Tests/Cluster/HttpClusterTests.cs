@@ -1,0 +1,112 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using ApbCluster.Admin;
+using ApbCluster.Runtime.Tests.Http;
+
+namespace ApbCluster.Runtime.Tests.Cluster;
+
+/// <summary>
+/// The HTTP front door of a real router process in front of two real gpu-host processes
+/// (random tiny model, CPU, TCP data plane): a streamed chat completion answers over SSE,
+/// a bad request gets an OpenAI error, and the metrics endpoint counts the HTTP requests.
+/// </summary>
+public sealed class HttpClusterTests : IDisposable
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
+    private readonly List<NodeProcess> _nodes = [];
+
+    [Fact]
+    public async Task Streamed_chat_completion_against_a_cpu_cluster()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var p = FreePorts(8);
+        var seed = $"akka.tcp://apb@127.0.0.1:{p[0]}";
+        Start("router", p[0], p[1], "router", seed, ("APB_HTTP_PORT", p[6].ToString()), ("APB_METRICS_PORT", p[7].ToString()));
+        Start("host-a", p[2], p[3], "gpu-host", seed);
+        Start("host-b", p[4], p[5], "gpu-host", seed);
+
+        var admin = $"127.0.0.1:{p[1]}";
+        await Eventually("2 hosts registered", async () =>
+        {
+            try
+            {
+                await using var client = await AdminClient.ConnectAsync(admin, ct: ct);
+                var hosts = await client.RunAsync("gpu list", [], ct);
+                return hosts.ExitCode == 0 && hosts.Json!.AsArray().Count == 2;
+            }
+            catch (AdminConnectionException)
+            {
+                return false;
+            }
+        });
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{p[6]}"), Timeout = Bound };
+        var body = new
+        {
+            model = "random:tiny:7",
+            stream = true,
+            max_tokens = 8,
+            messages = new object[]
+            {
+                new { role = "system", content = string.Join(' ', Enumerable.Repeat("The quick brown fox jumps over the lazy dog.", 20)) },
+                new { role = "user", content = "What does the fox do?" },
+            },
+        };
+        var events = await HttpSse.PostAsync(http, body, ct);
+        Assert.Equal("[DONE]", events[^1]);
+        var finish = JsonNode.Parse(events[^2])!["choices"]![0]!["finish_reason"]!.GetValue<string>();
+        Assert.Contains(finish, new[] { "length", "stop" });
+        Assert.True(events.Count >= 3, string.Join("\n", events));
+
+        var bad = await http.PostAsJsonAsync("/v1/chat/completions", new { messages = new object[] { new { role = "user", content = "no document" } } }, ct);
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Equal("invalid_request_error", JsonNode.Parse(await bad.Content.ReadAsStringAsync(ct))!["error"]!["type"]!.GetValue<string>());
+
+        var metrics = await http.GetStringAsync($"http://127.0.0.1:{p[7]}/metrics", ct);
+        Assert.Contains("apb_http_requests_total{route=\"chat\",status=\"200\"} 1", metrics);
+        Assert.Contains("apb_http_requests_total{route=\"chat\",status=\"400\"} 1", metrics);
+    }
+
+    private void Start(string name, int port, int adminPort, string role, string seed, params (string Key, string Value)[] extra)
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["CLUSTER_IP"] = "127.0.0.1",
+            ["CLUSTER_PORT"] = port.ToString(),
+            ["CLUSTER_SEEDS"] = seed,
+            ["CLUSTER_ROLES"] = role,
+            ["APB_ADMIN_PORT"] = adminPort.ToString(),
+            ["APB_MODEL"] = "random:tiny:7",
+        };
+        foreach (var (key, value) in extra) env[key] = value;
+        _nodes.Add(new NodeProcess(name, env));
+    }
+
+    private async Task Eventually(string what, Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow + Bound;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await condition()) return;
+            await Task.Delay(300);
+        }
+        Assert.Fail($"not within {Bound.TotalSeconds}s: {what}\n" +
+                    string.Join("\n", _nodes.Select(n => $"----- {n.Name} -----\n{n.Output[Math.Max(0, n.Output.Length - 3000)..]}")));
+    }
+
+    private static int[] FreePorts(int count)
+    {
+        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
+        listeners.ForEach(l => l.Start());
+        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+        listeners.ForEach(l => l.Stop());
+        return ports;
+    }
+
+    public void Dispose()
+    {
+        foreach (var node in _nodes) node.Dispose();
+    }
+}

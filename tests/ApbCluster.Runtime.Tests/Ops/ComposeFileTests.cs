@@ -1,0 +1,147 @@
+using System.Text.RegularExpressions;
+using System.Xml.Linq;
+using Akka.Configuration;
+using ApbCluster.Admin;
+using ApbCluster.Runtime.Config;
+using ApbCluster.Runtime.Hosting;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace ApbCluster.Runtime.Tests.Ops;
+
+/// <summary>
+/// docker/ cannot be run here (no Docker engine), so these checks stand in: the compose file
+/// parses (anchors and merge keys resolved), every variable it sets is one apb-node reads and
+/// accepts, GPU hosts reserve exactly one GPU, and what the Dockerfile runs is what the build
+/// publishes. The health check's contract ("selfStatus":"Up" in `cluster show --json`) is
+/// checked against a real node.
+/// </summary>
+public sealed class ComposeFileTests
+{
+    private static readonly string Root = FindRoot();
+
+    [Fact]
+    public void Every_environment_variable_in_compose_is_read_and_accepted_by_the_node()
+    {
+        var services = Services();
+        Assert.Contains("router", services.Keys);
+        Assert.Contains("cpu-router", services.Keys);
+        foreach (var (name, service) in services)
+        {
+            var env = Environment(service);
+            Assert.NotEmpty(env);
+            foreach (var key in env.Keys)
+                Assert.True(EnvironmentOverlay.Variables.Contains(key), $"service {name} sets {key}, which apb-node does not read");
+            // The node accepts the values as written (parses ports, roles, seeds, counts).
+            var config = NodeConfig.Load(env.ToDictionary(kv => kv.Key, kv => (string?)kv.Value));
+            Assert.NotEmpty(config.Settings.Roles);
+            Assert.Equal("127.0.0.1", config.Settings.AdminHost); // admin never leaves the container
+        }
+    }
+
+    [Fact]
+    public void Services_have_roles_seeds_health_checks_restart_policies_and_one_gpu_per_host()
+    {
+        foreach (var (name, service) in Services())
+        {
+            Assert.Equal("unless-stopped", Scalar(service, "restart"));
+            var health = (YamlSequenceNode)((YamlMappingNode)service["healthcheck"])["test"];
+            Assert.Equal("apb-health", health.Children[1].ToString());
+            Assert.Single(((YamlSequenceNode)service["profiles"]).Children);
+            var env = Environment(service);
+            Assert.Equal("router:4053", env["CLUSTER_SEEDS"]);
+            if (env["CLUSTER_ROLES"] == "gpu-host" && env.GetValueOrDefault("APB_DEVICE", "cpu").StartsWith("cuda", StringComparison.Ordinal))
+            {
+                var devices = (YamlSequenceNode)Path(service, "deploy", "resources", "reservations", "devices");
+                var ids = (YamlSequenceNode)((YamlMappingNode)devices.Children.Single())["device_ids"];
+                Assert.Single(ids.Children);
+            }
+        }
+        var gpuIds = Services().Values.Where(s => s.Children.ContainsKey("deploy"))
+            .Select(s => ((YamlSequenceNode)((YamlMappingNode)((YamlSequenceNode)Path(s, "deploy", "resources", "reservations", "devices")).Children[0])["device_ids"]).Children[0].ToString())
+            .ToList();
+        Assert.Equal(gpuIds.Count, gpuIds.Distinct().Count()); // no GPU reserved twice
+    }
+
+    [Fact]
+    public void Dockerfile_runs_what_the_projects_publish()
+    {
+        var dockerfile = File.ReadAllText(System.IO.Path.Combine(Root, "docker", "Dockerfile"));
+        Assert.Equal("apb-node", AssemblyName("src/ApbCluster.Node/ApbCluster.Node.csproj"));
+        Assert.Equal("apb", AssemblyName("src/ApbCluster.Cli/ApbCluster.Cli.csproj"));
+        foreach (Match publish in Regex.Matches(dockerfile, @"dotnet publish (\S+\.csproj)"))
+            Assert.True(File.Exists(System.IO.Path.Combine(Root, publish.Groups[1].Value)), $"Dockerfile publishes missing {publish.Groups[1].Value}");
+        Assert.Contains("ln -s /opt/apb/apb-node /usr/local/bin/apb-node", dockerfile);
+        Assert.Contains("ln -s /opt/apb/apb /usr/local/bin/apb", dockerfile);
+        Assert.Equal(2, Regex.Matches(dockerfile, @"ENTRYPOINT \[""apb-node""\]").Count);
+        Assert.Contains("-p:ApbGpu=true", dockerfile);
+        Assert.Contains("APB_TORCH_LIB=", dockerfile);
+        Assert.Contains("FROM ${DOTNET_SDK} AS build", dockerfile);
+        Assert.Contains("mcr.microsoft.com/dotnet/sdk:10.0", dockerfile);
+        // The apphost the image links to: the build here produces the same name (Linux apphost, no extension).
+        Assert.True(File.Exists(System.IO.Path.Combine(AppContext.BaseDirectory, "apb-node")) ||
+                    File.Exists(System.IO.Path.Combine(AppContext.BaseDirectory, "apb-node.dll")), "apb-node is not in the build output");
+        var health = File.ReadAllText(System.IO.Path.Combine(Root, "docker", "apb-health.sh"));
+        Assert.Contains("apb admin --endpoint", health);
+        Assert.Contains("cluster show --json", health);
+    }
+
+    [Fact]
+    public async Task Health_check_contract_holds_on_a_real_node()
+    {
+        var port = FreePort();
+        var adminPort = FreePort();
+        var config = NodeConfig.Load(new Dictionary<string, string?>
+        {
+            ["CLUSTER_PORT"] = port.ToString(), ["CLUSTER_SEEDS"] = $"127.0.0.1:{port}", ["CLUSTER_ROLES"] = "router",
+            ["APB_ADMIN_PORT"] = adminPort.ToString(), ["APB_SYSTEM_NAME"] = "apbhealth",
+        }, extraHocon: ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
+        await using var node = ApbNode.Start(config);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        string output;
+        do
+        {
+            var writer = new StringWriter();
+            var code = await AdminShell.RunAsync($"127.0.0.1:{adminPort}", ["cluster", "show", "--json"], writer);
+            output = writer.ToString();
+            Assert.Equal(AdminExitCodes.Ok, code);
+            if (output.Contains("\"selfStatus\":\"Up\"", StringComparison.Ordinal)) return; // what apb-health greps for
+            await Task.Delay(250, TestContext.Current.CancellationToken);
+        } while (DateTime.UtcNow < deadline);
+        Assert.Fail($"never Up: {output}");
+    }
+
+    private static Dictionary<string, YamlMappingNode> Services()
+    {
+        using var reader = new StreamReader(System.IO.Path.Combine(Root, "docker", "docker-compose.yml"));
+        var yaml = new YamlStream();
+        yaml.Load(new MergingParser(new Parser(reader))); // resolves <<: *anchor
+        var root = (YamlMappingNode)yaml.Documents[0].RootNode;
+        return ((YamlMappingNode)root["services"]).Children.ToDictionary(kv => kv.Key.ToString(), kv => (YamlMappingNode)kv.Value);
+    }
+
+    private static Dictionary<string, string> Environment(YamlMappingNode service) =>
+        ((YamlMappingNode)service["environment"]).Children.ToDictionary(kv => kv.Key.ToString(), kv => kv.Value.ToString());
+
+    private static string Scalar(YamlMappingNode node, string key) => ((YamlScalarNode)node[key]).Value!;
+
+    private static YamlNode Path(YamlMappingNode node, params string[] keys) =>
+        keys.Aggregate((YamlNode)node, (n, k) => ((YamlMappingNode)n)[k]);
+
+    private static string AssemblyName(string csproj) =>
+        XDocument.Load(System.IO.Path.Combine(Root, csproj)).Descendants("AssemblyName").Single().Value;
+
+    private static int FreePort()
+    {
+        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private static string FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(System.IO.Path.Combine(dir.FullName, "ApbCluster.sln"))) return dir.FullName;
+        throw new DirectoryNotFoundException("repository root (ApbCluster.sln) not found above the test binaries");
+    }
+}
