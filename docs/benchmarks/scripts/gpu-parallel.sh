@@ -6,8 +6,8 @@ set -uo pipefail
 source scripts/gpu-env.sh .device/apb-gpu.tar.xz
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/bench.log"
-timeout 200 "$APB_BIN/ApbCluster.Parallel.Tests" -trait Category=Gpu -verbose 2>&1 > "$OUT/parallel-tests.log"
+timeout 200 "$APB_BIN/ApbCluster.Parallel.Tests" -trait Category=Gpu -verbose > "$OUT/parallel-tests.log" 2>&1
 grep -E "Total:|\[FAIL\]|host [01]:|greedy|passing:" "$OUT/parallel-tests.log"
 timeout 330 "$APB_BIN/apb" bench --shape llama-3.1-8b --lengths ${LENGTHS:-32k,64k,128k} --modes dense,ring,ulysses,star,apb \
-  --gpus 2 --warmup 1 --repeats 1 --out /tmp/bench2 2>&1 | tee -a "$OUT/bench.log" | grep -v "^|"
+  --gpus ${GPUS:-2} --hosts ${HOSTS:-2} --warmup 1 --repeats 1 --out /tmp/bench2 2>&1 | tee -a "$OUT/bench.log" | grep -v "^|"
 cp /tmp/bench2/bench.* "$OUT/" 2>/dev/null

@@ -24,10 +24,27 @@ public class ApbTwoGpuTests(ITestOutputHelper output)
     public void Lossless_apb_over_nccl_matches_dense_in_bf16_at_8k()
     {
         Assert.SkipUnless(GpuAvailability.HasTwoGpus, GpuAvailability.SkipReason);
-        const int n = 8192, q = 16, steps = 16;
         var config = ModelShapes.Get("llama-3.2-1b");
         using var m0 = LlamaModel.CreateRandom(config, new Device(DeviceType.CUDA, 0), ScalarType.BFloat16, seed: 3);
         using var m1 = LlamaModel.CreateRandom(config, new Device(DeviceType.CUDA, 1), ScalarType.BFloat16, seed: 3);
+        LosslessApbMatchesDense(config, m0, m1, () => NcclCollective.CreateAllInProcess([0, 1], TimeSpan.FromSeconds(120)));
+    }
+
+    /// <summary>The same check with both hosts sharing one GPU through the in-process collective
+    /// (what a one-GPU machine can show: the bf16 kernels and the APB maths, without NCCL).</summary>
+    [Fact]
+    public void Lossless_apb_with_two_hosts_on_one_gpu_matches_dense_in_bf16_at_8k()
+    {
+        Assert.SkipUnless(GpuAvailability.DeviceCount >= 1, GpuAvailability.SkipReason);
+        var config = ModelShapes.Get("llama-3.2-1b");
+        var gpu = new Device(DeviceType.CUDA, 0);
+        using var m = LlamaModel.CreateRandom(config, gpu, ScalarType.BFloat16, seed: 3);
+        LosslessApbMatchesDense(config, m, m, () => InProcessCollectiveGroup.Create(2, TimeSpan.FromSeconds(120), [gpu, gpu]));
+    }
+
+    private void LosslessApbMatchesDense(ModelConfig config, LlamaModel m0, LlamaModel m1, Func<ICollective[]> collectives)
+    {
+        const int n = 8192, q = 16, steps = 16;
         var probe = "model.layers.0.self_attn.q_proj.weight";
         Assert.True((m0.state_dict()[probe].cpu().to(ScalarType.Float32) - m1.state_dict()[probe].cpu().to(ScalarType.Float32)).abs().max().item<float>() == 0, "the two GPUs' random weights differ");
 
@@ -39,7 +56,7 @@ public class ApbTwoGpuTests(ITestOutputHelper output)
 
         var plan = ApbPlan.Create(new PlanRequest { DocumentLength = n, QuestionLength = q, Hosts = 2, AnchorLength = 0, PassAll = true });
         var traffic = new CollectiveTraffic();
-        var ranks = NcclCollective.CreateAllInProcess([0, 1], TimeSpan.FromSeconds(120));
+        var ranks = collectives();
         try
         {
             var runs = CollectiveRunner.Run(ranks.Select(r => r.WithTraffic(traffic)).ToArray(), c =>
