@@ -9,5 +9,7 @@ var root = new RootCommand("ApbCluster: long-context LLM inference across hosts 
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(LogitsCommand.Create());
+root.Subcommands.Add(AskCommand.Create());
+root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 return root.Parse(args).Invoke();

@@ -1,0 +1,208 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using ApbCluster.Client;
+using ApbCluster.Contracts;
+using ApbCluster.Model.Loading;
+using ApbCluster.Parallel.Compression;
+using ApbCluster.Parallel.Phase2;
+using ApbCluster.Parallel.Plan;
+using ApbCluster.Parallel.Serving;
+using ApbCluster.Parallel.Strategies;
+using static TorchSharp.torch;
+
+namespace ApbCluster.Cli.Commands;
+
+/// <summary>
+/// `apb ask`: a question about a long context, answered by H hosts with the chosen mode. By default the
+/// hosts are virtual (threads of this process, sharing its device); with --cluster the query goes to a
+/// running ApbCluster through its router.
+/// </summary>
+internal static class AskCommand
+{
+    public static Command Create()
+    {
+        var m = new ModelOptions();
+        m.Model.Required = false;
+        var context = new Option<string>("--context", "-c") { Description = "file holding the long context ('-' for stdin)", Required = true };
+        var question = new Option<string>("--question", "-q") { Description = "the question", Required = true };
+        var hosts = new Option<int>("--hosts") { Description = "hosts (virtual, in this process)", DefaultValueFactory = _ => 4 };
+        var mode = new Option<string>("--mode") { Description = "dense, ring, ulysses, star or apb", DefaultValueFactory = _ => "apb" };
+        var anchor = new Option<int?>("--anchor") { Description = "APB anchor length l_a (default block/4)" };
+        var passing = new Option<string?>("--passing") { Description = "APB passing length l_p per host (default block/8), or 'all' (lossless: equals dense)" };
+        var compressor = new Option<string?>("--compressor") { Description = "retaining (needs --retaining-heads), query (training-free; default without heads) or random" };
+        var heads = new Option<string?>("--retaining-heads") { Description = "safetensors with model.layers.{i}.self_attn.fc1/fc2.weight" };
+        var maxNew = new Option<int>("--max-new-tokens", "-n") { Description = "most tokens to generate", DefaultValueFactory = _ => 64 };
+        var json = new Option<bool>("--json") { Description = "one JSON object on stdout" };
+        var cluster = new Option<string?>("--cluster") { Description = "host:port of a router node: ask a running cluster instead" };
+        var cmd = new Command("ask", "Answer a question about a long context across hosts (dense, ring, ulysses, star or apb).")
+            { context, question, hosts, mode, anchor, passing, compressor, heads, maxNew, json, cluster };
+        m.AddTo(cmd);
+        cmd.SetAction(pr => CliRun.Guard(() =>
+        {
+            string doc = ReadContext(pr.GetValue(context)!);
+            var parallelMode = Enum.TryParse<ParallelMode>(pr.GetValue(mode), ignoreCase: true, out var pm)
+                ? pm : throw new CliUsageException($"--mode '{pr.GetValue(mode)}': expected dense, ring, ulysses, star or apb.");
+            if (pr.GetValue(cluster) is { } endpoint)
+                return AskCluster(endpoint, doc, pr.GetValue(question)!, parallelMode, pr.GetValue(anchor), pr.GetValue(passing),
+                    pr.GetValue(compressor), pr.GetValue(maxNew), pr.GetValue(json));
+            if (pr.GetValue(m.Model) is null) throw new CliUsageException("--model is required (or --cluster to ask a running cluster).");
+            return AskInProcess(pr, m, doc, pr.GetValue(question)!, parallelMode, pr.GetValue(hosts), pr.GetValue(anchor),
+                pr.GetValue(passing), pr.GetValue(compressor), pr.GetValue(heads), pr.GetValue(maxNew), pr.GetValue(json));
+        }));
+        return cmd;
+    }
+
+    private static int AskInProcess(ParseResult pr, ModelOptions m, string document, string question, ParallelMode mode, int hosts,
+        int? anchor, string? passing, string? compressorName, string? headsFile, int maxNew, bool json)
+    {
+        if (hosts < 1) throw new CliUsageException($"--hosts {hosts}: must be at least 1.");
+        if (mode == ParallelMode.Dense && hosts != 1)
+        {
+            Console.Error.WriteLine($"dense attention runs on one host (--hosts {hosts} ignored)");
+            hosts = 1;
+        }
+        using var loaded = m.Load(pr);
+        var folder = loaded.Folder;
+        var layout = PromptLayout.Build(folder.Tokenizer, folder.Template, document, question);
+        bool passAll = passing == "all";
+        int? passingLength = passAll || passing is null ? null
+            : int.TryParse(passing, out int p) && p >= 0 ? p : throw new CliUsageException($"--passing '{passing}': a length or 'all'.");
+        var plan = ApbPlan.Create(new PlanRequest
+        {
+            DocumentLength = layout.Document.Length, QuestionLength = layout.Question.Length, Hosts = hosts, Mode = mode,
+            AnchorLength = anchor, PassingLength = passingLength, PassAll = passAll, TemplateOffset = layout.TemplateOffset,
+            NumHeads = folder.Config.NumHeads, NumKvHeads = folder.Config.NumKvHeads,
+        });
+        // Lossless passing keeps every token whatever the scores, so any compressor will do; take the cheapest.
+        var compressor = mode != ParallelMode.Apb ? null
+            : passAll ? new RandomCompressor(seed: 1)
+            : Compressor(compressorName, headsFile, loaded);
+        Console.Error.WriteLine($"plan: {plan}{(compressor is null ? "" : ", compressor " + compressor.GetType().Name)}");
+
+        var eos = GenerateCommand.Eos(loaded).Select(i => (long)i).ToArray();
+        var clock = Stopwatch.StartNew();
+        var runs = ParallelRun.InProcess(loaded.Model, plan, ParallelRun.For(mode, compressor), new PrefillRequest(layout.Document, layout.Question),
+            new Phase2Options { MaxNewTokens = maxNew, StopIds = eos, Timing = true });
+        double totalMs = clock.Elapsed.TotalMilliseconds;
+        foreach (var (shard, _) in runs) shard.Dispose();
+
+        var result = runs[^1].Result;
+        double questionMs = result.QuestionTime.TotalMilliseconds, decodeMs = result.StepTimes.Sum(t => t.TotalMilliseconds);
+        double prefillMs = totalMs - questionMs - decodeMs;
+        var ids = result.Tokens.Select(t => (int)t).ToList();
+        string finish = ids.Count > 0 && eos.Contains(ids[^1]) ? "eos" : "length";
+        string text = folder.Tokenizer.Decode(ids, skipSpecial: true);
+        var hostPhases = runs.Select(r => r.Shard.Timings.Totals.ToDictionary(kv => kv.Key, kv => Math.Round(kv.Value.TotalMilliseconds, 1))).ToArray();
+
+        if (json)
+            Console.WriteLine(JsonSerializer.Serialize(new
+            {
+                prompt_token_ids = layout.Document.Concat(layout.Question),
+                token_ids = ids,
+                text,
+                finish_reason = finish,
+                timings = new { prefill_ms = prefillMs, question_ms = questionMs, decode_ms = decodeMs, total_ms = totalMs, hosts = hostPhases },
+                plan = new
+                {
+                    mode = plan.Mode.ToString().ToLowerInvariant(), hosts = plan.Hosts, document_tokens = plan.DocumentLength,
+                    question_tokens = plan.QuestionLength, block = plan.BlockLength, anchor = plan.AnchorLength, passing = plan.PassingLength,
+                    blocks = plan.Blocks.Select(b => b.Length), padding = plan.Padding, compressor = compressor?.GetType().Name,
+                },
+            }));
+        else Console.WriteLine(text);
+        Console.Error.WriteLine($"{ids.Count} tokens ({finish}); prefill {prefillMs:F0} ms, question {questionMs:F0} ms, decode {decodeMs:F0} ms");
+        for (int h = 0; h < hostPhases.Length; h++)
+            Console.Error.WriteLine($"  host {h}: " + string.Join(", ", hostPhases[h].Select(kv => $"{kv.Key} {kv.Value:F0} ms")));
+        return CliRun.Ok;
+    }
+
+    private static ICompressor Compressor(string? name, string? headsFile, LoadedModel loaded)
+    {
+        name ??= headsFile != null ? "retaining" : "query";
+        var c = loaded.Folder.Config;
+        switch (name)
+        {
+            case "query": return new QueryAwareCompressor();
+            case "random": return new RandomCompressor(seed: 1);
+            case "retaining":
+                if (headsFile is null) throw new CliUsageException("--compressor retaining needs --retaining-heads FILE (trained heads in the published key layout).");
+                using (var f = SafeTensorsFile.Open(headsFile))
+                {
+                    var tensors = f.Names.ToDictionary(n => n, n => f.Load(n));
+                    return RetainingHeadCompressor.Load(tensors, c.NumLayers, c.NumHeads * c.HeadDim, c.NumKvHeads * c.HeadDim, c.NumKvHeads,
+                        loaded.Model.Device, loaded.Model.Dtype);
+                }
+            default: throw new CliUsageException($"--compressor '{name}': expected retaining, query or random.");
+        }
+    }
+
+    private static int AskCluster(string endpoint, string document, string question, ParallelMode mode, int? anchor, string? passing,
+        string? compressor, int maxNew, bool json)
+    {
+        if (passing == "all") throw new CliUsageException("--passing all is for in-process runs; give a length with --cluster.");
+        ApbOptions? apb = null;
+        if (mode == ParallelMode.Apb && (anchor != null || passing != null || compressor != null))
+        {
+            // The router's ApbOptions carry explicit lengths; without any option it plans the paper's defaults.
+            if (anchor is null || passing is null || !int.TryParse(passing, out int p) || p < 0)
+                throw new CliUsageException("with --cluster, give --anchor N and --passing N together (or neither, for the paper's defaults).");
+            string wire = compressor switch
+            {
+                null or "query" => "query-aware",
+                "retaining" => "retaining-heads",
+                "random" => "random",
+                _ => throw new CliUsageException($"--compressor '{compressor}': expected retaining, query or random."),
+            };
+            apb = new ApbOptions(anchor.Value, p, wire);
+        }
+        var query = new SubmitQuery(Guid.NewGuid().ToString("N"), QueryContext.FromText(document), question,
+            Contracts.GenerationOptions.Greedy(maxNew), (AttentionMode)(byte)mode, apb);
+        return AskClusterAsync(endpoint, query, json).GetAwaiter().GetResult();
+    }
+
+    private static async Task<int> AskClusterAsync(string endpoint, SubmitQuery query, bool json)
+    {
+        await using var client = ClusterQueryClient.Connect([endpoint]);
+        var text = new System.Text.StringBuilder();
+        await foreach (var e in client.AskAsync(query))
+        {
+            switch (e)
+            {
+                case QueryAccepted a:
+                    Console.Error.WriteLine($"accepted: hosts {string.Join(", ", a.Plan.HostsInRingOrder)}, blocks [{string.Join(",", a.Plan.BlockLengths)}], l_a {a.Plan.AnchorLength}, l_p {a.Plan.PassingLength}");
+                    break;
+                case PrefillProgress p:
+                    Console.Error.Write($"\rprefill: {p.Host} layer {p.Layer}/{p.Layers}   ");
+                    break;
+                case TokenChunk t:
+                    text.Append(t.Text);
+                    if (!json) Console.Out.Write(t.Text);
+                    break;
+                case QueryCompleted c:
+                    Console.Error.WriteLine();
+                    if (json) Console.WriteLine(JsonSerializer.Serialize(new { text = c.Answer, finish_reason = c.FinishReason.ToString().ToLowerInvariant(), prompt_tokens = c.PromptTokens, generated_tokens = c.GeneratedTokens, timings = c.Timings }));
+                    else Console.Out.WriteLine();
+                    return CliRun.Ok;
+                case QueryFailed f:
+                    Console.Error.WriteLine($"\nerror: query failed{(f.FailingHost is null ? "" : " on " + f.FailingHost)}: {f.Reason}");
+                    return CliRun.Failed;
+                case RouterBusy:
+                    Console.Error.WriteLine("\nerror: the router is busy (its queue is full); try again later.");
+                    return CliRun.Failed;
+                case QueryCancelled:
+                    Console.Error.WriteLine("\nerror: the query was cancelled.");
+                    return CliRun.Failed;
+            }
+        }
+        Console.Error.WriteLine("error: the cluster ended the query without an answer.");
+        return CliRun.Failed;
+    }
+
+    private static string ReadContext(string path)
+    {
+        if (path == "-") return Console.In.ReadToEnd();
+        if (!File.Exists(path)) throw new CliUsageException($"--context {path}: file not found.");
+        return File.ReadAllText(path);
+    }
+}

@@ -1,0 +1,72 @@
+using System.Text.Json;
+using ApbCluster.Model.Tests.Support;
+using Xunit;
+
+namespace ApbCluster.Cli.Tests;
+
+public class AskAndDemoTests
+{
+    private static readonly Lazy<string> Llama = new(() => TinyCheckpoint.Create(TinyCheckpointOptions.Llama with { KvHeads = 2 }));
+    private static readonly Lazy<string> Context = new(() =>
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"apb-context-{Guid.NewGuid():N}.txt");
+        File.WriteAllText(path, string.Join(' ', Enumerable.Repeat("The quick brown fox jumps over the lazy dog.", 40)));
+        return path;
+    });
+
+    private static JsonElement Ask(params string[] extra)
+    {
+        var r = ApbProcess.Run(["ask", "--model", Llama.Value, "--context", Context.Value, "--question", "What jumps?", "-n", "6", "--json", .. extra]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        return JsonDocument.Parse(r.Stdout).RootElement.Clone();
+    }
+
+    private static int[] Tokens(JsonElement e) => e.GetProperty("token_ids").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+
+    [Fact]
+    public void ExactModesAnswerLikeDense()
+    {
+        var dense = Ask("--mode", "dense");
+        Assert.Equal(Tokens(dense), Tokens(Ask("--mode", "ring", "--hosts", "3")));
+        Assert.Equal(Tokens(dense), Tokens(Ask("--mode", "ulysses", "--hosts", "2")));
+        Assert.Equal(Tokens(dense), Tokens(Ask("--mode", "apb", "--hosts", "3", "--anchor", "0", "--passing", "all")));
+    }
+
+    [Fact]
+    public void ApbReportsItsPlanAndPerHostTimings()
+    {
+        var apb = Ask("--mode", "apb", "--hosts", "3");
+        var plan = apb.GetProperty("plan");
+        Assert.Equal(3, plan.GetProperty("hosts").GetInt32());
+        Assert.True(plan.GetProperty("anchor").GetInt32() > 0);
+        Assert.True(plan.GetProperty("passing").GetInt32() > 0);
+        Assert.Equal(3, apb.GetProperty("timings").GetProperty("hosts").GetArrayLength());
+        Assert.Equal(6, Tokens(apb).Length);
+    }
+
+    [Fact]
+    public void RetainingCompressorWithoutHeadsIsAUsageError()
+    {
+        var r = ApbProcess.Run("ask", "--model", Llama.Value, "--context", Context.Value, "--question", "q", "--compressor", "retaining");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--retaining-heads", r.Stderr);
+    }
+
+    [Fact]
+    public void AnchorLongerThanABlockIsAClearError()
+    {
+        var r = ApbProcess.Run("ask", "--model", Llama.Value, "--context", Context.Value, "--question", "q", "--hosts", "2", "--anchor", "100000");
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("anchor", r.Stderr);
+    }
+
+    [Fact]
+    public void DemoRunsEveryModeAndExactModesMatchDense()
+    {
+        var r = ApbProcess.Run("demo", "--tokens", "2048");
+        Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
+        foreach (var mode in new[] { "ring", "ulysses", "apb lossless" })
+            Assert.Matches($@"(?m)^{mode}\s.*identical", r.Stdout);
+        Assert.Contains("star", r.Stdout);
+    }
+}
