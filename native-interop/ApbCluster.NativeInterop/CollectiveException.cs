@@ -18,6 +18,9 @@ public sealed class CollectiveException : Exception
     public IReadOnlyList<int> MissingRanks { get; }
     /// <summary>True when the deadline passed.</summary>
     public bool TimedOut { get; }
+    /// <summary>True when this rank stopped only because another rank's failure aborted the group:
+    /// the other rank's exception is the one that says what went wrong.</summary>
+    public bool Aborted { get; init; }
 
     public CollectiveException(string operation, string what, int rank, string detail,
         int? peer = null, IReadOnlyList<int>? missingRanks = null, bool timedOut = false, Exception? inner = null)

@@ -1,3 +1,4 @@
+using ApbCluster.NativeInterop;
 using System.Runtime.ExceptionServices;
 
 namespace ApbCluster.Parallel.Collectives;
@@ -6,24 +7,25 @@ namespace ApbCluster.Parallel.Collectives;
 public static class CollectiveRunner
 {
     /// <summary>Results in rank order. On the first exception the in-process group is aborted (so the other ranks
-    /// fail fast instead of waiting out the deadline); that first exception is rethrown with its stack.</summary>
+    /// fail fast instead of waiting out the deadline); the root cause is rethrown with its stack: the first
+    /// exception that is not merely another rank noticing the abort.</summary>
     public static T[] Run<T>(IReadOnlyList<ICollective> ranks, Func<ICollective, T> body)
     {
         var results = new T[ranks.Count];
-        ExceptionDispatchInfo? first = null;
-        var gate = new object();
+        var failures = new List<ExceptionDispatchInfo>();
         var threads = ranks.Select((c, i) => new Thread(() =>
         {
             try { results[i] = body(c); }
             catch (Exception e)
             {
-                lock (gate) first ??= ExceptionDispatchInfo.Capture(e);
+                lock (failures) failures.Add(ExceptionDispatchInfo.Capture(e));
                 if (c is InProcessCollective ip) ip.AbortGroup($"rank {c.Rank} failed: {e.Message}");
             }
         }) { IsBackground = true, Name = $"rank-{c.Rank}" }).ToArray();
         foreach (var t in threads) t.Start();
         foreach (var t in threads) t.Join();
-        first?.Throw();
+        if (failures.Count > 0)
+            (failures.FirstOrDefault(f => f.SourceException is not CollectiveException { Aborted: true }) ?? failures[0]).Throw();
         return results;
     }
 

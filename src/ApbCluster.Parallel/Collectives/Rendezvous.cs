@@ -107,7 +107,7 @@ internal sealed class Rendezvous
     private void ThrowIfAborted(Call call)
     {
         if (_abortReason != null)
-            throw new CollectiveException(call.Operation, call.What, call.Rank, $"the group was aborted: {_abortReason}", call.Peer);
+            throw new CollectiveException(call.Operation, call.What, call.Rank, $"the group was aborted: {_abortReason}", call.Peer) { Aborted = true };
     }
 
     private sealed class Slot(int[] participants, Call firstCall)
