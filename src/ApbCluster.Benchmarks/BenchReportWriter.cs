@@ -40,7 +40,7 @@ public static class BenchReportWriter
             sb.Append("|---|---:|---:|---:|---:|---:|---:|---:|");
             foreach (var _ in phases) sb.Append("---:|");
             sb.AppendLine();
-            foreach (var p in r.Prefill.OrderBy(p => p.Tokens).ThenBy(p => p.Mode))
+            foreach (var p in r.Prefill.OrderBy(p => p.Tokens).ThenBy(p => ModeOrder(p.Mode)))
             {
                 string speedup = dense.TryGetValue(p.Tokens, out var d) ? (d.Seconds / p.Seconds).ToString("F2", inv) + "x" : "";
                 sb.Append(inv, $"| {p.Mode} | {p.Tokens} | {p.Hosts} | {p.Gpus} | {p.Seconds:F3} | {p.TokensPerSecond:F0} | {speedup} | {p.PeakGpuGiB:F1} |");
@@ -62,6 +62,10 @@ public static class BenchReportWriter
         foreach (var n in r.Notes) sb.AppendLine("- " + n);
         return sb.ToString();
     }
+
+    private static readonly string[] Modes = ["dense", "ring", "ulysses", "star", "apb"];
+
+    private static int ModeOrder(string mode) => Array.IndexOf(Modes, mode) is var i and >= 0 ? i : Modes.Length;
 
     private static void Plot(BenchReport r, string path)
     {
