@@ -81,6 +81,16 @@ public class GeneratorTests
     }
 
     [Fact]
+    public void TheVariableChainSpansEveryBlockOfFourHosts()
+    {
+        var s = Generator().Generate(EvalTask.VariableTracking, 2048, seed: 4);
+        int block = (s.DocumentIds.Length + 3) / 4;
+        var chainBlocks = s.Answers.Select(v => s.Needles.Select((n, i) => (n, i)).First(x => x.n.StartsWith($"VAR {v} =")).i)
+            .Select(i => s.NeedlePositions[i] / block).ToArray();
+        Assert.Equal([0, 1, 2, 3], chainBlocks);
+    }
+
+    [Fact]
     public void TooShortALengthIsAClearError()
     {
         var e = Assert.Throws<ArgumentException>(() => Generator().Generate(EvalTask.VariableTracking, 100, seed: 0));
