@@ -12,4 +12,6 @@ root.Subcommands.Add(LogitsCommand.Create());
 root.Subcommands.Add(AskCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
+root.Subcommands.Add(EvalCommand.Create());
+root.Subcommands.Add(TrainCommand.Create());
 return root.Parse(args).Invoke();

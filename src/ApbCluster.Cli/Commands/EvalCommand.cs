@@ -1,0 +1,87 @@
+using System.CommandLine;
+using ApbCluster.Evaluation;
+using ApbCluster.Evaluation.Reporting;
+using ApbCluster.Evaluation.Running;
+using ApbCluster.Evaluation.Tasks;
+using ApbCluster.Parallel.Compression;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ApbCluster.Cli.Commands;
+
+/// <summary>`apb eval`: synthetic long-context tasks through dense / star / APB variants on H virtual hosts;
+/// writes eval.json, eval.md and eval.png (docs/evaluation.md).</summary>
+internal static class EvalCommand
+{
+    public static Command Create()
+    {
+        var m = new ModelOptions();
+        var tasks = new Option<string>("--tasks") { Description = "comma-separated: " + string.Join(", ", EvalTasks.All.Select(t => t.Name())), DefaultValueFactory = _ => string.Join(",", EvalTasks.All.Select(t => t.Name())) };
+        var lengths = new Option<string>("--lengths") { Description = "prompt lengths in tokens, e.g. 4k,8k", DefaultValueFactory = _ => "4k,8k" };
+        var hosts = new Option<string>("--hosts") { Description = "virtual host counts, e.g. 2,4,8", DefaultValueFactory = _ => "2,4,8" };
+        var modes = new Option<string?>("--modes") { Description = "comma-separated: " + string.Join(", ", EvalModes.All.Select(x => x.Name())) + " (default: all; apb-retaining only with --retaining-heads)" };
+        var samples = new Option<int>("--samples") { Description = "samples per task x length (every mode and H sees the same ones)", DefaultValueFactory = _ => 10 };
+        var seed = new Option<long>("--seed") { Description = "generator seed", DefaultValueFactory = _ => 0 };
+        var heads = new Option<string?>("--retaining-heads") { Description = "safetensors file of trained retaining heads (apb train retaining-heads)" };
+        var output = new Option<string>("--out", "-o") { Description = "folder for eval.json, eval.md, eval.png", Required = true };
+        var cmd = new Command("eval", "Accuracy of dense, star and APB variants on synthetic long-context tasks.")
+            { tasks, lengths, hosts, modes, samples, seed, heads, output };
+        m.AddTo(cmd);
+        cmd.SetAction(pr => CliRun.Guard(() =>
+        {
+            string? headsPath = pr.GetValue(heads);
+            var options = new EvalOptions
+            {
+                Tasks = Usage("--tasks", () => Split(pr.GetValue(tasks)!).Select(EvalTasks.Parse).Distinct().ToArray()),
+                Lengths = BenchCommand.ParseLengths(pr.GetValue(lengths)!, "--lengths"),
+                Hosts = Usage("--hosts", () => Split(pr.GetValue(hosts)!).Select(ParseHosts).Distinct().ToArray()),
+                Modes = Usage("--modes", () => pr.GetValue(modes) is { } list
+                    ? Split(list).Select(EvalModes.Parse).Distinct().ToArray()
+                    : EvalModes.All.Where(x => x != EvalMode.ApbRetaining || headsPath != null).ToArray()),
+                Samples = pr.GetValue(samples),
+                Seed = pr.GetValue(seed),
+            };
+            if (options.Modes.Contains(EvalMode.ApbRetaining) && headsPath is null)
+                throw new CliUsageException("--modes apb-retaining needs --retaining-heads FILE (train one with `apb train retaining-heads`).");
+            if (headsPath is not null && !File.Exists(headsPath))
+                throw new CliUsageException($"--retaining-heads {headsPath}: file not found.");
+
+            using var loaded = m.Load(pr);
+            var model = loaded.Model;
+            RetainingHeadCompressor? compressor = headsPath is null ? null : RetainingHeadsFile.Load(headsPath, model.Config, model.Device, model.Dtype);
+            var runner = new EvalRunner(model, loaded.Folder.Tokenizer, compressor);
+            Usage("--lengths", () => { runner.Validate(options); return 0; });
+            string hardware = model.Device.type == DeviceType.CUDA ? $"CUDA GPU ({model.Dtype})" : $"CPU ({Environment.ProcessorCount} cores, {model.Dtype})";
+            var command = "apb " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
+            var report = runner.Run(options, Path.GetFileName(Path.TrimEndingDirectorySeparator(loaded.Folder.Directory)), hardware, command, ProgressLine);
+            Console.Error.WriteLine();
+            var files = EvalReportWriter.Write(report, pr.GetValue(output)!);
+            Console.WriteLine(EvalReportWriter.Markdown(report));
+            Console.Error.WriteLine("wrote " + string.Join(", ", files));
+            return CliRun.Ok;
+        }));
+        return cmd;
+    }
+
+    /// <summary>A progress bar on stderr, redrawn in place (one line per run when stderr is a file).</summary>
+    private static void ProgressLine(EvalProgress p)
+    {
+        const int width = 24;
+        int filled = (int)((long)p.Done * width / p.Total);
+        string line = $"[{new string('#', filled)}{new string('.', width - filled)}] {p.Done}/{p.Total}  {p.Cell}  ({p.CellAccuracy:F0}% so far)";
+        if (Console.IsErrorRedirected) Console.Error.WriteLine(line);
+        else Console.Error.Write("\r" + line.PadRight(Math.Max(line.Length, 100)));
+    }
+
+    private static string[] Split(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static int ParseHosts(string s) =>
+        int.TryParse(s, out int h) && h >= 1 ? h : throw new ArgumentException($"'{s}' is not a host count (1 or more).");
+
+    /// <summary>Turns a parse/validation error of an option into a usage error (exit code 2) naming the option.</summary>
+    private static T Usage<T>(string option, Func<T> parse)
+    {
+        try { return parse(); }
+        catch (ArgumentException e) { throw new CliUsageException($"{option}: {e.Message}"); }
+    }
+}

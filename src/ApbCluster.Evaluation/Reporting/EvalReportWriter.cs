@@ -1,0 +1,69 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using ApbCluster.Evaluation.Running;
+
+namespace ApbCluster.Evaluation.Reporting;
+
+/// <summary>Writes an eval run as eval.json (every row and cell), eval.md (accuracy tables) and eval.png
+/// (mean accuracy over the tasks by length, one line per mode and H), in the style of the bench report.</summary>
+public static class EvalReportWriter
+{
+    public static IReadOnlyList<string> Write(EvalReport report, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        var json = Path.Combine(dir, "eval.json");
+        File.WriteAllText(json, JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+        var md = Path.Combine(dir, "eval.md");
+        File.WriteAllText(md, Markdown(report));
+        var png = Path.Combine(dir, "eval.png");
+        Plot(report, png);
+        return [json, md, png];
+    }
+
+    /// <summary>One table: a row per task x length x H, a column per mode (accuracy %), and an average row per length x H.</summary>
+    public static string Markdown(EvalReport r)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var modes = r.Cells.Select(c => c.Mode).Distinct().ToList();
+        var sb = new StringBuilder();
+        sb.AppendLine($"# Evaluation: {r.Model}, {r.Hardware}");
+        sb.AppendLine();
+        sb.AppendLine($"Command: `{r.Command}`  ");
+        sb.AppendLine($"Started: {r.Started:u}  ");
+        int samples = r.Cells.Count == 0 ? 0 : r.Cells.Min(c => c.Samples);
+        sb.AppendLine($"Samples per cell: {samples}. Accuracy in % (exact match).");
+        sb.AppendLine();
+        sb.AppendLine("| task | length | hosts | " + string.Join(" | ", modes) + " |");
+        sb.AppendLine("|---|---:|---:|" + string.Concat(modes.Select(_ => "---:|")));
+        var byKey = r.Cells.ToDictionary(c => (c.Task, c.Length, c.Hosts, c.Mode));
+        foreach (var g in r.Cells.GroupBy(c => (c.Length, c.Hosts)).OrderBy(g => g.Key.Length).ThenBy(g => g.Key.Hosts))
+        {
+            foreach (var task in g.Select(c => c.Task).Distinct())
+                sb.AppendLine($"| {task} | {g.Key.Length} | {g.Key.Hosts} | " +
+                    string.Join(" | ", modes.Select(m => byKey.TryGetValue((task, g.Key.Length, g.Key.Hosts, m), out var c) ? c.Accuracy.ToString("F1", inv) : "")) + " |");
+            sb.AppendLine($"| **average** | {g.Key.Length} | {g.Key.Hosts} | " +
+                string.Join(" | ", modes.Select(m => g.Where(c => c.Mode == m).Select(c => c.Accuracy).DefaultIfEmpty(double.NaN).Average().ToString("F1", inv))) + " |");
+        }
+        sb.AppendLine();
+        foreach (var n in r.Notes) sb.AppendLine("- " + n);
+        return sb.ToString();
+    }
+
+    private static void Plot(EvalReport r, string path)
+    {
+        var plot = new ScottPlot.Plot();
+        foreach (var group in r.Cells.GroupBy(c => (c.Mode, c.Hosts)).OrderBy(g => g.Key.Mode).ThenBy(g => g.Key.Hosts))
+        {
+            var pts = group.GroupBy(c => c.Length).OrderBy(g => g.Key).Select(g => (X: g.Key / 1024.0, Y: g.Average(c => c.Accuracy))).ToArray();
+            var line = plot.Add.Scatter(pts.Select(p => p.X).ToArray(), pts.Select(p => p.Y).ToArray());
+            line.LegendText = $"{group.Key.Mode} H={group.Key.Hosts}";
+        }
+        plot.Title($"Accuracy (mean over tasks), {r.Model}");
+        plot.XLabel("prompt length (K tokens)");
+        plot.YLabel("accuracy (%)");
+        plot.Axes.SetLimitsY(-5, 105);
+        plot.ShowLegend();
+        plot.SavePng(path, 900, 540);
+    }
+}

@@ -1,0 +1,31 @@
+namespace ApbCluster.Evaluation.Running;
+
+/// <summary>The attention modes an eval compares; APB variants differ in compressor or in an ablated part.</summary>
+public enum EvalMode { Dense, Star, ApbQuery, ApbRetaining, ApbRandom, ApbNoAnchor, ApbNoPassing }
+
+public static class EvalModes
+{
+    public static readonly IReadOnlyList<EvalMode> All = Enum.GetValues<EvalMode>();
+
+    public static string Name(this EvalMode m) => m switch
+    {
+        EvalMode.Dense => "dense",
+        EvalMode.Star => "star",
+        EvalMode.ApbQuery => "apb-query",
+        EvalMode.ApbRetaining => "apb-retaining",
+        EvalMode.ApbRandom => "apb-random",
+        EvalMode.ApbNoAnchor => "apb-no-anchor",
+        EvalMode.ApbNoPassing => "apb-no-passing",
+        _ => throw new ArgumentOutOfRangeException(nameof(m)),
+    };
+
+    public static EvalMode Parse(string name)
+    {
+        foreach (var m in All)
+            if (m.Name() == name.Trim().ToLowerInvariant()) return m;
+        throw new ArgumentException($"unknown mode '{name}': expected one of {string.Join(", ", All.Select(x => x.Name()))}.");
+    }
+
+    /// <summary>Dense runs on one host whatever H the cell says.</summary>
+    public static bool IsSingleHost(this EvalMode m) => m == EvalMode.Dense;
+}

@@ -1,0 +1,17 @@
+using ApbCluster.Evaluation.Tasks;
+
+namespace ApbCluster.Evaluation.Running;
+
+/// <summary>What to evaluate: every task x length x hosts x mode, <see cref="Samples"/> samples per cell.</summary>
+public sealed record EvalOptions
+{
+    public required IReadOnlyList<EvalTask> Tasks { get; init; }
+    /// <summary>Prompt lengths in tokens (document + question).</summary>
+    public required IReadOnlyList<int> Lengths { get; init; }
+    public required IReadOnlyList<int> Hosts { get; init; }
+    public required IReadOnlyList<EvalMode> Modes { get; init; }
+    public int Samples { get; init; } = 10;
+    public long Seed { get; init; }
+    /// <summary>Per-run deadline for the virtual hosts (a stuck collective fails instead of hanging).</summary>
+    public TimeSpan Deadline { get; init; } = TimeSpan.FromMinutes(10);
+}

@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using ApbCluster.Evaluation.Scoring;
+using ApbCluster.Evaluation.Tasks;
+using ApbCluster.Model.Layers;
+using ApbCluster.Model.Tokenization;
+using ApbCluster.Parallel.Compression;
+using ApbCluster.Parallel.Phase2;
+using ApbCluster.Parallel.Plan;
+using ApbCluster.Parallel.Strategies;
+
+namespace ApbCluster.Evaluation.Running;
+
+/// <summary>
+/// Runs generated samples through the modes on H virtual hosts (<see cref="ParallelRun.InProcess"/>), greedy,
+/// with max new tokens from the expected answer's length, and scores them by exact match.
+/// Dense runs once per sample (one host) and its row is repeated under every H, so each table row is complete.
+/// </summary>
+public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompressor? retainingHeads = null)
+{
+    /// <summary>Tokens generated beyond the answer's own (room for a newline or EOS).</summary>
+    public const int ExtraNewTokens = 2;
+
+    private readonly SampleGenerator _generator = new(tokenizer);
+    private readonly long[] _stopIds = tokenizer.EosIds.Concat(model.Config.EosTokenIds).Distinct().Select(i => (long)i).ToArray();
+
+    public SampleGenerator Generator => _generator;
+
+    /// <summary>Checks the options against the model before any work: modes need their compressor, prompts must fit.</summary>
+    public void Validate(EvalOptions o)
+    {
+        if (o.Modes.Contains(EvalMode.ApbRetaining) && retainingHeads is null)
+            throw new ArgumentException("mode apb-retaining needs trained retaining heads (--retaining-heads FILE).");
+        if (o.Samples < 1) throw new ArgumentException($"samples ({o.Samples}) must be at least 1.");
+        int limit = model.Config.MaxPositionEmbeddings;
+        foreach (int n in o.Lengths)
+            if (n + 64 > limit)
+                throw new ArgumentException($"length {n} (+ up to 64 answer tokens) exceeds the model's max_position_embeddings ({limit}).");
+        foreach (int h in o.Hosts)
+            if (h < 1) throw new ArgumentException($"hosts ({h}) must be at least 1.");
+    }
+
+    public EvalReport Run(EvalOptions o, string modelName, string hardware, string command, Action<EvalProgress>? progress = null)
+    {
+        Validate(o);
+        var report = new EvalReport(modelName, hardware, command, DateTimeOffset.UtcNow, [], [], []);
+        if (o.Modes.Contains(EvalMode.ApbNoAnchor))
+            report.Notes.Add(retainingHeads is null
+                ? "apb-no-anchor selects with random scores (no retaining heads given; the query-aware compressor needs the question in the anchor)."
+                : "apb-no-anchor selects with the retaining heads.");
+        if (o.Modes.Contains(EvalMode.Dense) && o.Hosts.Any(h => h > 1))
+            report.Notes.Add("dense runs on one host; its result is repeated under every H.");
+        report.Notes.Add("APB: l_a = l_b/4, l_p = l_b/8 (paper defaults); the question is embedded after the header.");
+
+        int total = o.Tasks.Count * o.Lengths.Count * o.Samples * o.Hosts.Count * o.Modes.Count, done = 0;
+        foreach (var task in o.Tasks)
+            foreach (int length in o.Lengths)
+                for (int i = 0; i < o.Samples; i++)
+                {
+                    // Depths sweep the document evenly over the samples (needle-in-a-haystack style).
+                    var sample = _generator.Generate(task, length, o.Seed + i, depth: (i + 0.5) / o.Samples);
+                    EvalRow? dense = null;
+                    foreach (int hosts in o.Hosts)
+                        foreach (var mode in o.Modes)
+                        {
+                            var row = mode == EvalMode.Dense && dense is not null
+                                ? dense with { Hosts = hosts }
+                                : RunOne(sample, mode, hosts, i, o.Deadline);
+                            if (mode == EvalMode.Dense) dense = row;
+                            report.Rows.Add(row);
+                            var cell = report.Rows.Where(r => r.Task == row.Task && r.Length == length && r.Hosts == hosts && r.Mode == row.Mode).ToList();
+                            progress?.Invoke(new EvalProgress(++done, total, $"{row.Task} {length} H={hosts} {row.Mode}",
+                                100.0 * cell.Count(r => r.Correct) / cell.Count));
+                        }
+                }
+        report.Cells.AddRange(EvalReport.Aggregate(report.Rows));
+        return report;
+    }
+
+    /// <summary>One sample through one mode on <paramref name="hosts"/> virtual hosts.</summary>
+    public EvalRow RunOne(EvalSample s, EvalMode mode, int hosts, int sampleIndex = 0, TimeSpan? deadline = null)
+    {
+        var (plan, strategy) = Setup(s, mode, hosts);
+        int maxNew = tokenizer.Encode(" " + s.AnswerText, addBos: false).Count + ExtraNewTokens;
+        var clock = Stopwatch.StartNew();
+        var results = ParallelRun.InProcess(model, plan, strategy, new PrefillRequest(s.DocumentIds, s.QuestionIds),
+            new Phase2Options { MaxNewTokens = maxNew, StopIds = _stopIds }, deadline ?? TimeSpan.FromMinutes(10));
+        double seconds = clock.Elapsed.TotalSeconds;
+        foreach (var (shard, _) in results) shard.Dispose();
+        var ids = results[^1].Result.Tokens.Where(t => !_stopIds.Contains(t)).Select(t => (int)t).ToArray();
+        string prediction = tokenizer.Decode(ids, skipSpecial: true);
+        return new EvalRow(s.Task.Name(), s.TargetTokens, s.TotalTokens, hosts, mode.Name(), sampleIndex, s.Seed, s.Depth,
+            s.Answers, prediction, AnswerScorer.IsCorrect(s, prediction), seconds);
+    }
+
+    /// <summary>The plan and strategy of a mode: ablations zero l_a or l_p; one host has nothing to pass.</summary>
+    private (ApbPlan Plan, PrefillStrategy Strategy) Setup(EvalSample s, EvalMode mode, int hosts)
+    {
+        var parallel = mode switch { EvalMode.Dense => ParallelMode.Dense, EvalMode.Star => ParallelMode.Star, _ => ParallelMode.Apb };
+        int h = mode.IsSingleHost() ? 1 : hosts;
+        var request = new PlanRequest
+        {
+            Mode = parallel, Hosts = h, DocumentLength = s.DocumentIds.Length, QuestionLength = s.QuestionIds.Length,
+            TemplateOffset = s.TemplateOffset, NumHeads = model.Config.NumHeads, NumKvHeads = model.Config.NumKvHeads,
+            AnchorLength = mode == EvalMode.ApbNoAnchor ? 0 : null,
+            PassingLength = parallel == ParallelMode.Apb && (mode == EvalMode.ApbNoPassing || h == 1) ? 0 : null,
+        };
+        ICompressor? compressor = mode switch
+        {
+            EvalMode.ApbQuery => new QueryAwareCompressor(),
+            EvalMode.ApbRetaining => retainingHeads,
+            EvalMode.ApbRandom => new RandomCompressor(s.Seed),
+            EvalMode.ApbNoAnchor => retainingHeads ?? new RandomCompressor(s.Seed),
+            _ => null,
+        };
+        return (ApbPlan.Create(request), ParallelRun.For(parallel, compressor));
+    }
+}

@@ -1,0 +1,75 @@
+using ApbCluster.Evaluation.Reporting;
+using ApbCluster.Evaluation.Running;
+using ApbCluster.Evaluation.Tasks;
+using ApbCluster.Parallel.Compression;
+using Xunit;
+
+namespace ApbCluster.Evaluation.Tests;
+
+/// <summary>End to end on a tiny random model: structure and determinism (accuracy is ~0 with random weights).</summary>
+public class EvalRunnerTests
+{
+    private static EvalOptions Options => new()
+    {
+        Tasks = [EvalTask.SingleNeedle, EvalTask.VariableTracking],
+        Lengths = [640],
+        Hosts = [2, 4],
+        Modes = EvalModes.All,
+        Samples = 1,
+        Seed = 5,
+    };
+
+    private static EvalReport Run(EvalOptions o, List<EvalProgress>? progress = null)
+    {
+        using var model = TinyEvalModel.Load();
+        var c = model.Config;
+        var heads = RetainingHeadCompressor.CreateRandom(c.NumLayers, c.NumHeads * c.HeadDim, c.NumKvHeads * c.HeadDim, c.NumKvHeads, seed: 3);
+        var runner = new EvalRunner(model, TinyEvalModel.Folder.Tokenizer, heads);
+        return runner.Run(o, "tiny", "CPU", "test", p => progress?.Add(p));
+    }
+
+    [Fact]
+    public void EveryCellGetsARowAndTheRunIsDeterministic()
+    {
+        var progress = new List<EvalProgress>();
+        var first = Run(Options, progress);
+        var o = Options;
+        int cells = o.Tasks.Count * o.Lengths.Count * o.Hosts.Count * o.Modes.Count;
+        Assert.Equal(cells, first.Cells.Count);
+        Assert.Equal(cells * o.Samples, first.Rows.Count);
+        Assert.All(first.Cells, c => Assert.Equal(o.Samples, c.Samples));
+        Assert.All(first.Cells, c => Assert.InRange(c.Accuracy, 0, 100));
+        Assert.All(first.Rows, r => Assert.InRange(r.Tokens, 634, 646));
+        Assert.Equal(Enumerable.Range(1, first.Rows.Count), progress.Select(p => p.Done));
+        Assert.All(progress, p => Assert.Equal(first.Rows.Count, p.Total));
+
+        var second = Run(Options);
+        Assert.Equal(first.Rows.Select(r => (r.Task, r.Hosts, r.Mode, r.Prediction, r.Correct)),
+            second.Rows.Select(r => (r.Task, r.Hosts, r.Mode, r.Prediction, r.Correct)));
+
+        var dir = Path.Combine(Path.GetTempPath(), "apb-eval-" + Guid.NewGuid().ToString("N")[..8]);
+        var files = EvalReportWriter.Write(first, dir);
+        Assert.All(files, f => Assert.True(new FileInfo(f).Length > 0, f));
+        var md = File.ReadAllText(Path.Combine(dir, "eval.md"));
+        Assert.Contains("| task | length | hosts | dense | star | apb-query | apb-retaining | apb-random | apb-no-anchor | apb-no-passing |", md);
+        Assert.Contains("| **average** | 640 | 4 |", md);
+    }
+
+    [Fact]
+    public void RetainingModeWithoutHeadsIsAClearError()
+    {
+        using var model = TinyEvalModel.Load();
+        var runner = new EvalRunner(model, TinyEvalModel.Folder.Tokenizer);
+        var e = Assert.Throws<ArgumentException>(() => runner.Validate(Options));
+        Assert.Contains("--retaining-heads", e.Message);
+    }
+
+    [Fact]
+    public void LengthsBeyondTheModelsPositionsAreAClearError()
+    {
+        using var model = TinyEvalModel.Load();
+        var runner = new EvalRunner(model, TinyEvalModel.Folder.Tokenizer);
+        var e = Assert.Throws<ArgumentException>(() => runner.Validate(Options with { Lengths = [4096], Modes = [EvalMode.Dense] }));
+        Assert.Contains("max_position_embeddings", e.Message);
+    }
+}
