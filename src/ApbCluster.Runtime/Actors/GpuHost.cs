@@ -4,6 +4,7 @@ using Akka.Event;
 using ApbCluster.Contracts;
 using ApbCluster.Runtime.DataPlane;
 using ApbCluster.Runtime.Engine;
+using ApbCluster.Runtime.Metrics;
 
 namespace ApbCluster.Runtime.Actors;
 
@@ -122,10 +123,14 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
         {
             var failure = run.Failure(ended.Error!);
             _log.Warning("host {0}: query {1} failed: {2}", _hostId, ended.QueryId, failure.Reason);
+            if (failure.DataPlane && run.UsesNccl) ApbMetrics.NcclAbort(_hostId);
             run.Coordinator.Tell(failure);
         }
         else
+        {
+            if (run.UsesNccl) ApbMetrics.NcclAbort(_hostId); // Abort disposed (aborted) the communicator
             _log.Info("host {0}: query {1} aborted; KV freed", _hostId, ended.QueryId);
+        }
         Stash.UnstashAll();
         _router.Tell(Registration());
     }

@@ -12,6 +12,8 @@ public sealed class HostRegistry
 
     public int Count => _byHostId.Count;
 
+    public bool Contains(string hostId) => _byHostId.ContainsKey(hostId);
+
     /// <summary>Adds or refreshes a host; true when it is new (or its actor changed).</summary>
     public bool Upsert(RegisterHost registration, Address address)
     {

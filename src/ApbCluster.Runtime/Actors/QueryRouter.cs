@@ -3,6 +3,8 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using ApbCluster.Contracts;
+using ApbCluster.Runtime.Metrics;
+using ApbCluster.Runtime.Ops;
 
 namespace ApbCluster.Runtime.Actors;
 
@@ -11,7 +13,9 @@ namespace ApbCluster.Runtime.Actors;
 /// bounded queue (RouterBusy when full), and runs up to MaxInFlight at a time, each in a
 /// <see cref="QueryRun"/> child that plans it on the live hosts in ring order. Its state is rebuilt
 /// after a hand-over because hosts re-register periodically; queries in flight on a lost router die
-/// with it (hosts watch their QueryRun and abort).
+/// with it (hosts watch their QueryRun and abort). Operations (drain, query list, trace, query
+/// metrics) go through <see cref="RouterOps"/>: every message a QueryRun sends its caller comes back
+/// here as <see cref="QueryRun.Relayed"/> for it.
 /// </summary>
 public sealed class QueryRouter : ReceiveActor
 {
@@ -23,6 +27,7 @@ public sealed class QueryRouter : ReceiveActor
     private readonly RouterSettings _settings;
     private readonly LinkedList<Waiting> _queue = new();
     private readonly Dictionary<string, IActorRef> _running = new();
+    private readonly RouterOps _ops = new();
     private long _runs;
 
     public QueryRouter(RouterSettings settings)
@@ -33,6 +38,11 @@ public sealed class QueryRouter : ReceiveActor
         Receive<SubmitQuery>(OnSubmit);
         Receive<CancelQuery>(OnCancel);
         Receive<Terminated>(OnTerminated);
+        Receive<QueryRun.Relayed>(r => _ops.Observe(r.Message));
+        Receive<DrainHost>(m => Sender.Tell(_ops.Drain(m.HostId, draining: true, _hosts.Contains(m.HostId))));
+        Receive<UndrainHost>(m => Sender.Tell(_ops.Drain(m.HostId, draining: false, _hosts.Contains(m.HostId))));
+        Receive<ListQueries>(_ => Sender.Tell(_ops.List()));
+        Receive<TraceQuery>(m => _ops.Trace(m.QueryId, Sender));
         Receive<ClusterEvent.MemberRemoved>(m => Remove(_hosts.RemoveByAddress(m.Member.Address), $"member {m.Member.Address} was removed"));
         Receive<ClusterEvent.UnreachableMember>(m => _hosts.MarkReachable(m.Member.Address, false));
         Receive<ClusterEvent.ReachableMember>(m => _hosts.MarkReachable(m.Member.Address, true));
@@ -81,9 +91,11 @@ public sealed class QueryRouter : ReceiveActor
         {
             _log.Info("query {0} refused: queue full ({1} waiting, {2} running)", query.QueryId, _queue.Count, _running.Count);
             Sender.Tell(new RouterBusy(query.QueryId, _queue.Count, _settings.QueueCapacity));
+            ApbMetrics.QueryRefused("busy");
             return;
         }
         _queue.AddLast(new Waiting(query, Sender, Stopwatch.GetTimestamp()));
+        _ops.Submitted(query);
         StartWaiting();
     }
 
@@ -93,16 +105,25 @@ public sealed class QueryRouter : ReceiveActor
         {
             _queue.RemoveFirst();
             var (query, caller, queuedAt) = first.Value;
-            var hosts = _hosts.RingOrder();
+            var hosts = _hosts.RingOrder().Where(h => !_ops.IsDrained(h.HostId)).ToList();
             if (hosts.Count == 0)
             {
-                caller.Tell(new QueryFailed(query.QueryId, "no GPU hosts are registered", null));
+                var drained = _ops.DrainedHosts.Count;
+                Reply(caller, new QueryFailed(query.QueryId, drained == 0 ? "no GPU hosts are registered" : $"no GPU hosts available ({drained} drained)", null));
                 continue;
             }
             var run = Context.ActorOf(QueryRun.Props(query, caller, hosts, _settings, Stopwatch.GetElapsedTime(queuedAt).TotalMilliseconds), $"query-{++_runs}");
             Context.Watch(run);
             _running[query.QueryId] = run;
         }
+        ApbMetrics.SetQueue(_queue.Count, _running.Count);
+    }
+
+    /// <summary>Tells the caller and records it (list, tracers, metrics).</summary>
+    private void Reply(IActorRef caller, IQueryMessage message)
+    {
+        caller.Tell(message);
+        _ops.Observe(message);
     }
 
     private void OnCancel(CancelQuery cancel)
@@ -116,7 +137,7 @@ public sealed class QueryRouter : ReceiveActor
         if (waiting is not null)
         {
             _queue.Remove(waiting);
-            waiting.Caller.Tell(new QueryCancelled(cancel.QueryId));
+            Reply(waiting.Caller, new QueryCancelled(cancel.QueryId));
             if (waiting.Caller.Equals(Sender)) return;
         }
         Sender.Tell(new QueryCancelled(cancel.QueryId)); // unknown or finished: cancelling is idempotent
@@ -134,5 +155,8 @@ public sealed class QueryRouter : ReceiveActor
         Remove(_hosts.RemoveByActor(t.ActorRef), "its actor terminated");
     }
 
-    private ClusterStatus Status() => new(_cluster.SelfAddress.ToString(), _hosts.Snapshot(), _queue.Count, _running.Count);
+    /// <summary>Drained hosts show as Draining (unless unreachable, which matters more).</summary>
+    private ClusterStatus Status() => new(_cluster.SelfAddress.ToString(),
+        _hosts.Snapshot().Select(h => _ops.IsDrained(h.HostId) && h.State != HostState.Unreachable ? h with { State = HostState.Draining } : h).ToList(),
+        _queue.Count, _running.Count);
 }

@@ -15,10 +15,14 @@ namespace ApbCluster.Runtime.Actors;
 /// TokenChunks, then QueryCompleted. It ends with exactly one of QueryCompleted / QueryFailed /
 /// QueryCancelled to the caller, and on failure, cancel or deadline tells every host to drop the
 /// query (they free their KV). A host that dies, becomes unreachable or reports a failure fails the
-/// query naming it.
+/// query naming it. Everything it tells the caller goes to the router too (<see cref="Relayed"/>) for
+/// query list, trace and metrics.
 /// </summary>
 public sealed class QueryRun : ReceiveActor, IWithTimers
 {
+    /// <summary>A copy of a message sent to the caller, for the router's RouterOps (local only).</summary>
+    public sealed record Relayed(IQueryMessage Message) : INoSerializationVerificationNeeded;
+
     private sealed class Deadline
     {
         public static readonly Deadline Instance = new();
@@ -60,7 +64,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         Receive<ShardFinished>(OnFinished);
         Receive<ShardFailed>(OnFailed);
         Receive<BlameNow>(_ => Blame());
-        Receive<CancelQuery>(_ => Cancel());
+        Receive<CancelQuery>(_ => Cancel(Sender));
         Receive<Deadline>(_ => Fail($"query {_query.QueryId} exceeded its deadline of {_settings.QueryTimeout.TotalSeconds:0.#}s ({Phase()})", null));
         Receive<Terminated>(t => HostLost(t.ActorRef, "its actor stopped or its node left the cluster"));
         Receive<ClusterEvent.UnreachableMember>(m => HostUnreachable(m.Member.Address));
@@ -97,7 +101,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         _decode = _settings.Codec?.CreateDecoder();
         foreach (var h in _hosts) Context.Watch(h.Host);
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.UnreachableMember));
-        _caller.Tell(new QueryAccepted(_query.QueryId, new QueryPlanSummary(
+        Send(new QueryAccepted(_query.QueryId, new QueryPlanSummary(
             _hosts.Select(h => h.HostId).ToList(), _plan.Blocks.Select(b => b.Length).ToList(), _plan.AnchorLength, _plan.PassingLength)));
 
         var gpus = _hosts.Count(h => h.Device.StartsWith("cuda", StringComparison.Ordinal));
@@ -131,7 +135,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     {
         if (_done) return;
         if (p.Layer == p.Layers) _prefillMs = Math.Max(_prefillMs, _clock.Elapsed.TotalMilliseconds - _planMs);
-        _caller.Tell(p);
+        Send(p);
     }
 
     private void OnTokens(ShardTokens chunk)
@@ -141,7 +145,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         _tokens.AddRange(chunk.TokenIds);
         var text = _decode is null ? "" : string.Concat(chunk.TokenIds.Select(_decode));
         _answer.Append(text);
-        _caller.Tell(new TokenChunk(_query.QueryId, chunk.Index, chunk.TokenIds, text));
+        Send(new TokenChunk(_query.QueryId, chunk.Index, chunk.TokenIds, text));
         var stop = _query.Generation.StopStrings.Where(s => s.Length > 0).Select(s => _answer.ToString().IndexOf(s, StringComparison.Ordinal)).Where(i => i >= 0).DefaultIfEmpty(-1).Min();
         if (stop >= 0)
         {
@@ -199,11 +203,13 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         if (host is not null && !_finished.Contains(host.HostId)) Fail($"host {host.HostId} became unreachable (node {address})", host.HostId);
     }
 
-    private void Cancel()
+    /// <summary>Both the caller and whoever cancelled (e.g. `query cancel` in the admin shell) hear it.</summary>
+    private void Cancel(IActorRef canceller)
     {
         if (_done) return;
         StopHosts();
-        _caller.Tell(new QueryCancelled(_query.QueryId));
+        Send(new QueryCancelled(_query.QueryId));
+        if (!canceller.Equals(_caller) && !canceller.IsNobody()) canceller.Tell(new QueryCancelled(_query.QueryId));
         _log.Info("query {0} cancelled after {1:0} ms", _query.QueryId, _clock.Elapsed.TotalMilliseconds);
         Finish();
     }
@@ -212,7 +218,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     {
         if (_done) return;
         StopHosts();
-        _caller.Tell(new QueryFailed(_query.QueryId, reason, host));
+        Send(new QueryFailed(_query.QueryId, reason, host));
         _log.Warning("query {0} failed{1}: {2}", _query.QueryId, host is null ? "" : $" (host {host})", reason);
         Finish();
     }
@@ -224,7 +230,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         var now = _clock.Elapsed.TotalMilliseconds;
         var ttft = _tokens.Count > 0 ? _firstTokenMs : now;
         var timings = new PhaseTimings(_queueMs, _planMs, _prefillMs, ttft, now - ttft, _queueMs + now);
-        _caller.Tell(new QueryCompleted(_query.QueryId, _answer.ToString(), reason, timings,
+        Send(new QueryCompleted(_query.QueryId, _answer.ToString(), reason, timings,
             _prompt!.Document.Length + _prompt.Question.Length, _tokens.Count));
         _log.Info("query {0} completed: {1} tokens, ttft {2:0} ms, total {3:0} ms", _query.QueryId, _tokens.Count, ttft, now);
         Finish();
@@ -235,6 +241,12 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     {
         if (!_dispatched) return;
         foreach (var h in _hosts) h.Host.Tell(new CancelQuery(_query.QueryId));
+    }
+
+    private void Send(IQueryMessage message)
+    {
+        _caller.Tell(message);
+        Context.Parent.Tell(new Relayed(message));
     }
 
     private void Finish()

@@ -4,6 +4,7 @@ using ApbCluster.NativeInterop;
 using ApbCluster.Parallel.Collectives;
 using ApbCluster.Runtime.DataPlane;
 using ApbCluster.Runtime.Engine;
+using ApbCluster.Runtime.Metrics;
 
 namespace ApbCluster.Runtime.Actors;
 
@@ -23,6 +24,7 @@ internal sealed class ShardRun : IShardEvents
     private readonly CancellationTokenSource _cts = new();
     private ICollective? _collective;
     private int _chunk;
+    private long _layerStarted;
 
     private ShardRun(RunShard work, string hostId)
     {
@@ -37,6 +39,9 @@ internal sealed class ShardRun : IShardEvents
     public int Rank => _work.Rank;
 
     public bool Aborted => _cts.IsCancellationRequested;
+
+    /// <summary>The data plane is an NCCL communicator (GPU hosts), not the TCP mesh.</summary>
+    public bool UsesNccl => _work.NcclUniqueId is not null;
 
     public static ShardRun Start(RunShard work, string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef host)
     {
@@ -65,6 +70,7 @@ internal sealed class ShardRun : IShardEvents
             if (_cts.IsCancellationRequested) collective.Dispose();
             using (collective)
             {
+                _layerStarted = System.Diagnostics.Stopwatch.GetTimestamp();
                 var outcome = engine.Run(_work, collective, this, _cts.Token);
                 return new Ended(QueryId, outcome, null, false);
             }
@@ -79,7 +85,12 @@ internal sealed class ShardRun : IShardEvents
         }
     }
 
-    public void LayerDone(int layer, int layers) => Coordinator.Tell(new PrefillProgress(QueryId, _hostId, layer, layers));
+    public void LayerDone(int layer, int layers)
+    {
+        ApbMetrics.PrefillLayer(System.Diagnostics.Stopwatch.GetElapsedTime(_layerStarted).TotalSeconds);
+        _layerStarted = System.Diagnostics.Stopwatch.GetTimestamp();
+        Coordinator.Tell(new PrefillProgress(QueryId, _hostId, layer, layers));
+    }
 
     public void Token(long id)
     {

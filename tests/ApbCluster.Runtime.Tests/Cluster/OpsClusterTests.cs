@@ -9,8 +9,8 @@ namespace ApbCluster.Runtime.Tests.Cluster;
 /// The operations surface against real apb-node processes on loopback: streaming `cluster tail`
 /// sees a host join, `gpu list` shows every (virtual) host, `log tail` streams, `cluster down -a`
 /// removes a node, the Prometheus endpoint reports the router's hosts, and the shell's exit codes.
-/// Drain and query commands need the router to handle the ops messages (RouterOps, wired by
-/// the runtime branch): until then they must fail cleanly with exit code 1 instead of hanging.
+/// Drain and query commands answer at once (the router handles them through RouterOps);
+/// QueryOpsClusterTests covers them with real queries.
 /// </summary>
 public sealed class OpsClusterTests : IDisposable
 {
@@ -53,11 +53,14 @@ public sealed class OpsClusterTests : IDisposable
         Assert.Contains("apb_router_hosts 3", metrics);
         Assert.Contains("apb_host_kv_bytes{host=\"127.0.0.1:" + p[4] + "/gpu1\"}", metrics);
 
-        // Drain and query commands answer (router wired) or fail with exit 1 (not yet): never hang.
+        // Drain and query commands are answered by the router (RouterOps); QueryOpsClusterTests runs queries.
         var drain = await admin.RunAsync("gpu drain", ["-h", hosts[0]["hostId"]!.GetValue<string>()], ct);
-        Assert.True(drain.ExitCode is AdminExitCodes.Ok or AdminExitCodes.CommandError, drain.Text);
+        Assert.Equal(AdminExitCodes.Ok, drain.ExitCode);
+        Assert.Equal(AdminExitCodes.Ok, (await admin.RunAsync("gpu undrain", ["-h", hosts[0]["hostId"]!.GetValue<string>()], ct)).ExitCode);
         var list = await admin.RunAsync("query list", [], ct);
-        Assert.True(list.ExitCode is AdminExitCodes.Ok or AdminExitCodes.CommandError, list.Text);
+        Assert.Equal(AdminExitCodes.Ok, list.ExitCode);
+        Assert.Equal("no queries", list.Text);
+        Assert.Equal(AdminExitCodes.CommandError, (await admin.RunAsync("query trace", ["-q", "nope"], ct)).ExitCode); // not found, at once
 
         // log tail sees the lines written while host-b is downed; cluster down removes it.
         await using var logClient = await AdminClient.ConnectAsync(routerAdmin, ct: ct);
