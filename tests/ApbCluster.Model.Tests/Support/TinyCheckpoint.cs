@@ -13,6 +13,16 @@ namespace ApbCluster.Model.Tests.Support;
 /// </summary>
 public static class TinyCheckpoint
 {
+    // Folders made under the temp dir are removed when the test process exits (tests share them lazily).
+    private static readonly List<string> Made = [];
+
+    static TinyCheckpoint() => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+    {
+        lock (Made)
+            foreach (var d in Made)
+                try { Directory.Delete(d, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    };
+
     /// <summary>Creates the checkpoint and returns its folder.</summary>
     public static string Create(TinyCheckpointOptions? options = null)
     {
@@ -21,6 +31,7 @@ public static class TinyCheckpoint
         TorchRuntime.EnsureLoaded("cpu");
         var dir = o.Directory ?? Path.Combine(Path.GetTempPath(), "apb-tiny-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(dir);
+        if (o.Directory is null) lock (Made) Made.Add(dir);
 
         bool qwen = o.ModelType == "qwen2";
         var (tokJson, specials, tokSize) = TinyTokenizerJson.Build(qwen ? TinyTokenizerJson.QwenSpecials : TinyTokenizerJson.LlamaSpecials, o.IgnoreMerges);
