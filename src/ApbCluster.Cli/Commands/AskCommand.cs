@@ -3,12 +3,15 @@ using System.Diagnostics;
 using System.Text.Json;
 using ApbCluster.Client;
 using ApbCluster.Contracts;
+using ApbCluster.Model.Layers;
 using ApbCluster.Model.Loading;
+using ApbCluster.Parallel.Collectives;
 using ApbCluster.Parallel.Compression;
 using ApbCluster.Parallel.Phase2;
 using ApbCluster.Parallel.Plan;
 using ApbCluster.Parallel.Serving;
 using ApbCluster.Parallel.Strategies;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ApbCluster.Cli.Commands;
@@ -75,15 +78,19 @@ internal static class AskCommand
             NumHeads = folder.Config.NumHeads, NumKvHeads = folder.Config.NumKvHeads,
         });
         // Lossless passing keeps every token whatever the scores, so any compressor will do; take the cheapest.
-        var compressor = mode != ParallelMode.Apb ? null
+        ICompressor? CompressorOn(Device device) => mode != ParallelMode.Apb ? null
             : passAll ? new RandomCompressor(seed: 1)
-            : Compressor(compressorName, headsFile, loaded);
+            : Compressor(compressorName, headsFile, loaded, device);
+        var compressor = CompressorOn(loaded.Model.Device);
         Console.Error.WriteLine($"plan: {plan}{(compressor is null ? "" : ", compressor " + compressor.GetType().Name)}");
 
         var eos = GenerateCommand.Eos(loaded).Select(i => (long)i).ToArray();
+        var request = new PrefillRequest(layout.Document, layout.Question);
+        var phase2 = new Phase2Options { MaxNewTokens = maxNew, StopIds = eos, Timing = true };
         var clock = Stopwatch.StartNew();
-        var runs = ParallelRun.InProcess(loaded.Model, plan, ParallelRun.For(mode, compressor), new PrefillRequest(layout.Document, layout.Question),
-            new Phase2Options { MaxNewTokens = maxNew, StopIds = eos, Timing = true });
+        var runs = OneGpuPerHost(loaded, plan.Hosts)
+            ? OnGpus(loaded, plan, mode, CompressorOn, request, phase2)
+            : ParallelRun.InProcess(loaded.Model, plan, ParallelRun.For(mode, compressor), request, phase2);
         double totalMs = clock.Elapsed.TotalMilliseconds;
         foreach (var (shard, _) in runs) shard.Dispose();
 
@@ -117,7 +124,30 @@ internal static class AskCommand
         return CliRun.Ok;
     }
 
-    private static ICompressor Compressor(string? name, string? headsFile, LoadedModel loaded)
+    /// <summary>CUDA with at least one GPU per host: each host gets its own GPU (and model copy), NCCL between them.</summary>
+    private static bool OneGpuPerHost(LoadedModel loaded, int hosts) =>
+        hosts > 1 && loaded.Model.Device.type == DeviceType.CUDA && cuda.device_count() >= hosts;
+
+    private static (HostShard Shard, Phase2Result Result)[] OnGpus(LoadedModel loaded, ApbPlan plan, ParallelMode mode,
+        Func<Device, ICompressor?> compressorOn, PrefillRequest request, Phase2Options phase2)
+    {
+        Console.Error.WriteLine($"hosts: one per GPU (cuda:0..{plan.Hosts - 1}), NCCL between them");
+        var models = Enumerable.Range(0, plan.Hosts).Select(g => g == 0 ? loaded.Model
+            : LlamaModel.FromCheckpoint(loaded.Folder.Config, loaded.Folder.Weights, new Device(DeviceType.CUDA, g), loaded.Model.Dtype)).ToArray();
+        var ranks = NcclCollective.CreateAllInProcess(Enumerable.Range(0, plan.Hosts).ToArray(), TimeSpan.FromMinutes(2));
+        try
+        {
+            return CollectiveRunner.Run(ranks, c =>
+                ParallelRun.Host(c, models[c.Rank], plan, ParallelRun.For(mode, compressorOn(models[c.Rank].Device)), request, phase2));
+        }
+        finally
+        {
+            CollectiveRunner.DisposeAll(ranks);
+            foreach (var m in models.Skip(1)) m.Dispose();
+        }
+    }
+
+    private static ICompressor Compressor(string? name, string? headsFile, LoadedModel loaded, Device device)
     {
         name ??= headsFile != null ? "retaining" : "query";
         var c = loaded.Folder.Config;
@@ -131,7 +161,7 @@ internal static class AskCommand
                 {
                     var tensors = f.Names.ToDictionary(n => n, n => f.Load(n));
                     return RetainingHeadCompressor.Load(tensors, c.NumLayers, c.NumHeads * c.HeadDim, c.NumKvHeads * c.HeadDim, c.NumKvHeads,
-                        loaded.Model.Device, loaded.Model.Dtype);
+                        device, loaded.Model.Dtype);
                 }
             default: throw new CliUsageException($"--compressor '{name}': expected retaining, query or random.");
         }
