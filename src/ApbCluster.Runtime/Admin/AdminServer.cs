@@ -19,11 +19,15 @@ public sealed class AdminServer : IAsyncDisposable
     private readonly string _token;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _acceptLoop;
+    private readonly Func<IPAddress, bool> _isLocal;
 
-    public AdminServer(string host, int port, string token, AdminCommandRegistry registry)
+    /// <param name="isLocal">Which client addresses need no token; loopback unless a test says otherwise
+    /// (tests must not open connections to this machine's network addresses).</param>
+    public AdminServer(string host, int port, string token, AdminCommandRegistry registry, Func<IPAddress, bool>? isLocal = null)
     {
         _registry = registry;
         _token = token;
+        _isLocal = isLocal ?? IPAddress.IsLoopback;
         var address = host is "0.0.0.0" or "*" ? IPAddress.Any : IPAddress.TryParse(host, out var ip) ? ip : Dns.GetHostAddresses(host)[0];
         _listener = new TcpListener(address, port);
         _listener.Start();
@@ -58,7 +62,7 @@ public sealed class AdminServer : IAsyncDisposable
     {
         using var _ = client;
         var remote = (IPEndPoint?)client.Client.RemoteEndPoint;
-        var loopback = remote is not null && IPAddress.IsLoopback(remote.Address);
+        var loopback = remote is not null && _isLocal(remote.Address);
         var stream = client.GetStream();
         using var reader = new StreamReader(stream, new UTF8Encoding(false));
         await using var writer = new StreamWriter(stream, new UTF8Encoding(false)) { AutoFlush = true, NewLine = "\n" };
