@@ -7,7 +7,7 @@ namespace ApbCluster.Runtime.Tests.Cluster;
 
 /// <summary>
 /// Load on a real loopback cluster (a router and 2 gpu-host node processes, random:tiny:7): 5
-/// ClusterQueryClient instances submit 10 short queries each, all at once (50 in flight). None may be lost
+/// ClusterQueryClient instances submit 10 short queries each (~300-token context, 3 new tokens), all at once (50 in flight). None may be lost
 /// (exactly one terminal event each), none duplicated (chunk indexes 0..k-1, no event after the terminal),
 /// and each is answered (QueryCompleted) or refused with RouterBusy. With a router queue of 2 most are
 /// refused; with 64 all complete.
@@ -106,7 +106,7 @@ public sealed class ClusterLoadTests
     private static bool IsTerminal(object e) => e is QueryCompleted or QueryFailed or QueryCancelled or RouterBusy;
 
     private static SubmitQuery Query(string id) =>
-        new(id, QueryContext.FromText(InProcessReference.Context(2)), " How many marbles?", GenerationOptions.Greedy(MaxNew), AttentionMode.Apb, null);
+        new(id, QueryContext.FromText(InProcessReference.Context(6)), " How many marbles?", GenerationOptions.Greedy(MaxNew), AttentionMode.Apb, null);
 
     private static async Task<(string Id, List<object> Events)> Collect(ClusterQueryClient client, SubmitQuery query, CancellationToken ct)
     {
