@@ -117,6 +117,9 @@ public sealed class LoopbackCluster : IDisposable
     /// <summary>Every node still running (none crashed or exited).</summary>
     public bool AllRunning => _nodes.All(n => !n.HasExited);
 
+    /// <summary>The gpu-host nodes' whole outputs.</summary>
+    public IEnumerable<string> HostOutputs() => _nodes.Skip(1).Select(n => n.Output);
+
     public string Outputs(int chars = 4000) => ClusterProcesses.Outputs(_nodes, chars);
 
     public void Dispose()
