@@ -11,6 +11,7 @@ namespace ApbCluster.Runtime.Tests.Cluster;
 /// (truncated, unknown manifest, unknown version) are dropped with a clear error in the receiving
 /// node's log. Afterwards the cluster still answers a normal query.
 /// </summary>
+[Collection(LoopbackClusterCollection.Name)]
 public sealed class BadInputClusterTests
 {
     private static readonly TimeSpan ReplyBound = TimeSpan.FromSeconds(10);

@@ -12,6 +12,7 @@ namespace ApbCluster.Runtime.Tests.Cluster;
 /// and each is answered (QueryCompleted) or refused with RouterBusy. With a router queue of 2 most are
 /// refused; with 64 all complete.
 /// </summary>
+[Collection(LoopbackClusterCollection.Name)]
 public sealed class ClusterLoadTests
 {
     private const int Clients = 5;

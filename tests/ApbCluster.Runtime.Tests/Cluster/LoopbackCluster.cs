@@ -159,3 +159,13 @@ public static class LateEvents
         return late;
     }
 }
+
+/// <summary>
+/// Multi-process cluster tests run one at a time: FreePorts releases its ports before the nodes bind them,
+/// so two clusters booting at once can collide ("Address already in use"), and 2 cores are shared anyway.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class LoopbackClusterCollection
+{
+    public const string Name = "loopback cluster processes";
+}

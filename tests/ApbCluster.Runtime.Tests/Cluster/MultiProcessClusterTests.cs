@@ -13,6 +13,7 @@ namespace ApbCluster.Runtime.Tests.Cluster;
 /// split-brain resolver (keep-majority, stable-after 3s from a config file) and the next query
 /// runs on the rest; a partitioned (SIGSTOPped) host likewise; killing the router node moves the singleton and queries work again.
 /// </summary>
+[Collection(LoopbackClusterCollection.Name)]
 public sealed class MultiProcessClusterTests : IDisposable
 {
     private static readonly TimeSpan JoinBound = TimeSpan.FromSeconds(30);
