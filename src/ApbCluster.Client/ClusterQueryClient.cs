@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Cluster.Tools.Client;
+using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Configuration;
 using ApbCluster.Contracts;
 using ApbCluster.Contracts.Serialization;
@@ -49,7 +50,11 @@ public sealed class ClusterQueryClient : IAsyncDisposable
             akka.loglevel = WARNING
             akka.cluster.client.reconnect-timeout = off
             """).WithFallback(ConfigurationFactory.ParseString(SerializerHocon.Text))
-            .WithFallback(ClusterClientReceptionist.DefaultConfig());
+            .WithFallback(ClusterClientReceptionist.DefaultConfig())
+            // ClusterClient wraps each message in a pub-sub Send: without this binding that envelope (and the
+            // SubmitQuery inside it) went as Newtonsoft JSON with CLR type names, which the router cannot
+            // resolve for client-only types (e.g. a collection-expression list of token ids): silently dropped.
+            .WithFallback(DistributedPubSub.DefaultConfig());
         var system = ActorSystem.Create("apb-client", config);
         var paths = contacts.Select(c => ActorPath.Parse(c.Contains("://") ? c : $"akka.tcp://{options.SystemName}@{c}/system/receptionist")).ToImmutableHashSet();
         var client = system.ActorOf(ClusterClient.Props(ClusterClientSettings.Create(system).WithInitialContacts(paths)), "cluster-client");

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using System.Runtime.Serialization;
+using System.Text;
 using Akka.Serialization;
 
 namespace ApbCluster.Contracts.Serialization;
@@ -46,11 +47,20 @@ public sealed class ApbSerializer : SerializerWithStringManifest
     {
         if (!MessageCodecs.ByManifest.TryGetValue(manifest, out var codec))
             throw new SerializationException($"ApbSerializer: unknown manifest '{manifest}'");
+        if (bytes.Length == 0) throw new SerializationException($"ApbSerializer: malformed '{manifest}' payload: it is empty");
         using var r = new BinaryReader(new MemoryStream(bytes, writable: false), BinaryFormat.Utf8);
         var version = r.ReadByte();
         if (version != FormatVersion)
             throw new SerializationException($"ApbSerializer: manifest '{manifest}' has format version {version}, this node reads {FormatVersion}");
-        return codec.Read(r, new ActorRefCodec(system));
+        try
+        {
+            return codec.Read(r, new ActorRefCodec(system));
+        }
+        catch (Exception e) when (e is EndOfStreamException or InvalidDataException or FormatException or OverflowException or ArgumentException or DecoderFallbackException)
+        {
+            // Name the message: remoting logs this and drops the message (the association stays up).
+            throw new SerializationException($"ApbSerializer: malformed '{manifest}' payload ({bytes.Length} bytes): {e.Message}", e);
+        }
     }
 }
 

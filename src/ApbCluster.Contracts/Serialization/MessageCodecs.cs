@@ -37,7 +37,9 @@ internal static class MessageCodecs
             new QueryContext(r.ReadNullableString(), r.ReadNullableInts()),
             r.ReadString(),
             ReadGeneration(r),
-            ReadEnum<AttentionMode>(r),
+            // Read as is (not ReadEnum): the router validates the mode and answers QueryFailed naming the
+            // value; rejecting it here would drop the query and leave the caller waiting for its idle timeout.
+            (AttentionMode)r.ReadByte(),
             r.ReadBoolean() ? new ApbOptions(r.ReadInt32(), r.ReadInt32(), r.ReadString()) : null)),
 
         Codec<QueryAccepted>("QA1", (w, m, _) =>

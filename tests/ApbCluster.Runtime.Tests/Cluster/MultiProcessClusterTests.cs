@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using ApbCluster.Admin;
 using ApbCluster.Client;
@@ -15,6 +13,7 @@ namespace ApbCluster.Runtime.Tests.Cluster;
 /// split-brain resolver (keep-majority, stable-after 3s from a config file) and the next query
 /// runs on the rest; a partitioned (SIGSTOPped) host likewise; killing the router node moves the singleton and queries work again.
 /// </summary>
+[Collection(LoopbackClusterCollection.Name)]
 public sealed class MultiProcessClusterTests : IDisposable
 {
     private static readonly TimeSpan JoinBound = TimeSpan.FromSeconds(30);
@@ -35,7 +34,7 @@ public sealed class MultiProcessClusterTests : IDisposable
             apb.gpu-host.register-interval = 1s
             apb.router.blame-grace = 500ms
             """);
-        var ports = FreePorts(10);
+        var ports = ClusterProcesses.FreePorts(10);
         var seed = $"akka.tcp://apb@127.0.0.1:{ports[0]}";
         var routerAdmin = $"127.0.0.1:{ports[1]}";
         var routerA = Start("router-a", ports[0], ports[1], "router", seed);
@@ -169,17 +168,7 @@ public sealed class MultiProcessClusterTests : IDisposable
 
     private NodeProcess Start(string name, int port, int adminPort, string role, string seed, bool model = false)
     {
-        var env = new Dictionary<string, string>
-        {
-            ["CLUSTER_IP"] = "127.0.0.1",
-            ["CLUSTER_PORT"] = port.ToString(),
-            ["CLUSTER_SEEDS"] = seed,
-            ["CLUSTER_ROLES"] = role,
-            ["APB_ADMIN_PORT"] = adminPort.ToString(),
-            ["APB_CONFIG"] = _opsFile,
-            ["APB_MODEL"] = InProcessReference.Model, // routers tokenize with it, hosts run it
-            ["APB_COLLECTIVE_TIMEOUT"] = "10",
-        };
+        var env = ClusterProcesses.NodeEnvironment(port, adminPort, role, seed, _opsFile); // routers tokenize with the model, hosts run it
         if (model) env["APB_TEST_LAYER_DELAY_MS"] = "400"; // prefill slow enough to kill a host mid-way
         var node = new NodeProcess(name, env);
         _nodes.Add(node);
@@ -230,18 +219,7 @@ public sealed class MultiProcessClusterTests : IDisposable
         Assert.Fail($"not within {bound.TotalSeconds}s: {what}\n{NodeOutputs()}");
     }
 
-    private string NodeOutputs() => string.Join("\n", _nodes.Select(n => $"----- {n.Name} -----\n{Tail(n.Output, 4000)}"));
-
-    private static string Tail(string text, int chars) => text.Length <= chars ? text : text[^chars..];
-
-    private static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
-        listeners.ForEach(l => l.Start());
-        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        listeners.ForEach(l => l.Stop());
-        return ports;
-    }
+    private string NodeOutputs() => ClusterProcesses.Outputs(_nodes);
 
     public void Dispose()
     {

@@ -1,0 +1,171 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Reflection;
+using Akka.Actor;
+using Akka.Event;
+using ApbCluster.Client;
+using ApbCluster.Contracts;
+using ApbCluster.Runtime.Tests.Engine;
+
+namespace ApbCluster.Runtime.Tests.Cluster;
+
+/// <summary>Helpers shared by the multi-process tests: free loopback ports, a node's environment, node output tails.</summary>
+public static class ClusterProcesses
+{
+    public static int[] FreePorts(int count)
+    {
+        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
+        listeners.ForEach(l => l.Start());
+        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+        listeners.ForEach(l => l.Stop());
+        return ports;
+    }
+
+    /// <summary>An apb-node on 127.0.0.1 with the random tiny model (routers tokenize with it, hosts run it).</summary>
+    public static Dictionary<string, string> NodeEnvironment(int port, int adminPort, string role, string seed, string opsFile) => new()
+    {
+        ["CLUSTER_IP"] = "127.0.0.1",
+        ["CLUSTER_PORT"] = port.ToString(),
+        ["CLUSTER_SEEDS"] = seed,
+        ["CLUSTER_ROLES"] = role,
+        ["APB_ADMIN_PORT"] = adminPort.ToString(),
+        ["APB_CONFIG"] = opsFile,
+        ["APB_MODEL"] = InProcessReference.Model,
+        ["APB_COLLECTIVE_TIMEOUT"] = "10",
+    };
+
+    public static string Outputs(IEnumerable<NodeProcess> nodes, int chars = 4000) =>
+        string.Join("\n", nodes.Select(n => $"----- {n.Name} -----\n{Tail(n.Output, chars)}"));
+
+    private static string Tail(string text, int chars) => text.Length <= chars ? text : text[^chars..];
+}
+
+/// <summary>
+/// One router node and N gpu-host node processes on loopback (random:tiny:7, no layer delay), ready once
+/// the router reports every host. Disposing kills them all.
+/// </summary>
+public sealed class LoopbackCluster : IDisposable
+{
+    private readonly List<NodeProcess> _nodes = [];
+    private readonly string _opsFile = Path.GetTempFileName();
+
+    private LoopbackCluster(int routerPort)
+    {
+        RouterContact = $"127.0.0.1:{routerPort}";
+    }
+
+    /// <summary>The router's CLUSTER_IP:CLUSTER_PORT, a ClusterQueryClient contact.</summary>
+    public string RouterContact { get; }
+
+    public NodeProcess Router => _nodes[0];
+
+    public IReadOnlyList<string> HostIds { get; private set; } = [];
+
+    /// <param name="routerEnv">extra variables for the router (e.g. APB_ROUTER_QUEUE).</param>
+    public static async Task<LoopbackCluster> StartAsync(int hostNodes, IReadOnlyDictionary<string, string>? routerEnv = null,
+        TimeSpan? readyBound = null, CancellationToken ct = default)
+    {
+        var ports = ClusterProcesses.FreePorts(2 + 2 * hostNodes);
+        var cluster = new LoopbackCluster(ports[0]);
+        try
+        {
+            File.WriteAllText(cluster._opsFile, """
+                akka.cluster.split-brain-resolver.stable-after = 3s
+                apb.gpu-host.register-interval = 1s
+                apb.router.blame-grace = 500ms
+                """);
+            var seed = $"akka.tcp://apb@127.0.0.1:{ports[0]}";
+            var env = ClusterProcesses.NodeEnvironment(ports[0], ports[1], "router", seed, cluster._opsFile);
+            foreach (var (k, v) in routerEnv ?? new Dictionary<string, string>()) env[k] = v;
+            cluster._nodes.Add(new NodeProcess("router", env));
+            for (int i = 0; i < hostNodes; i++)
+                cluster._nodes.Add(new NodeProcess($"host-{i}", ClusterProcesses.NodeEnvironment(ports[2 + 2 * i], ports[3 + 2 * i], "gpu-host", seed, cluster._opsFile)));
+
+            await using var client = cluster.Connect();
+            var deadline = DateTime.UtcNow + (readyBound ?? TimeSpan.FromSeconds(45));
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                try
+                {
+                    var status = await client.StatusAsync(TimeSpan.FromSeconds(2));
+                    if (status.Hosts.Count == hostNodes)
+                    {
+                        cluster.HostIds = status.Hosts.Select(h => h.HostId).ToList();
+                        return cluster;
+                    }
+                }
+                catch (Exception) when (DateTime.UtcNow < deadline)
+                {
+                    // receptionist or singleton not up yet
+                }
+                if (DateTime.UtcNow >= deadline)
+                    throw new TimeoutException($"the router did not report {hostNodes} host(s) within the bound\n{cluster.Outputs()}");
+                await Task.Delay(250, ct);
+            }
+        }
+        catch
+        {
+            cluster.Dispose();
+            throw;
+        }
+    }
+
+    public ClusterQueryClient Connect(TimeSpan? idleTimeout = null) =>
+        ClusterQueryClient.Connect([RouterContact], new ClusterQueryClientOptions { IdleTimeout = idleTimeout ?? TimeSpan.FromSeconds(30) });
+
+    /// <summary>Every node still running (none crashed or exited).</summary>
+    public bool AllRunning => _nodes.All(n => !n.HasExited);
+
+    /// <summary>The gpu-host nodes' whole outputs.</summary>
+    public IEnumerable<string> HostOutputs() => _nodes.Skip(1).Select(n => n.Output);
+
+    public string Outputs(int chars = 4000) => ClusterProcesses.Outputs(_nodes, chars);
+
+    public void Dispose()
+    {
+        foreach (var node in _nodes) node.Dispose();
+        File.Delete(_opsFile);
+    }
+}
+
+/// <summary>
+/// Counts query messages that reach a ClusterQueryClient after their listener ended (dead letters): a
+/// duplicated terminal event, or any event after it, shows up here because the client itself drops them.
+/// </summary>
+internal sealed class LateEventCounter : ReceiveActor
+{
+    private readonly List<IQueryMessage> _late;
+
+    public LateEventCounter(List<IQueryMessage> late)
+    {
+        _late = late;
+        Receive<DeadLetter>(d =>
+        {
+            if (d.Message is IQueryMessage m) lock (_late) _late.Add(m);
+        });
+    }
+}
+
+public static class LateEvents
+{
+    /// <summary>Subscribes to the client's ActorSystem (private field, read by reflection: test-only).</summary>
+    public static List<IQueryMessage> Attach(ClusterQueryClient client)
+    {
+        var system = (ActorSystem)typeof(ClusterQueryClient).GetField("_system", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(client)!;
+        var late = new List<IQueryMessage>();
+        var counter = system.ActorOf(Props.Create(() => new LateEventCounter(late)));
+        system.EventStream.Subscribe(counter, typeof(DeadLetter));
+        return late;
+    }
+}
+
+/// <summary>
+/// Multi-process cluster tests run one at a time: FreePorts releases its ports before the nodes bind them,
+/// so two clusters booting at once can collide ("Address already in use"), and 2 cores are shared anyway.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class LoopbackClusterCollection
+{
+    public const string Name = "loopback cluster processes";
+}
