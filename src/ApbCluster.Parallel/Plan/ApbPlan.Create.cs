@@ -29,6 +29,11 @@ public sealed partial class ApbPlan
             _ => 0,
         };
         int lp = r.PassAll ? lb : r.PassingLength ?? (r.Mode == ParallelMode.Apb ? Round(lb / 8, lb) : 0);
+        // The default anchor holds the whole embedded question (short documents would otherwise cut it off,
+        // leaving a query-aware compressor nothing to score with), as far as host 0 keeps l_p tokens to pass
+        // beyond it (the first l_a positions are never selected).
+        if (r.AnchorLength is null && r.Mode == ParallelMode.Apb && (r.EmbedQuestion ?? true) && !r.PassAll)
+            la = Math.Max(la, Math.Min(lb - lp, r.TemplateOffset + r.QuestionLength));
         if (h == 1 && r.AnchorLength is null) la = 0; // one host: nothing to anchor
 
         if (la < 0) throw new PlanException("anchorLength", $"anchor length l_a ({la}) is negative.");

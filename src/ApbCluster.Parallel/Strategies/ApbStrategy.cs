@@ -21,13 +21,19 @@ public class ApbStrategy(ICompressor? compressor) : PrefillStrategy
     public override ParallelMode Mode => ParallelMode.Apb;
     public ICompressor? Compressor { get; } = compressor;
 
-    private bool NeedsQuestion(ApbPlan plan) => plan.PassingLength > 0 && Compressor?.NeedsQuestion == true;
+    // When the anchor holds no question row (an explicit l_a at or below the template offset, or blocks
+    // shorter than it), a question-driven compressor has nothing to score with: select by seeded random
+    // choice instead of failing the query.
+    private static readonly ICompressor NoQuestionFallback = new RandomCompressor(seed: 0);
+
+    private ICompressor? EffectiveCompressor(ApbPlan plan) =>
+        Compressor is { NeedsQuestion: true } && QuestionRows(plan).Length == 0 ? NoQuestionFallback : Compressor;
+
+    private bool NeedsQuestion(ApbPlan plan) => plan.PassingLength > 0 && EffectiveCompressor(plan)?.NeedsQuestion == true;
 
     protected override HostRows Rows(int host, ApbPlan plan, PrefillRequest request)
     {
         if (plan.PassingLength > 0 && Compressor is null) throw new ArgumentException("APB with passing needs a compressor.");
-        if (NeedsQuestion(plan) && QuestionRows(plan).Length == 0)
-            throw new ArgumentException($"the {Compressor!.GetType().Name} needs the question inside the anchor (l_a = {plan.AnchorLength}, template offset {plan.TemplateOffset}, embedded: {plan.EmbedQuestion}).");
         int la = host > 0 || NeedsQuestion(plan) ? plan.AnchorLength : 0;
         var anchor = plan.AnchorTokens(request.Document, request.Question).Take(la);
         var ids = anchor.Concat(plan.LocalTokens(host, request.Document, request.PadId)).ToArray();
@@ -63,14 +69,15 @@ public class ApbStrategy(ICompressor? compressor) : PrefillStrategy
         if (ctx.Host == plan.LastHost)
             return zeros(kLocal.shape[0], plan.PassingLength, kLocal.shape[2], 2 * kLocal.shape[3], dtype: kLocal.dtype, device: kLocal.device);
         Tensor? questionQ = null;
-        if (Compressor!.NeedsQuestion)
+        var compressor = EffectiveCompressor(plan)!;
+        if (compressor.NeedsQuestion)
         {
             var rows = QuestionRows(plan);
             var truePos = arange(plan.DocumentLength, plan.DocumentLength + rows.Length, dtype: ScalarType.Int64, device: hidden.device);
             questionQ = ctx.Model.Layers[layer].Project(hidden.narrow(1, rows.Start, rows.Length), truePos).Q;
         }
         var input = new CompressorInput(layer, ctx.Host, p.QPre.narrow(1, la, ll), p.KPre.narrow(1, la, ll), p.VPre.narrow(1, la, ll), kLocal, questionQ);
-        var scores = Compressor.Score(input);
+        var scores = compressor.Score(input);
         var block = TokenSelector.Select(scores, ctx.Positions.narrow(0, la, ll), plan.AnchorLength, plan.PassingLength, kLocal, p.V.narrow(1, la, ll));
         return block.Packed();
     }

@@ -21,8 +21,21 @@ public class PlanTests
         var big = ApbPlan.Create(new PlanRequest { DocumentLength = 3 * 10_000, Hosts = 3 });
         Assert.Equal(0, big.AnchorLength % 64);
         Assert.Equal(0, big.PassingLength % 64);
-        var tiny = ApbPlan.Create(new PlanRequest { DocumentLength = 40, Hosts = 2 });
+        var tiny = ApbPlan.Create(new PlanRequest { DocumentLength = 40, Hosts = 2, TemplateOffset = 0 });
         Assert.Equal((20 / 4, 20 / 8), (tiny.AnchorLength, tiny.PassingLength));
+    }
+
+    [Fact]
+    public void DefaultAnchorHoldsTheWholeEmbeddedQuestionWhereTheBlockAllows()
+    {
+        // block 40: block/4 = 10 would cut the question (offset 16 + 12 tokens) off.
+        var p = ApbPlan.Create(new PlanRequest { DocumentLength = 80, QuestionLength = 12, Hosts = 2, TemplateOffset = 16 });
+        Assert.Equal(28, p.AnchorLength);
+        // Host 0 keeps l_p selectable tokens after the anchor: block 20, l_p 2 -> l_a at most 18.
+        var q = ApbPlan.Create(new PlanRequest { DocumentLength = 40, QuestionLength = 30, Hosts = 2, TemplateOffset = 16 });
+        Assert.Equal(18, q.AnchorLength);
+        // An explicit anchor is taken as given.
+        Assert.Equal(4, ApbPlan.Create(new PlanRequest { DocumentLength = 80, QuestionLength = 12, Hosts = 2, AnchorLength = 4 }).AnchorLength);
     }
 
     [Theory]

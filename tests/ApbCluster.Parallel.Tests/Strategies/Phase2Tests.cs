@@ -76,6 +76,22 @@ public class Phase2Tests
     }
 
     [Fact]
+    public void QueryAwareApbWithAnAnchorTooShortForTheQuestionStillAnswers()
+    {
+        // l_a = 2 ends before the template offset (16): no question row to score with, so selection
+        // falls back to a seeded random choice instead of failing the query.
+        using var model = TinyModel(2, 3);
+        var rng = new Random(4);
+        var doc = Tokens(rng, 48, 61);
+        var question = Tokens(rng, 3, 61);
+        var plan = ApbPlan.Create(new PlanRequest { DocumentLength = 48, QuestionLength = 3, Hosts = 2, AnchorLength = 2, PassingLength = 4 });
+        var runs = ParallelRun.InProcess(model, plan, new ApbStrategy(new QueryAwareCompressor()), new PrefillRequest(doc, question),
+            new Phase2.Phase2Options { MaxNewTokens = 3 });
+        Assert.Equal(3, runs[^1].Result.Tokens.Length);
+        foreach (var (shard, _) in runs) shard.Dispose();
+    }
+
+    [Fact]
     public void BalancedApbPlanRunsEndToEnd()
     {
         using var model = TinyModel(4, 5);
