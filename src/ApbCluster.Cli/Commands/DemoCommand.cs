@@ -45,23 +45,24 @@ internal static class DemoCommand
         Console.WriteLine($"ApbCluster demo: {DemoShape.NumLayers}-layer Llama-architecture model (random weights), {n}-token prompt + {question.Length}-token question, {hosts} virtual hosts on the CPU ({Environment.ProcessorCount} cores)");
         Console.WriteLine();
 
-        var cases = new (string Name, ParallelMode Mode, int Hosts, PlanRequest Extra, ICompressor? Compressor, bool Exact)[]
+        var cases = new DemoCase[]
         {
-            ("dense", ParallelMode.Dense, 1, new() { DocumentLength = 0, Hosts = 1 }, null, true),
-            ("ring", ParallelMode.Ring, hosts, new() { DocumentLength = 0, Hosts = 0 }, null, true),
-            ("ulysses", ParallelMode.Ulysses, hosts, new() { DocumentLength = 0, Hosts = 0 }, null, true),
-            ("apb lossless", ParallelMode.Apb, hosts, new() { DocumentLength = 0, Hosts = 0, AnchorLength = 0, PassAll = true }, new RandomCompressor(1), true),
-            ("apb", ParallelMode.Apb, hosts, new() { DocumentLength = 0, Hosts = 0 }, new QueryAwareCompressor(), false),
-            ("star", ParallelMode.Star, hosts, new() { DocumentLength = 0, Hosts = 0 }, null, false),
+            new("dense", ParallelMode.Dense, 1, Exact: true),
+            new("ring", ParallelMode.Ring, hosts, Exact: true),
+            new("ulysses", ParallelMode.Ulysses, hosts, Exact: true),
+            new("apb lossless", ParallelMode.Apb, hosts, Exact: true, AnchorLength: 0, PassAll: true, Compressor: new RandomCompressor(1)),
+            new("apb", ParallelMode.Apb, hosts, Exact: false, Compressor: new QueryAwareCompressor()),
+            new("star", ParallelMode.Star, hosts, Exact: false),
         };
         long[]? dense = null;
         Console.WriteLine($"{"mode",-13} {"hosts",5} {"l_a",5} {"l_p",5} {"prefill ms",11} {"decode ms",10}  tokens vs dense");
         foreach (var c in cases)
         {
-            var plan = ApbPlan.Create(c.Extra with
+            var plan = ApbPlan.Create(new PlanRequest
             {
                 DocumentLength = n, QuestionLength = question.Length, Hosts = c.Hosts, Mode = c.Mode,
-                NumHeads = DemoShape.NumHeads, NumKvHeads = DemoShape.NumKvHeads, TemplateOffset = 0,
+                AnchorLength = c.AnchorLength, PassAll = c.PassAll, TemplateOffset = 0,
+                NumHeads = DemoShape.NumHeads, NumKvHeads = DemoShape.NumKvHeads,
             });
             var clock = Stopwatch.StartNew();
             var runs = ParallelRun.InProcess(model, plan, ParallelRun.For(c.Mode, c.Compressor), new PrefillRequest(document, question),
@@ -84,3 +85,7 @@ internal static class DemoCommand
         return CliRun.Ok;
     }
 }
+
+/// <summary>One row of the demo: a mode, its hosts, and whether it must reproduce dense exactly.</summary>
+internal sealed record DemoCase(string Name, ParallelMode Mode, int Hosts, bool Exact,
+    int? AnchorLength = null, bool PassAll = false, ICompressor? Compressor = null);
