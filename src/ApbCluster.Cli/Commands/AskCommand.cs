@@ -195,6 +195,7 @@ internal static class AskCommand
     {
         await using var client = ClusterQueryClient.Connect([endpoint]);
         var text = new System.Text.StringBuilder();
+        var layersDone = new SortedDictionary<string, int>(StringComparer.Ordinal);
         await foreach (var e in client.AskAsync(query))
         {
             switch (e)
@@ -203,7 +204,8 @@ internal static class AskCommand
                     Console.Error.WriteLine($"accepted: hosts {string.Join(", ", a.Plan.HostsInRingOrder)}, blocks [{string.Join(",", a.Plan.BlockLengths)}], l_a {a.Plan.AnchorLength}, l_p {a.Plan.PassingLength}");
                     break;
                 case PrefillProgress p:
-                    Console.Error.Write($"\rprefill: {p.Host} layer {p.Layer}/{p.Layers}   ");
+                    layersDone[p.Host] = p.Layer;
+                    Console.Error.Write("\r" + ProgressBar(layersDone, p.Layers));
                     break;
                 case TokenChunk t:
                     text.Append(t.Text);
@@ -227,6 +229,15 @@ internal static class AskCommand
         }
         Console.Error.WriteLine("error: the cluster ended the query without an answer.");
         return CliRun.Failed;
+    }
+
+    /// <summary>"prefill [##########..........] 16/32 layers (slowest of 4 hosts)": Phase 1 ends with its slowest host.</summary>
+    internal static string ProgressBar(IReadOnlyDictionary<string, int> layersDone, int layers)
+    {
+        const int width = 30;
+        int slowest = layersDone.Count == 0 ? 0 : layersDone.Values.Min();
+        int filled = layers <= 0 ? 0 : width * slowest / layers;
+        return $"prefill [{new string('#', filled)}{new string('.', width - filled)}] {slowest}/{layers} layers (slowest of {layersDone.Count} hosts) ";
     }
 
     private static string ReadContext(string path)
