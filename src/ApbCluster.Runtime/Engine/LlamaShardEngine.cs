@@ -43,7 +43,7 @@ public sealed class LlamaShardEngine : IShardEngine
 
     public DeviceMemory Memory()
     {
-        if (_model.Device.type != TorchSharp.DeviceType.CUDA) return CpuPlaceholderEngine.ProcessMemory();
+        if (_model.Device.type != TorchSharp.DeviceType.CUDA) return NoModelEngine.ProcessMemory();
         // The caching allocator's view is what matters for KV headroom on a GPU.
         // Called from the actor thread, so select the device first (cudaMemGetInfo reads the current one).
         CudaRuntime.SetDevice(Math.Max(0, (int)_model.Device.index));

@@ -94,7 +94,7 @@ public sealed class ApbNode : IAsyncDisposable
 
     private static IShardEngine DefaultEngine(NodeSettings settings, ModelSpec? model, int index)
     {
-        if (model is null) return new CpuPlaceholderEngine();
+        if (model is null) return new NoModelEngine();
         var device = settings.Device == "cuda" ? $"cuda:{index}" : settings.Device;
         return new LlamaShardEngine(model, device, settings.TestLayerDelay);
     }

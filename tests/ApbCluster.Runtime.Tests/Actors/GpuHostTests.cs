@@ -14,7 +14,7 @@ public sealed class GpuHostTests() : TestKit(ClusterTestConfig.Hocon)
     {
         var router = CreateTestProbe();
         using var listener = new DataPlaneListener("127.0.0.1", "127.0.0.1", 0);
-        var host = Sys.ActorOf(GpuHost.Props("node/gpu0", new CpuPlaceholderEngine(), new CollectiveFactory(listener, "cpu"), router.Ref, TimeSpan.FromMilliseconds(200)));
+        var host = Sys.ActorOf(GpuHost.Props("node/gpu0", new NoModelEngine(), new CollectiveFactory(listener, "cpu"), router.Ref, TimeSpan.FromMilliseconds(200)));
 
         var first = router.ExpectMsg<RegisterHost>();
         Assert.Equal(("node/gpu0", "cpu"), (first.HostId, first.Device));
@@ -37,7 +37,7 @@ public sealed class GpuHostTests() : TestKit(ClusterTestConfig.Hocon)
         var router = CreateTestProbe();
         var coordinator = CreateTestProbe();
         using var listener = new DataPlaneListener("127.0.0.1", "127.0.0.1", 0);
-        var host = Sys.ActorOf(GpuHost.Props("node/gpu0", new CpuPlaceholderEngine(), new CollectiveFactory(listener, "cpu"), router.Ref, TimeSpan.FromSeconds(30)));
+        var host = Sys.ActorOf(GpuHost.Props("node/gpu0", new NoModelEngine(), new CollectiveFactory(listener, "cpu"), router.Ref, TimeSpan.FromSeconds(30)));
         router.ExpectMsg<RegisterHost>();
 
         host.Tell(new RunShard("q1", coordinator.Ref, 0, 1, ["node/gpu0"], [listener.Endpoint], null, AttentionMode.Dense, 0, 0, "",
@@ -45,7 +45,7 @@ public sealed class GpuHostTests() : TestKit(ClusterTestConfig.Hocon)
         var failed = coordinator.ExpectMsg<ShardFailed>(TimeSpan.FromSeconds(10));
         Assert.False(failed.DataPlane);
         Assert.Equal("node/gpu0", failed.BlamedHost);
-        Assert.Contains(CpuPlaceholderEngine.Refusal, failed.Reason);
+        Assert.Contains(NoModelEngine.Refusal, failed.Reason);
 
         // Still alive and Ready for the next query.
         var status = router.FishForMessage<RegisterHost>(r => r.State == HostState.Ready, TimeSpan.FromSeconds(5));
@@ -57,7 +57,7 @@ public sealed class GpuHostTests() : TestKit(ClusterTestConfig.Hocon)
     {
         var coordinator = CreateTestProbe();
         using var listener = new DataPlaneListener("127.0.0.1", "127.0.0.1", 0);
-        var host = Sys.ActorOf(GpuHost.Props("h", new CpuPlaceholderEngine(), new CollectiveFactory(listener, "cpu"), CreateTestProbe().Ref, TimeSpan.FromSeconds(30)));
+        var host = Sys.ActorOf(GpuHost.Props("h", new NoModelEngine(), new CollectiveFactory(listener, "cpu"), CreateTestProbe().Ref, TimeSpan.FromSeconds(30)));
         host.Tell(new RunShard("q1", coordinator.Ref, 5, 2, ["a", "b"], ["x:1", "y:2"], null, AttentionMode.Apb, 0, 0, "", [1], [1],
             Contracts.GenerationOptions.Greedy(1), 1000));
         Assert.Contains("malformed", coordinator.ExpectMsg<ShardFailed>().Reason);

@@ -8,7 +8,7 @@ namespace ApbCluster.Runtime.Engine;
 /// A host without a model (no APB_MODEL / APB_MODEL_DIR): reports the "cpu" device and this
 /// process's memory, holds no KV, and refuses queries with a clear reason.
 /// </summary>
-public sealed class CpuPlaceholderEngine : IShardEngine
+public sealed class NoModelEngine : IShardEngine
 {
     public const string Refusal = "no model is loaded on this host (set APB_MODEL_DIR or APB_MODEL=random:SHAPE:SEED)";
 
