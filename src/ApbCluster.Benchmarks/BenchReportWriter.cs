@@ -34,16 +34,16 @@ public static class BenchReportWriter
             var phases = r.Prefill.SelectMany(p => p.PhaseMs.Keys).Distinct().ToList();
             sb.AppendLine("## Prefill");
             sb.AppendLine();
-            sb.Append("| mode | tokens | hosts | GPUs | seconds (best) | tokens/s | speed-up vs dense | GPU memory GiB |");
+            sb.Append("| mode | tokens | hosts | GPUs | seconds (best) | tokens/s | speed-up vs dense | GPU memory GiB | MiB moved (passing) |");
             foreach (var ph in phases) sb.Append($" {ph} ms |");
             sb.AppendLine();
-            sb.Append("|---|---:|---:|---:|---:|---:|---:|---:|");
+            sb.Append("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
             foreach (var _ in phases) sb.Append("---:|");
             sb.AppendLine();
             foreach (var p in r.Prefill.OrderBy(p => p.Tokens).ThenBy(p => ModeOrder(p.Mode)))
             {
                 string speedup = dense.TryGetValue(p.Tokens, out var d) ? (d.Seconds / p.Seconds).ToString("F2", inv) + "x" : "";
-                sb.Append(inv, $"| {p.Mode} | {p.Tokens} | {p.Hosts} | {p.Gpus} | {p.Seconds:F3} | {p.TokensPerSecond:F0} | {speedup} | {p.PeakGpuGiB:F1} |");
+                sb.Append(inv, $"| {p.Mode} | {p.Tokens} | {p.Hosts} | {p.Gpus} | {p.Seconds:F3} | {p.TokensPerSecond:F0} | {speedup} | {p.PeakGpuGiB:F1} | {Moved(p)} |");
                 foreach (var ph in phases) sb.Append(p.PhaseMs.TryGetValue(ph, out var v) ? string.Format(inv, " {0:F0} |", v) : " |");
                 sb.AppendLine();
             }
@@ -61,6 +61,15 @@ public static class BenchReportWriter
         }
         foreach (var n in r.Notes) sb.AppendLine("- " + n);
         return sb.ToString();
+    }
+
+    /// <summary>Bytes all hosts' collectives sent in one prefill, and how much of it was APB's passing.</summary>
+    private static string Moved(PrefillMeasurement p)
+    {
+        if (p.Plan is null || !p.Plan.TryGetValue("collective_bytes_sent", out var all)) return "";
+        double mib = Convert.ToDouble(all, CultureInfo.InvariantCulture) / (1 << 20);
+        double passing = p.Plan.TryGetValue("passing_bytes_sent", out var pb) ? Convert.ToDouble(pb, CultureInfo.InvariantCulture) / (1 << 20) : 0;
+        return string.Format(CultureInfo.InvariantCulture, "{0:F1} ({1:F1})", mib, passing);
     }
 
     private static readonly string[] Modes = ["dense", "ring", "ulysses", "star", "apb"];

@@ -22,6 +22,7 @@ public sealed class ParallelBench : IDisposable
     private readonly Dictionary<int, LlamaModel> _models = [];
     private readonly Dictionary<int, RetainingHeadCompressor> _heads = [];
     private readonly ICollective[] _collectives;
+    private readonly CollectiveTraffic _traffic = new();
 
     public int Hosts => _hostDevices.Length;
     public int Gpus { get; }
@@ -30,7 +31,7 @@ public sealed class ParallelBench : IDisposable
     public ParallelBench(ModelConfig config, ScalarType dtype, Device[] gpus, int hosts, long seed)
     {
         _config = config;
-        Gpus = gpus.Length;
+        Gpus = gpus[0].type == DeviceType.CUDA ? gpus.Length : 0;
         _hostDevices = Enumerable.Range(0, hosts).Select(h => gpus[h * gpus.Length / hosts]).ToArray();
         foreach (var d in gpus)
         {
@@ -39,9 +40,11 @@ public sealed class ParallelBench : IDisposable
                 config.NumKvHeads * config.HeadDim, config.NumKvHeads, seed, d, dtype);
         }
         bool nccl = gpus.Length == hosts && hosts > 1 && gpus[0].type == DeviceType.CUDA;
-        _collectives = nccl
+        var ranks = nccl
             ? NcclCollective.CreateAllInProcess(gpus.Select(g => g.index).ToArray(), TimeSpan.FromMinutes(2))
             : InProcessCollectiveGroup.Create(hosts, TimeSpan.FromMinutes(2), _hostDevices);
+        // Counted, so each result logs the bytes its collectives moved (passing included).
+        _collectives = ranks.Select(r => r.WithTraffic(_traffic)).ToArray();
         Collective = nccl ? "NCCL" : "in-process";
     }
 
@@ -69,8 +72,11 @@ public sealed class ParallelBench : IDisposable
             var (seconds, _) = RunOnce(mode, plan, request, timing: false);
             if (i >= warmup) times.Add(seconds);
         }
-        // One more run with per-phase timing (it synchronises around every phase, so it is not timed itself).
+        // One more run with per-phase timing (it synchronises around every phase, so it is not timed itself),
+        // counting the bytes its collectives move.
+        _traffic.Reset();
         var (_, phases) = RunOnce(mode, plan, request, timing: true);
+        var moved = _traffic.Snapshot();
         double best = times.Min();
         double mem = _models.Values.Max(m => GpuClock.UsedGiB(m.Device));
         var planInfo = new Dictionary<string, object>
@@ -78,6 +84,8 @@ public sealed class ParallelBench : IDisposable
             ["hosts"] = Hosts, ["collective"] = Collective, ["block"] = plan.BlockLength, ["anchor"] = plan.AnchorLength,
             ["passing"] = plan.PassingLength, ["balanced"] = plan.Balanced, ["padding"] = plan.Padding,
             ["blocks"] = plan.Blocks.Select(b => b.Length).ToArray(),
+            ["collective_bytes_sent"] = moved.Sum(e => e.BytesSent),
+            ["passing_bytes_sent"] = moved.Where(e => e.What.Contains("passing block")).Sum(e => e.BytesSent),
         };
         return new PrefillMeasurement(mode.ToString().ToLowerInvariant(), tokens, Hosts, Gpus, best, times, tokens / best, mem, phases, planInfo);
     }

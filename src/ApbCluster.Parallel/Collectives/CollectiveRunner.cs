@@ -19,7 +19,7 @@ public static class CollectiveRunner
             catch (Exception e)
             {
                 lock (failures) failures.Add(ExceptionDispatchInfo.Capture(e));
-                if (c is InProcessCollective ip) ip.AbortGroup($"rank {c.Rank} failed: {e.Message}");
+                if (Unwrap(c) is InProcessCollective ip) ip.AbortGroup($"rank {c.Rank} failed: {e.Message}");
             }
         }) { IsBackground = true, Name = $"rank-{c.Rank}" }).ToArray();
         foreach (var t in threads) t.Start();
@@ -28,6 +28,8 @@ public static class CollectiveRunner
             (failures.FirstOrDefault(f => f.SourceException is not CollectiveException { Aborted: true }) ?? failures[0]).Throw();
         return results;
     }
+
+    private static ICollective Unwrap(ICollective c) => c is CountingCollective counted ? Unwrap(counted.Inner) : c;
 
     /// <summary>Disposes every rank at once, each on its own thread: tearing down a communicator may wait for
     /// its peers (NCCL finalize), so one-by-one on a single thread could stall until the deadline.</summary>

@@ -11,6 +11,8 @@ public sealed class CountingCollective(ICollective inner, CollectiveTraffic traf
     public Device Device => inner.Device;
     public TimeSpan Deadline => inner.Deadline;
     public CollectiveTraffic Traffic => traffic;
+    /// <summary>The collective being counted.</summary>
+    public ICollective Inner => inner;
 
     public Tensor[] AllGather(Tensor local, string what)
     {
