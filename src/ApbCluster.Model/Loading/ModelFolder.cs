@@ -31,7 +31,7 @@ public sealed class ModelFolder : IDisposable
             throw new ModelLoadException(
                 $"{Path.Combine(dir, ModelConfig.FileName)}: key 'vocab_size' is {config.VocabSize}, but the tokenizer has ids up to {tokenizer.VocabSize - 1}.");
         var weights = CheckpointWeights.Open(dir);
-        return new ModelFolder(dir, config, weights, tokenizer, ChatTemplate.For(config, tokenizer));
+        return new ModelFolder(dir, config, weights, tokenizer, ChatTemplate.For(config, tokenizer, ChatTemplate.ReadJinja(dir)));
     }
 
     public void Dispose() => Weights.Dispose();

@@ -18,15 +18,38 @@ public abstract class ChatTemplate
 
     protected abstract IEnumerable<Segment> Segments(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt);
 
-    /// <summary>Llama 3 if the tokenizer has &lt;|start_header_id|&gt;, Qwen 2 if it has &lt;|im_start|&gt;, else plain text.</summary>
-    public static ChatTemplate For(ModelConfig config, TextTokenizer tokenizer)
+    /// <summary>Llama 3 if the tokenizer has &lt;|start_header_id|&gt; (the 3.1 form when the checkpoint's own Jinja
+    /// template, <paramref name="jinjaSource"/>, writes the knowledge-cutoff header), Qwen 2 if it has
+    /// &lt;|im_start|&gt;, else plain text.</summary>
+    public static ChatTemplate For(ModelConfig config, TextTokenizer tokenizer, string? jinjaSource = null)
     {
         bool llama = tokenizer.HasToken(Llama3ChatTemplate.StartHeader);
         bool qwen = tokenizer.HasToken(Qwen2ChatTemplate.ImStart);
-        if (llama && qwen) return config.ModelType == "qwen2" ? new Qwen2ChatTemplate() : new Llama3ChatTemplate();
-        if (llama) return new Llama3ChatTemplate();
+        var llamaTemplate = new Llama3ChatTemplate(jinjaSource?.Contains("Cutting Knowledge Date", StringComparison.Ordinal) == true);
+        if (llama && qwen) return config.ModelType == "qwen2" ? new Qwen2ChatTemplate() : llamaTemplate;
+        if (llama) return llamaTemplate;
         if (qwen) return new Qwen2ChatTemplate();
         return new PlainChatTemplate();
+    }
+
+    /// <summary>tokenizer_config.json's chat_template (a string, or the "default" of a list of named
+    /// templates), or null when the folder has none.</summary>
+    public static string? ReadJinja(string modelDir)
+    {
+        var path = Path.Combine(modelDir, SpecialTokenIds.TokenizerConfig);
+        if (!File.Exists(path)) return null;
+        using var json = JsonFile.Read(path);
+        if (json.Get("chat_template") is not { } t) return null;
+        if (t.ValueKind == System.Text.Json.JsonValueKind.String) return t.GetString();
+        if (t.ValueKind != System.Text.Json.JsonValueKind.Array) return null;
+        string? first = null;
+        foreach (var entry in t.EnumerateArray())
+        {
+            if (entry.ValueKind != System.Text.Json.JsonValueKind.Object || !entry.TryGetProperty("template", out var body)) continue;
+            first ??= body.GetString();
+            if (entry.TryGetProperty("name", out var name) && name.GetString() == "default") return body.GetString();
+        }
+        return first;
     }
 
     /// <summary>The prompt text exactly as the official template renders it.</summary>

@@ -30,6 +30,42 @@ public class ChatTemplateTests
     }
 
     [Fact]
+    public void Llama31RendersTheDateHeaderSystemTurnLikeTheOfficialTemplate()
+    {
+        // HF's Llama 3.1 template (no tools, default date): a system turn always comes first.
+        var t = new Llama3ChatTemplate(withDateHeader: true);
+        Assert.Equal(
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|>" +
+            "<|start_header_id|>user<|end_header_id|>\n\nWhat is APB?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+            t.Render(OneQuestion, addGenerationPrompt: true));
+        Assert.Equal(
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nBe brief.<|eot_id|>" +
+            "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
+            t.Render([ChatMessage.System(" Be brief. "), ChatMessage.User("Hi")], addGenerationPrompt: false));
+    }
+
+    [Fact]
+    public void TheCheckpointsJinjaTemplateSelectsTheLlama31Form()
+    {
+        using var tmp = new TempDir();
+        var (config, tok) = Load(tmp, TinyCheckpointOptions.Llama);
+        Assert.Null(ChatTemplate.ReadJinja(tmp.Path));
+        Assert.Equal("llama3", ChatTemplate.For(config, tok, null).Name);
+
+        var tokConfig = Path.Combine(tmp.Path, "tokenizer_config.json");
+        File.WriteAllText(tokConfig, """
+            {"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>",
+             "chat_template": "{{- bos_token }}{{- 'Cutting Knowledge Date: December 2023\\n' }}..."}
+            """);
+        Assert.Equal("llama3.1", ChatTemplate.For(config, tok, ChatTemplate.ReadJinja(tmp.Path)).Name);
+
+        File.WriteAllText(tokConfig, """
+            {"chat_template": [{"name": "tool_use", "template": "x"}, {"name": "default", "template": "Cutting Knowledge Date"}]}
+            """);
+        Assert.Equal("Cutting Knowledge Date", ChatTemplate.ReadJinja(tmp.Path));
+    }
+
+    [Fact]
     public void Qwen2RendersLikeTheOfficialTemplate()
     {
         var t = new Qwen2ChatTemplate();
