@@ -1,9 +1,9 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using ApbCluster.Admin;
 using ApbCluster.Runtime.Tests.Http;
+using static ApbCluster.Runtime.Tests.Cluster.ClusterProcesses;
 
 namespace ApbCluster.Runtime.Tests.Cluster;
 
@@ -15,7 +15,7 @@ namespace ApbCluster.Runtime.Tests.Cluster;
 public sealed class HttpClusterTests : IDisposable
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
-    private readonly List<NodeProcess> _nodes = [];
+    private readonly NodeGroup _nodes = new();
 
     [Fact]
     public async Task Streamed_chat_completion_against_a_cpu_cluster()
@@ -69,44 +69,12 @@ public sealed class HttpClusterTests : IDisposable
         Assert.Contains("apb_http_requests_total{route=\"chat\",status=\"400\"} 1", metrics);
     }
 
-    private void Start(string name, int port, int adminPort, string role, string seed, params (string Key, string Value)[] extra)
-    {
-        var env = new Dictionary<string, string>
-        {
-            ["CLUSTER_IP"] = "127.0.0.1",
-            ["CLUSTER_PORT"] = port.ToString(),
-            ["CLUSTER_SEEDS"] = seed,
-            ["CLUSTER_ROLES"] = role,
-            ["APB_ADMIN_PORT"] = adminPort.ToString(),
-            ["APB_MODEL"] = "random:tiny:7",
-        };
-        foreach (var (key, value) in extra) env[key] = value;
-        _nodes.Add(new NodeProcess(name, env));
-    }
+    /// <summary>A node with the model and no ops file (APB_CONFIG unset).</summary>
+    private void Start(string name, int port, int adminPort, string role, string seed, params (string Key, string Value)[] extra) =>
+        _nodes.Start(name, BaseEnvironment(port, adminPort, role, seed), [("APB_MODEL", "random:tiny:7"), .. extra]);
 
-    private async Task Eventually(string what, Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + Bound;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (await condition()) return;
-            await Task.Delay(300);
-        }
-        Assert.Fail($"not within {Bound.TotalSeconds}s: {what}\n" +
-                    string.Join("\n", _nodes.Select(n => $"----- {n.Name} -----\n{n.Output[Math.Max(0, n.Output.Length - 3000)..]}")));
-    }
+    private Task Eventually(string what, Func<Task<bool>> condition) =>
+        _nodes.Eventually(what, Bound, condition, poll: TimeSpan.FromMilliseconds(300));
 
-    private static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
-        listeners.ForEach(l => l.Start());
-        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        listeners.ForEach(l => l.Stop());
-        return ports;
-    }
-
-    public void Dispose()
-    {
-        foreach (var node in _nodes) node.Dispose();
-    }
+    public void Dispose() => _nodes.Dispose();
 }

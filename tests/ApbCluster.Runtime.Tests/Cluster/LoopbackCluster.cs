@@ -3,6 +3,8 @@ using System.Net.Sockets;
 using System.Reflection;
 using Akka.Actor;
 using Akka.Event;
+using System.Text.Json.Nodes;
+using ApbCluster.Admin;
 using ApbCluster.Client;
 using ApbCluster.Contracts;
 using ApbCluster.Runtime.Tests.Engine;
@@ -21,18 +23,32 @@ public static class ClusterProcesses
         return ports;
     }
 
-    /// <summary>An apb-node on 127.0.0.1 with the random tiny model (routers tokenize with it, hosts run it).</summary>
-    public static Dictionary<string, string> NodeEnvironment(int port, int adminPort, string role, string seed, string opsFile) => new()
+    /// <summary>An apb-node on 127.0.0.1: cluster address, seed, role and admin port only (no config file, no model).</summary>
+    public static Dictionary<string, string> BaseEnvironment(int port, int adminPort, string role, string seed) => new()
     {
         ["CLUSTER_IP"] = "127.0.0.1",
         ["CLUSTER_PORT"] = port.ToString(),
         ["CLUSTER_SEEDS"] = seed,
         ["CLUSTER_ROLES"] = role,
         ["APB_ADMIN_PORT"] = adminPort.ToString(),
-        ["APB_CONFIG"] = opsFile,
-        ["APB_MODEL"] = InProcessReference.Model,
-        ["APB_COLLECTIVE_TIMEOUT"] = "10",
     };
+
+    /// <summary>An apb-node on 127.0.0.1 with the random tiny model (routers tokenize with it, hosts run it).</summary>
+    public static Dictionary<string, string> NodeEnvironment(int port, int adminPort, string role, string seed, string opsFile)
+    {
+        var env = BaseEnvironment(port, adminPort, role, seed);
+        env["APB_CONFIG"] = opsFile;
+        env["APB_MODEL"] = InProcessReference.Model;
+        env["APB_COLLECTIVE_TIMEOUT"] = "10";
+        return env;
+    }
+
+    /// <summary>`gpu list` as JSON nodes; empty when the command fails (e.g. the router has no hosts yet).</summary>
+    public static async Task<List<JsonNode>> GpuHosts(AdminClient admin, CancellationToken ct)
+    {
+        var response = await admin.RunAsync("gpu list", [], ct);
+        return response.ExitCode == AdminExitCodes.Ok ? response.Json!.AsArray().Select(h => h!).ToList() : [];
+    }
 
     public static string Outputs(IEnumerable<NodeProcess> nodes, int chars = 4000) =>
         string.Join("\n", nodes.Select(n => $"----- {n.Name} -----\n{Tail(n.Output, chars)}"));
@@ -41,13 +57,87 @@ public static class ClusterProcesses
 }
 
 /// <summary>
+/// apb-node processes a test starts itself (its own roles, ports and environment), with an optional
+/// ops config file; failure messages carry the nodes' output tails. Disposing kills them all and deletes the file.
+/// </summary>
+public sealed class NodeGroup : IDisposable
+{
+    private readonly List<NodeProcess> _nodes = [];
+
+    /// <param name="opsConfig">HOCON written to <see cref="OpsFile"/> (APB_CONFIG); null: no file.</param>
+    public NodeGroup(string? opsConfig = null)
+    {
+        if (opsConfig is null) return;
+        OpsFile = Path.GetTempFileName();
+        File.WriteAllText(OpsFile, opsConfig);
+    }
+
+    public string? OpsFile { get; }
+
+    public IReadOnlyList<NodeProcess> Nodes => _nodes;
+
+    /// <summary>Starts a node with <paramref name="env"/>, <paramref name="extra"/> set over it.</summary>
+    public NodeProcess Start(string name, Dictionary<string, string> env, params (string Key, string Value)[] extra)
+    {
+        foreach (var (key, value) in extra) env[key] = value;
+        var node = new NodeProcess(name, env);
+        _nodes.Add(node);
+        return node;
+    }
+
+    public string Outputs(int chars = 4000) => ClusterProcesses.Outputs(_nodes, chars);
+
+    /// <summary>Polls until <paramref name="condition"/> holds; fails the test with the nodes' outputs after <paramref name="bound"/>.</summary>
+    public async Task Eventually(string what, TimeSpan bound, Func<Task<bool>> condition, TimeSpan? poll = null)
+    {
+        var deadline = DateTime.UtcNow + bound;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await condition()) return;
+            await Task.Delay(poll ?? TimeSpan.FromMilliseconds(250));
+        }
+        Assert.Fail($"not within {bound.TotalSeconds}s: {what}\n{Outputs()}");
+    }
+
+    /// <summary>Connects to a node's admin endpoint, retrying until it opens or <paramref name="bound"/> passes.</summary>
+    public async Task<AdminClient> ConnectAdminAsync(string endpoint, TimeSpan bound, CancellationToken ct, TimeSpan? connectTimeout = null)
+    {
+        var deadline = DateTime.UtcNow + bound;
+        while (true)
+        {
+            try
+            {
+                return await AdminClient.ConnectAsync(endpoint, timeout: connectTimeout, ct: ct);
+            }
+            catch (AdminConnectionException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(250, ct);
+            }
+            catch (AdminConnectionException e)
+            {
+                throw new TimeoutException($"admin endpoint {endpoint} never opened\n{Outputs()}", e);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var node in _nodes) node.Dispose();
+        if (OpsFile is not null) File.Delete(OpsFile);
+    }
+}
+
+/// <summary>
 /// One router node and N gpu-host node processes on loopback (random:tiny:7, no layer delay), ready once
 /// the router reports every host. Disposing kills them all.
 /// </summary>
 public sealed class LoopbackCluster : IDisposable
 {
-    private readonly List<NodeProcess> _nodes = [];
-    private readonly string _opsFile = Path.GetTempFileName();
+    private readonly NodeGroup _group = new("""
+        akka.cluster.split-brain-resolver.stable-after = 3s
+        apb.gpu-host.register-interval = 1s
+        apb.router.blame-grace = 500ms
+        """);
 
     private LoopbackCluster(int routerPort)
     {
@@ -57,7 +147,7 @@ public sealed class LoopbackCluster : IDisposable
     /// <summary>The router's CLUSTER_IP:CLUSTER_PORT, a ClusterQueryClient contact.</summary>
     public string RouterContact { get; }
 
-    public NodeProcess Router => _nodes[0];
+    public NodeProcess Router => _group.Nodes[0];
 
     public IReadOnlyList<string> HostIds { get; private set; } = [];
 
@@ -69,17 +159,12 @@ public sealed class LoopbackCluster : IDisposable
         var cluster = new LoopbackCluster(ports[0]);
         try
         {
-            File.WriteAllText(cluster._opsFile, """
-                akka.cluster.split-brain-resolver.stable-after = 3s
-                apb.gpu-host.register-interval = 1s
-                apb.router.blame-grace = 500ms
-                """);
             var seed = $"akka.tcp://apb@127.0.0.1:{ports[0]}";
-            var env = ClusterProcesses.NodeEnvironment(ports[0], ports[1], "router", seed, cluster._opsFile);
-            foreach (var (k, v) in routerEnv ?? new Dictionary<string, string>()) env[k] = v;
-            cluster._nodes.Add(new NodeProcess("router", env));
+            var opsFile = cluster._group.OpsFile!;
+            cluster._group.Start("router", ClusterProcesses.NodeEnvironment(ports[0], ports[1], "router", seed, opsFile),
+                (routerEnv ?? new Dictionary<string, string>()).Select(kv => (kv.Key, kv.Value)).ToArray());
             for (int i = 0; i < hostNodes; i++)
-                cluster._nodes.Add(new NodeProcess($"host-{i}", ClusterProcesses.NodeEnvironment(ports[2 + 2 * i], ports[3 + 2 * i], "gpu-host", seed, cluster._opsFile)));
+                cluster._group.Start($"host-{i}", ClusterProcesses.NodeEnvironment(ports[2 + 2 * i], ports[3 + 2 * i], "gpu-host", seed, opsFile));
 
             await using var client = cluster.Connect();
             var deadline = DateTime.UtcNow + (readyBound ?? TimeSpan.FromSeconds(45));
@@ -115,18 +200,14 @@ public sealed class LoopbackCluster : IDisposable
         ClusterQueryClient.Connect([RouterContact], new ClusterQueryClientOptions { IdleTimeout = idleTimeout ?? TimeSpan.FromSeconds(30) });
 
     /// <summary>Every node still running (none crashed or exited).</summary>
-    public bool AllRunning => _nodes.All(n => !n.HasExited);
+    public bool AllRunning => _group.Nodes.All(n => !n.HasExited);
 
     /// <summary>The gpu-host nodes' whole outputs.</summary>
-    public IEnumerable<string> HostOutputs() => _nodes.Skip(1).Select(n => n.Output);
+    public IEnumerable<string> HostOutputs() => _group.Nodes.Skip(1).Select(n => n.Output);
 
-    public string Outputs(int chars = 4000) => ClusterProcesses.Outputs(_nodes, chars);
+    public string Outputs(int chars = 4000) => _group.Outputs(chars);
 
-    public void Dispose()
-    {
-        foreach (var node in _nodes) node.Dispose();
-        File.Delete(_opsFile);
-    }
+    public void Dispose() => _group.Dispose();
 }
 
 /// <summary>

@@ -21,19 +21,17 @@ public sealed class MultiProcessClusterTests : IDisposable
     private static readonly TimeSpan RouterLossBound = TimeSpan.FromSeconds(25); // client death watch, else its 20 s idle timeout
     private static readonly TimeSpan FailureBound = TimeSpan.FromSeconds(12); // collective deadline 10 s + margin
 
-    private readonly List<NodeProcess> _nodes = [];
-    private readonly string _opsFile = Path.GetTempFileName();
+    private readonly NodeGroup _nodes = new("""
+        akka.cluster.split-brain-resolver.stable-after = 3s
+        akka.cluster.failure-detector.acceptable-heartbeat-pause = 3s
+        apb.gpu-host.register-interval = 1s
+        apb.router.blame-grace = 500ms
+        """);
 
     [Fact]
     public async Task Queries_run_through_the_cluster_survive_a_killed_host_and_a_killed_router()
     {
         var ct = TestContext.Current.CancellationToken;
-        File.WriteAllText(_opsFile, """
-            akka.cluster.split-brain-resolver.stable-after = 3s
-            akka.cluster.failure-detector.acceptable-heartbeat-pause = 3s
-            apb.gpu-host.register-interval = 1s
-            apb.router.blame-grace = 500ms
-            """);
         var ports = ClusterProcesses.FreePorts(10);
         var seed = $"akka.tcp://apb@127.0.0.1:{ports[0]}";
         var routerAdmin = $"127.0.0.1:{ports[1]}";
@@ -168,11 +166,9 @@ public sealed class MultiProcessClusterTests : IDisposable
 
     private NodeProcess Start(string name, int port, int adminPort, string role, string seed, bool model = false)
     {
-        var env = ClusterProcesses.NodeEnvironment(port, adminPort, role, seed, _opsFile); // routers tokenize with the model, hosts run it
+        var env = ClusterProcesses.NodeEnvironment(port, adminPort, role, seed, _nodes.OpsFile!); // routers tokenize with the model, hosts run it
         if (model) env["APB_TEST_LAYER_DELAY_MS"] = "400"; // prefill slow enough to kill a host mid-way
-        var node = new NodeProcess(name, env);
-        _nodes.Add(node);
-        return node;
+        return _nodes.Start(name, env);
     }
 
     private static async Task<List<JsonNode>> Members(AdminClient admin, CancellationToken ct)
@@ -182,48 +178,14 @@ public sealed class MultiProcessClusterTests : IDisposable
         return response.Json!["members"]!.AsArray().Select(m => m!).ToList();
     }
 
-    private static async Task<List<JsonNode>> GpuHosts(AdminClient admin, CancellationToken ct)
-    {
-        var response = await admin.RunAsync("gpu list", [], ct);
-        return response.ExitCode == AdminExitCodes.Ok ? response.Json!.AsArray().Select(h => h!).ToList() : [];
-    }
+    private static Task<List<JsonNode>> GpuHosts(AdminClient admin, CancellationToken ct) => ClusterProcesses.GpuHosts(admin, ct);
 
-    private async Task<AdminClient> ConnectWithRetry(string endpoint, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow + JoinBound;
-        while (true)
-        {
-            try
-            {
-                return await AdminClient.ConnectAsync(endpoint, timeout: TimeSpan.FromSeconds(5), ct: ct);
-            }
-            catch (AdminConnectionException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(250, ct);
-            }
-            catch (AdminConnectionException e)
-            {
-                throw new TimeoutException($"router admin endpoint never opened\n{NodeOutputs()}", e);
-            }
-        }
-    }
+    private Task<AdminClient> ConnectWithRetry(string endpoint, CancellationToken ct) =>
+        _nodes.ConnectAdminAsync(endpoint, JoinBound, ct, connectTimeout: TimeSpan.FromSeconds(5));
 
-    private async Task Eventually(string what, TimeSpan bound, Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + bound;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (await condition()) return;
-            await Task.Delay(250);
-        }
-        Assert.Fail($"not within {bound.TotalSeconds}s: {what}\n{NodeOutputs()}");
-    }
+    private Task Eventually(string what, TimeSpan bound, Func<Task<bool>> condition) => _nodes.Eventually(what, bound, condition);
 
-    private string NodeOutputs() => ClusterProcesses.Outputs(_nodes);
+    private string NodeOutputs() => _nodes.Outputs();
 
-    public void Dispose()
-    {
-        foreach (var node in _nodes) node.Dispose();
-        File.Delete(_opsFile);
-    }
+    public void Dispose() => _nodes.Dispose();
 }

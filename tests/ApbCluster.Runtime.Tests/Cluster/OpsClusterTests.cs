@@ -1,7 +1,6 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using ApbCluster.Admin;
+using static ApbCluster.Runtime.Tests.Cluster.ClusterProcesses;
 
 namespace ApbCluster.Runtime.Tests.Cluster;
 
@@ -15,14 +14,12 @@ namespace ApbCluster.Runtime.Tests.Cluster;
 public sealed class OpsClusterTests : IDisposable
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(40);
-    private readonly List<NodeProcess> _nodes = [];
-    private readonly string _opsFile = Path.GetTempFileName();
+    private readonly NodeGroup _nodes = new("apb.gpu-host.register-interval = 1s\nakka.cluster.split-brain-resolver.stable-after = 3s\n");
 
     [Fact]
     public async Task Admin_streams_gpu_list_down_and_metrics_on_a_real_cluster()
     {
         var ct = TestContext.Current.CancellationToken;
-        File.WriteAllText(_opsFile, "apb.gpu-host.register-interval = 1s\nakka.cluster.split-brain-resolver.stable-after = 3s\n");
         var p = FreePorts(7);
         var seed = $"akka.tcp://apb@127.0.0.1:{p[0]}";
         var routerAdmin = $"127.0.0.1:{p[1]}";
@@ -81,20 +78,9 @@ public sealed class OpsClusterTests : IDisposable
         Assert.Equal(AdminExitCodes.CannotConnect, await AdminShell.RunAsync($"127.0.0.1:{p[5]}", ["cluster", "show"], output));
     }
 
-    private void Start(string name, int port, int adminPort, string role, string seed, params (string Key, string Value)[] extra)
-    {
-        var env = new Dictionary<string, string>
-        {
-            ["CLUSTER_IP"] = "127.0.0.1",
-            ["CLUSTER_PORT"] = port.ToString(),
-            ["CLUSTER_SEEDS"] = seed,
-            ["CLUSTER_ROLES"] = role,
-            ["APB_ADMIN_PORT"] = adminPort.ToString(),
-            ["APB_CONFIG"] = _opsFile,
-        };
-        foreach (var (key, value) in extra) env[key] = value;
-        _nodes.Add(new NodeProcess(name, env));
-    }
+    /// <summary>A node with the ops file and no model (APB_MODEL unset).</summary>
+    private void Start(string name, int port, int adminPort, string role, string seed, params (string Key, string Value)[] extra) =>
+        _nodes.Start(name, BaseEnvironment(port, adminPort, role, seed), [("APB_CONFIG", _nodes.OpsFile!), .. extra]);
 
     private static async Task<List<JsonNode>> Members(AdminClient admin, CancellationToken ct) =>
         (await admin.RunAsync("cluster show", [], ct)).Json!["members"]!.AsArray().Select(m => m!).ToList();
@@ -102,52 +88,9 @@ public sealed class OpsClusterTests : IDisposable
     private static async Task<int> UpMembers(AdminClient admin, CancellationToken ct) =>
         (await Members(admin, ct)).Count(m => m["status"]!.GetValue<string>() == "Up");
 
-    private static async Task<List<JsonNode>> GpuHosts(AdminClient admin, CancellationToken ct)
-    {
-        var response = await admin.RunAsync("gpu list", [], ct);
-        return response.ExitCode == AdminExitCodes.Ok ? response.Json!.AsArray().Select(h => h!).ToList() : [];
-    }
+    private Task<AdminClient> ConnectWithRetry(string endpoint, CancellationToken ct) => _nodes.ConnectAdminAsync(endpoint, Bound, ct);
 
-    private async Task<AdminClient> ConnectWithRetry(string endpoint, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow + Bound;
-        while (true)
-        {
-            try
-            {
-                return await AdminClient.ConnectAsync(endpoint, ct: ct);
-            }
-            catch (AdminConnectionException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(250, ct);
-            }
-        }
-    }
+    private Task Eventually(string what, Func<Task<bool>> condition) => _nodes.Eventually(what, Bound, condition);
 
-    private async Task Eventually(string what, Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + Bound;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (await condition()) return;
-            await Task.Delay(250);
-        }
-        Assert.Fail($"not within {Bound.TotalSeconds}s: {what}\n" +
-                    string.Join("\n", _nodes.Select(n => $"----- {n.Name} -----\n{n.Output[Math.Max(0, n.Output.Length - 3000)..]}")));
-    }
-
-    private static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
-        listeners.ForEach(l => l.Start());
-        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        listeners.ForEach(l => l.Stop());
-        return ports;
-    }
-
-    public void Dispose()
-    {
-        foreach (var node in _nodes) node.Dispose();
-        File.Delete(_opsFile);
-    }
+    public void Dispose() => _nodes.Dispose();
 }

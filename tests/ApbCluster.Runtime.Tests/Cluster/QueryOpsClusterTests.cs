@@ -1,12 +1,11 @@
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using System.Text.Json.Nodes;
 using ApbCluster.Admin;
 using ApbCluster.Client;
 using ApbCluster.Contracts;
 using ApbCluster.Runtime.Tests.Engine;
+using static ApbCluster.Runtime.Tests.Cluster.ClusterProcesses;
 
 namespace ApbCluster.Runtime.Tests.Cluster;
 
@@ -20,14 +19,12 @@ namespace ApbCluster.Runtime.Tests.Cluster;
 public sealed class QueryOpsClusterTests : IDisposable
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(40);
-    private readonly List<NodeProcess> _nodes = [];
-    private readonly string _opsFile = Path.GetTempFileName();
+    private readonly NodeGroup _nodes = new("apb.gpu-host.register-interval = 1s\n");
 
     [Fact]
     public async Task Metrics_drain_list_trace_and_cancel_on_a_real_cluster()
     {
         var ct = TestContext.Current.CancellationToken;
-        File.WriteAllText(_opsFile, "apb.gpu-host.register-interval = 1s\n");
         var p = FreePorts(6);
         var seed = $"akka.tcp://apb@127.0.0.1:{p[0]}";
         var routerAdmin = $"127.0.0.1:{p[1]}";
@@ -125,70 +122,14 @@ public sealed class QueryOpsClusterTests : IDisposable
 
     private static HostState State(JsonNode host) => (HostState)host["state"]!.GetValue<int>();
 
-    private void Start(string name, int port, int adminPort, string role, string seed, params (string Key, string Value)[] extra)
-    {
-        var env = new Dictionary<string, string>
-        {
-            ["CLUSTER_IP"] = "127.0.0.1",
-            ["CLUSTER_PORT"] = port.ToString(),
-            ["CLUSTER_SEEDS"] = seed,
-            ["CLUSTER_ROLES"] = role,
-            ["APB_ADMIN_PORT"] = adminPort.ToString(),
-            ["APB_CONFIG"] = _opsFile,
-            ["APB_MODEL"] = InProcessReference.Model,
-            ["APB_COLLECTIVE_TIMEOUT"] = "10",
-        };
-        foreach (var (key, value) in extra) env[key] = value;
-        _nodes.Add(new NodeProcess(name, env));
-    }
+    private void Start(string name, int port, int adminPort, string role, string seed, params (string Key, string Value)[] extra) =>
+        _nodes.Start(name, NodeEnvironment(port, adminPort, role, seed, _nodes.OpsFile!), extra);
 
-    private static async Task<List<JsonNode>> GpuHosts(AdminClient admin, CancellationToken ct)
-    {
-        var response = await admin.RunAsync("gpu list", [], ct);
-        return response.ExitCode == AdminExitCodes.Ok ? response.Json!.AsArray().Select(h => h!).ToList() : [];
-    }
+    private Task<AdminClient> ConnectWithRetry(string endpoint, CancellationToken ct) => _nodes.ConnectAdminAsync(endpoint, Bound, ct);
 
-    private async Task<AdminClient> ConnectWithRetry(string endpoint, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow + Bound;
-        while (true)
-        {
-            try
-            {
-                return await AdminClient.ConnectAsync(endpoint, ct: ct);
-            }
-            catch (AdminConnectionException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(250, ct);
-            }
-        }
-    }
+    private Task Eventually(string what, Func<Task<bool>> condition) => _nodes.Eventually(what, Bound, condition);
 
-    private async Task Eventually(string what, Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + Bound;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (await condition()) return;
-            await Task.Delay(250);
-        }
-        Assert.Fail($"not within {Bound.TotalSeconds}s: {what}\n{NodeOutputs()}");
-    }
+    private string NodeOutputs() => _nodes.Outputs();
 
-    private string NodeOutputs() => string.Join("\n", _nodes.Select(n => $"----- {n.Name} -----\n{n.Output[Math.Max(0, n.Output.Length - 3000)..]}"));
-
-    private static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
-        listeners.ForEach(l => l.Start());
-        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        listeners.ForEach(l => l.Stop());
-        return ports;
-    }
-
-    public void Dispose()
-    {
-        foreach (var node in _nodes) node.Dispose();
-        File.Delete(_opsFile);
-    }
+    public void Dispose() => _nodes.Dispose();
 }
