@@ -4,7 +4,6 @@ using System.Text.Json;
 using ApbCluster.Client;
 using ApbCluster.Contracts;
 using ApbCluster.Model.Layers;
-using ApbCluster.Model.Loading;
 using ApbCluster.Parallel.Collectives;
 using ApbCluster.Parallel.Compression;
 using ApbCluster.Parallel.Phase2;
@@ -157,12 +156,7 @@ internal static class AskCommand
             case "random": return new RandomCompressor(seed: 1);
             case "retaining":
                 if (headsFile is null) throw new CliUsageException("--compressor retaining needs --retaining-heads FILE (trained heads in the published key layout).");
-                using (var f = SafeTensorsFile.Open(headsFile))
-                {
-                    var tensors = f.Names.ToDictionary(n => n, n => f.Load(n));
-                    return RetainingHeadCompressor.Load(tensors, c.NumLayers, c.NumHeads * c.HeadDim, c.NumKvHeads * c.HeadDim, c.NumKvHeads,
-                        device, loaded.Model.Dtype);
-                }
+                return RetainingHeadsFile.Load(headsFile, c, device, loaded.Model.Dtype);
             default: throw new CliUsageException($"--compressor '{name}': expected retaining, query or random.");
         }
     }

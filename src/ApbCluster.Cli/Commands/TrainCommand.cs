@@ -1,3 +1,4 @@
+using ApbCluster.Parallel.Compression;
 using System.CommandLine;
 using ApbCluster.Evaluation;
 using ApbCluster.Training;

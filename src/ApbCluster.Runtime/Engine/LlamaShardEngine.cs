@@ -21,6 +21,8 @@ namespace ApbCluster.Runtime.Engine;
 public sealed class LlamaShardEngine : IShardEngine
 {
     private readonly LlamaModel _model;
+    private readonly RetainingHeadCompressor? _retainingHeads;
+    private readonly string _noHeadsReason = "";
     private readonly TimeSpan _layerDelay;
     private long _kvBytes;
 
@@ -31,6 +33,21 @@ public sealed class LlamaShardEngine : IShardEngine
         ModelName = spec.Name;
         _layerDelay = layerDelay;
         _model = spec.Load(new Device(device));
+        (_retainingHeads, _noHeadsReason) = LoadRetainingHeads(spec, _model);
+    }
+
+    /// <summary>Once per engine, not per query: a checkpoint's trained heads (retaining_heads.safetensors beside
+    /// the weights), or seeded random heads for a random model (identical on every host, like its weights).</summary>
+    private static (RetainingHeadCompressor? Heads, string Reason) LoadRetainingHeads(ModelSpec spec, LlamaModel model)
+    {
+        var c = model.Config;
+        if (spec.Directory is null)
+            return (RetainingHeadCompressor.CreateRandom(c.NumLayers, c.NumHeads * c.HeadDim, c.NumKvHeads * c.HeadDim, c.NumKvHeads,
+                spec.Seed, model.Device, model.Dtype), "");
+        var file = Path.Combine(spec.Directory, RetainingHeadsFile.DefaultFileName);
+        return File.Exists(file)
+            ? (RetainingHeadsFile.Load(file, c, model.Device, model.Dtype), "")
+            : (null, $"this model has no retaining heads ({file} not found; train them with `apb train retaining-heads`), use the query-aware compressor");
     }
 
     public string Device { get; }
@@ -98,13 +115,11 @@ public sealed class LlamaShardEngine : IShardEngine
     {
         if (work.Mode != AttentionMode.Apb || work.PassingLength == 0) return null;
         var name = string.IsNullOrEmpty(work.Compressor) ? QueryPlanning.DefaultCompressor : work.Compressor;
-        var c = _model.Config;
         return name switch
         {
             "query-aware" => new QueryAwareCompressor(),
             "random" => new RandomCompressor(0),
-            // Seeded random heads: identical on every host; real trained heads load with the checkpoint later.
-            "retaining-heads" => RetainingHeadCompressor.CreateRandom(c.NumLayers, c.NumHeads * c.HeadDim, c.NumKvHeads * c.HeadDim, c.NumKvHeads, 0, _model.Device, _model.Dtype),
+            "retaining-heads" => _retainingHeads ?? throw new ArgumentException(_noHeadsReason),
             _ => throw new ArgumentException($"unknown compressor '{name}' (known: query-aware, random, retaining-heads)"),
         };
     }

@@ -1,13 +1,15 @@
 using ApbCluster.Model.Config;
 using ApbCluster.Model.Loading;
-using ApbCluster.Parallel.Compression;
 using static TorchSharp.torch;
 
-namespace ApbCluster.Evaluation;
+namespace ApbCluster.Parallel.Compression;
 
 /// <summary>Retaining heads in a safetensors file (the published key layout), for a given model.</summary>
 public static class RetainingHeadsFile
 {
+    /// <summary>Where a model folder keeps its trained heads, beside the weights.</summary>
+    public const string DefaultFileName = "retaining_heads.safetensors";
+
     public static RetainingHeadCompressor Load(string path, ModelConfig config, Device device, ScalarType dtype)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"retaining heads file not found: {path}", path);
