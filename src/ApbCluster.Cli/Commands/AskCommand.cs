@@ -83,7 +83,7 @@ internal static class AskCommand
         var compressor = CompressorOn(loaded.Model.Device);
         Console.Error.WriteLine($"plan: {plan}{(compressor is null ? "" : ", compressor " + compressor.GetType().Name)}");
 
-        var eos = GenerateCommand.Eos(loaded).Select(i => (long)i).ToArray();
+        var eos = folder.Tokenizer.StopIds(folder.Config).Select(i => (long)i).ToArray();
         var request = new PrefillRequest(layout.Document, layout.Question);
         var phase2 = new Phase2Options { MaxNewTokens = maxNew, StopIds = eos, Timing = true };
         var clock = Stopwatch.StartNew();

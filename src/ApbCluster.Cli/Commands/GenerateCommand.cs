@@ -28,7 +28,7 @@ internal static class GenerateCommand
             IReadOnlyList<int> ids = pr.GetValue(chat)
                 ? loaded.Folder.Template.Encode(tok, [ChatMessage.User(text)], addGenerationPrompt: true).Ids
                 : tok.Encode(text, addBos: tok.BosId != null);
-            options = options with { EosTokenIds = options.EosTokenIds ?? Eos(loaded) };
+            options = options with { EosTokenIds = options.EosTokenIds ?? loaded.Folder.Tokenizer.StopIds(loaded.Folder.Config) };
             Console.Error.WriteLine($"prompt: {ids.Count} tokens");
 
             using var generator = new Generator(loaded.Model, t => tok.Decode(t, skipSpecial: true));
@@ -49,10 +49,6 @@ internal static class GenerateCommand
         }));
         return cmd;
     }
-
-    /// <summary>EOS ids of the tokenizer and of the config together (Llama 3 instruct stops on either).</summary>
-    internal static IReadOnlyList<int> Eos(LoadedModel loaded) =>
-        loaded.Folder.Tokenizer.EosIds.Concat(loaded.Folder.Config.EosTokenIds).Distinct().ToArray();
 
     internal static string PromptText(string? prompt, string? file)
     {

@@ -21,7 +21,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
     public const int ExtraNewTokens = 2;
 
     private readonly SampleGenerator _generator = new(tokenizer);
-    private readonly long[] _stopIds = tokenizer.EosIds.Concat(model.Config.EosTokenIds).Distinct().Select(i => (long)i).ToArray();
+    private readonly long[] _stopIds = tokenizer.StopIds(model.Config).Select(i => (long)i).ToArray();
 
     public SampleGenerator Generator => _generator;
 

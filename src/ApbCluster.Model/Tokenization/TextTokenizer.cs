@@ -19,6 +19,10 @@ public sealed class TextTokenizer
     public int? BosId { get; }
     /// <summary>Every id that ends generation.</summary>
     public IReadOnlyList<int> EosIds { get; }
+
+    /// <summary>Every id that ends generation: the tokenizer's EOS ids and config.json's (Llama 3 instruct
+    /// models stop on either &lt;|eot_id|&gt; or &lt;|end_of_text|&gt;).</summary>
+    public IReadOnlyList<int> StopIds(Config.ModelConfig config) => EosIds.Concat(config.EosTokenIds).Distinct().ToArray();
     /// <summary>One past the largest token id (the embedding table may be larger).</summary>
     public int VocabSize { get; }
     /// <summary>Added tokens (special or not), text to id; they are matched whole in input text.</summary>
