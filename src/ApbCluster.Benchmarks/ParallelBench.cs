@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using ApbCluster.Model.Config;
 using ApbCluster.Model.Layers;
+using ApbCluster.Parallel.Kernels;
 using ApbCluster.Parallel.Collectives;
 using ApbCluster.Parallel.Compression;
 using ApbCluster.Parallel.Plan;
@@ -69,13 +70,13 @@ public sealed class ParallelBench : IDisposable
         var times = new List<double>();
         for (int i = 0; i < warmup + repeats; i++)
         {
-            var (seconds, _) = RunOnce(mode, plan, request, timing: false);
+            var (seconds, _) = RunOnce(mode, plan, request, timing: false, apb.Kernel);
             if (i >= warmup) times.Add(seconds);
         }
         // One more run with per-phase timing (it synchronises around every phase, so it is not timed itself),
         // counting the bytes its collectives move.
         _traffic.Reset();
-        var (_, phases) = RunOnce(mode, plan, request, timing: true);
+        var (_, phases) = RunOnce(mode, plan, request, timing: true, apb.Kernel);
         var moved = _traffic.Snapshot();
         double best = times.Min();
         double mem = _models.Values.Max(m => GpuClock.UsedGiB(m.Device));
@@ -83,6 +84,7 @@ public sealed class ParallelBench : IDisposable
         {
             ["hosts"] = Hosts, ["collective"] = Collective, ["block"] = plan.BlockLength, ["anchor"] = plan.AnchorLength,
             ["passing"] = plan.PassingLength, ["balanced"] = plan.Balanced, ["padding"] = plan.Padding,
+            ["apb_kernel"] = apb.Kernel.ToString().ToLowerInvariant(),
             ["blocks"] = plan.Blocks.Select(b => b.Length).ToArray(),
             ["collective_bytes_sent"] = moved.Sum(e => e.BytesSent),
             ["passing_bytes_sent"] = moved.Where(e => e.What.Contains("passing block")).Sum(e => e.BytesSent),
@@ -91,7 +93,7 @@ public sealed class ParallelBench : IDisposable
     }
 
     /// <summary>One prefill on every host; wall time until the slowest host is done, and the slowest host's phases.</summary>
-    private (double Seconds, Dictionary<string, double> Phases) RunOnce(ParallelMode mode, ApbPlan plan, PrefillRequest request, bool timing)
+    private (double Seconds, Dictionary<string, double> Phases) RunOnce(ParallelMode mode, ApbPlan plan, PrefillRequest request, bool timing, ApbKernel apbKernel)
     {
         foreach (var m in _models.Values) GpuClock.Sync(m.Device);
         var clock = Stopwatch.StartNew();
@@ -99,7 +101,9 @@ public sealed class ParallelBench : IDisposable
         {
             var device = _hostDevices[c.Rank];
             var model = _models[device.index];
-            var strategy = ParallelRun.For(mode, mode == ParallelMode.Apb ? _heads[device.index] : null);
+            var strategy = mode == ParallelMode.Apb
+                ? new ApbStrategy(_heads[device.index]) { Kernel = apbKernel }
+                : ParallelRun.For(mode);
             var timer = new PhaseTimer(timing, device);
             using var shard = strategy.Prefill(c, model, plan, request, timer);
             GpuClock.Sync(device);
@@ -118,4 +122,5 @@ public sealed class ParallelBench : IDisposable
 }
 
 /// <summary>APB lengths for a bench run: null = the paper's defaults (anchor = block/divisor, passing = block/8).</summary>
-public sealed record BenchApbSettings(int AnchorDivisor = 4, int? AnchorLength = null, int? PassingLength = null, bool Balanced = false, int QuestionTokens = 64);
+public sealed record BenchApbSettings(int AnchorDivisor = 4, int? AnchorLength = null, int? PassingLength = null, bool Balanced = false,
+    int QuestionTokens = 64, ApbKernel Kernel = ApbKernel.Merge);

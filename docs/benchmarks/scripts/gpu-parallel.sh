@@ -1,13 +1,35 @@
 #!/usr/bin/env bash
-# Issue "APB and its baselines", GPU acceptance on a 2-GPU machine (writes under $OUT):
-#  1. NCCL tests and lossless APB over NCCL vs dense in bf16 at 8K (Parallel.Tests, Category=Gpu);
-#  2. prefill of dense (1 GPU) and ring, ulysses, star, apb (2 GPUs, NCCL) at 32K/64K/128K, Llama-3.1-8B shape.
+# Issue "APB and its baselines", GPU acceptance on a 2-GPU machine (writes under $OUT, 7 files):
+#  1. GPU tests of Parallel.Tests (Category=Gpu): NCCL collectives and watchdog, APB kernels vs the
+#     explicit mask in bf16, lossless APB over NCCL vs dense in bf16 at 8K (parallel-tests.log);
+#  2. prefill of dense (1 GPU) and ring, ulysses, star, apb (2 GPUs, NCCL) at 32K/64K/128K,
+#     Llama-3.1-8B shape, paper defaults (bench.json/md/png, bench.log);
+#  3. APB variants at 128K: anchor block/8, cost-balanced split, single-call kernel (variants.md/log).
+# Env: GPUS (2), HOSTS (2), LENGTHS (32k,64k,128k), VARIANT_LENGTHS (128k).
 set -uo pipefail
 source scripts/gpu-env.sh .device/apb-gpu.tar.xz
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/bench.log"
-timeout 200 "$APB_BIN/ApbCluster.Parallel.Tests" -trait Category=Gpu -verbose > "$OUT/parallel-tests.log" 2>&1
-grep -E "Total:|\[FAIL\]|host [01]:|greedy|passing:" "$OUT/parallel-tests.log"
-timeout 330 "$APB_BIN/apb" bench --shape llama-3.1-8b --lengths ${LENGTHS:-32k,64k,128k} --modes dense,ring,ulysses,star,apb \
-  --gpus ${GPUS:-2} --hosts ${HOSTS:-2} --warmup 1 --repeats 1 --out /tmp/bench2 2>&1 | tee -a "$OUT/bench.log" | grep -v "^|"
+GPUS=${GPUS:-2}; HOSTS=${HOSTS:-2}
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nvidia-smi topo -m; } > "$OUT/bench.log" 2>&1
+cat "$OUT/bench.log"
+
+echo "== GPU tests"
+timeout 240 "$APB_BIN/ApbCluster.Parallel.Tests" -trait Category=Gpu -verbose > "$OUT/parallel-tests.log" 2>&1
+grep -E "Total:|\[FAIL\]|kernel|host [01]:|greedy|passing:|relative error|max abs" "$OUT/parallel-tests.log" | grep -v "^\s*$" | head -60
+
+echo "== bench: every mode, paper defaults"
+timeout 330 "$APB_BIN/apb" bench --shape llama-3.1-8b --lengths "${LENGTHS:-32k,64k,128k}" --modes dense,ring,ulysses,star,apb \
+  --gpus "$GPUS" --hosts "$HOSTS" --warmup 1 --repeats 1 --out /tmp/bench2 2>&1 | tee -a "$OUT/bench.log" | grep -v "^|"
 cp /tmp/bench2/bench.* "$OUT/" 2>/dev/null
+
+echo "== bench: APB variants"
+: > "$OUT/variants.log"
+for variant in "--anchor-divisor 8" "--balanced" "--anchor-divisor 8 --balanced" "--apb-kernel single" "--anchor-divisor 8 --balanced --apb-kernel single"; do
+  dir=/tmp/variant-$(echo "$variant" | tr -cd 'a-z0-9')
+  echo "-- apb $variant" | tee -a "$OUT/variants.log"
+  # shellcheck disable=SC2086
+  timeout 120 "$APB_BIN/apb" bench --shape llama-3.1-8b --lengths "${VARIANT_LENGTHS:-128k}" --modes apb $variant \
+    --gpus "$GPUS" --hosts "$HOSTS" --warmup 1 --repeats 1 --out "$dir" 2>&1 | tee -a "$OUT/variants.log" | grep -v "^|"
+  { echo; echo "### apb $variant"; echo; grep "^|" "$dir/bench.md"; } >> "$OUT/variants.md" 2>/dev/null
+done

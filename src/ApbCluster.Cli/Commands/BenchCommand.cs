@@ -4,6 +4,7 @@ using ApbCluster.Benchmarks;
 using ApbCluster.Model.Config;
 using ApbCluster.Model.Layers;
 using ApbCluster.NativeInterop;
+using ApbCluster.Parallel.Kernels;
 using ApbCluster.Parallel.Plan;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -25,6 +26,7 @@ internal static class BenchCommand
         var anchor = new Option<int?>("--anchor") { Description = "APB anchor length (overrides --anchor-divisor)" };
         var passing = new Option<int?>("--passing") { Description = "APB passing length per host (default block/8)" };
         var balanced = new Option<bool>("--balanced") { Description = "cost-balanced block split for apb and star" };
+        var apbKernel = new Option<string>("--apb-kernel") { Description = "APB local rows: merge (two fused calls + LSE merge) or single (one bottom-right causal flash call)", DefaultValueFactory = _ => "merge" };
         var device = new Option<string>("--device") { Description = "cuda or cpu", DefaultValueFactory = _ => "cuda" };
         var dtype = new Option<string>("--dtype") { Description = "bfloat16, float16 or float32", DefaultValueFactory = _ => "bfloat16" };
         var warmup = new Option<int>("--warmup") { Description = "untimed runs per configuration", DefaultValueFactory = _ => 1 };
@@ -33,7 +35,7 @@ internal static class BenchCommand
         var decodeSteps = new Option<int>("--decode-steps") { Description = "decode steps to time", DefaultValueFactory = _ => 32 };
         var output = new Option<string>("--out", "-o") { Description = "folder for bench.json, bench.md, bench.png", Required = true };
         var cmd = new Command("bench", "Benchmark prefill/decode at a real model shape with random weights.")
-            { shape, lengths, modes, gpus, hosts, anchorDivisor, anchor, passing, balanced, device, dtype, warmup, repeats, decodeContext, decodeSteps, output };
+            { shape, lengths, modes, gpus, hosts, anchorDivisor, anchor, passing, balanced, apbKernel, device, dtype, warmup, repeats, decodeContext, decodeSteps, output };
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             var config = ModelShapes.Get(pr.GetValue(shape)!);
@@ -56,7 +58,9 @@ internal static class BenchCommand
             using var ownModel = bench is null ? LlamaModel.CreateRandom(config, gpuList[0], dt, seed: 1) : null;
             var model = bench?.ModelOn(gpuList[0]) ?? ownModel!;
             if (bench != null) report.Notes.Add($"parallel modes: {bench.Hosts} hosts on {bench.Gpus} GPU(s), {bench.Collective} collective");
-            var apbSettings = new BenchApbSettings(pr.GetValue(anchorDivisor), pr.GetValue(anchor), pr.GetValue(passing), pr.GetValue(balanced));
+            var kernel = Enum.TryParse<ApbKernel>(pr.GetValue(apbKernel), ignoreCase: true, out var k) && !int.TryParse(pr.GetValue(apbKernel), out _)
+                ? k : throw new CliUsageException($"--apb-kernel: '{pr.GetValue(apbKernel)}' is not merge or single.");
+            var apbSettings = new BenchApbSettings(pr.GetValue(anchorDivisor), pr.GetValue(anchor), pr.GetValue(passing), pr.GetValue(balanced), Kernel: kernel);
             foreach (int n in lens)
             {
                 foreach (var mode in modeList)

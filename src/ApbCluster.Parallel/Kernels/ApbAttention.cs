@@ -3,6 +3,19 @@ using static TorchSharp.torch;
 
 namespace ApbCluster.Parallel.Kernels;
 
+/// <summary>How APB's local rows are computed (both give the spec's mask; they differ in speed and rounding).</summary>
+public enum ApbKernel
+{
+    /// <summary>Two fused calls (unmasked over passing+anchor, causal over local) merged by log-sum-exp in fp32.
+    /// On Hopper both are cuDNN calls, about 1.8x the flash kernel: the fast default.</summary>
+    Merge,
+
+    /// <summary>One bottom-right causal flash call over [passing; anchor; local] keys: a single rounding of the
+    /// output, as dense attention has (bf16 results closest to dense), at the flash kernel's speed. CPU and
+    /// fp32 CUDA have no bottom-right kernel and fall back to the merge.</summary>
+    Single,
+}
+
 /// <summary>
 /// Host h's attention in APB (spec Phase 1 step 5), from fused flash calls merged by log-sum-exp,
 /// never a dense mask. Queries [anchor; local], keys [passing; anchor; local]:
@@ -15,7 +28,7 @@ namespace ApbCluster.Parallel.Kernels;
 public static class ApbAttention
 {
     public static (Tensor Out, Tensor Lse) Attend(Tensor q, Tensor k, Tensor v, int anchorLength,
-        Tensor? passingK, Tensor? passingV, double scale)
+        Tensor? passingK, Tensor? passingV, double scale, ApbKernel kernel = ApbKernel.Merge)
     {
         long s = q.shape[1], local = s - anchorLength;
         bool hasPassing = passingK is not null && passingK.shape[1] > 0;
@@ -33,9 +46,11 @@ public static class ApbAttention
         // Passing and anchor keys are all visible to local rows: one unmasked call over both.
         var kCtx = hasPassing ? cat([passingK!, ka], 1) : ka;
         var vCtx = hasPassing ? cat([passingV!, va], 1) : va;
-        var localRows = LseMerge.Merge(
-            FusedAttention.Attend(ql, kCtx, vCtx, causal: false, scale),
-            FusedAttention.Attend(ql, kl, vl, causal: true, scale));
+        var localRows = kernel == ApbKernel.Single
+            ? FusedAttention.Attend(ql, cat([kCtx, kl], 1), cat([vCtx, vl], 1), causal: true, scale)
+            : LseMerge.Merge(
+                FusedAttention.Attend(ql, kCtx, vCtx, causal: false, scale),
+                FusedAttention.Attend(ql, kl, vl, causal: true, scale));
 
         var outT = cat([anchorRows.Out, localRows.Out], 1);
         var lse = cat([anchorRows.Lse, localRows.Lse], 2);

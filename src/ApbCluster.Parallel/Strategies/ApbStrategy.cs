@@ -21,6 +21,9 @@ public class ApbStrategy(ICompressor? compressor) : PrefillStrategy
     public override ParallelMode Mode => ParallelMode.Apb;
     public ICompressor? Compressor { get; } = compressor;
 
+    /// <summary>How local rows are computed (<see cref="ApbKernel"/>); the default is the fastest on Hopper.</summary>
+    public ApbKernel Kernel { get; init; } = ApbKernel.Merge;
+
     // When the anchor holds no question row (an explicit l_a at or below the template offset, or blocks
     // shorter than it), a question-driven compressor has nothing to score with: select by seeded random
     // choice instead of failing the query.
@@ -57,7 +60,7 @@ public class ApbStrategy(ICompressor? compressor) : PrefillStrategy
         }
         using var _ = ctx.Timer.Measure(PhaseTimer.Attention);
         if (host == 0 && la > 0) return ProbeAndLocal(p, la, ll, ctx.Model.Scale);
-        return ApbAttention.Attend(p.Q, p.K, p.V, la, passK, passV, ctx.Model.Scale).Out;
+        return ApbAttention.Attend(p.Q, p.K, p.V, la, passK, passV, ctx.Model.Scale, Kernel).Out;
     }
 
     /// <summary>This host's compressed block, K and V packed [B, l_p, n_kv, 2D]. The last host's block

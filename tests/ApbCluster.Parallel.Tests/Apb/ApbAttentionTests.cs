@@ -53,10 +53,13 @@ public class ApbAttentionTests
         var v = randn(2, la + ll, hkv, d);
         var pk = randn(2, lp, hkv, d);
         var pv = randn(2, lp, hkv, d);
-        var (o, lse) = ApbAttention.Attend(q, k, v, la, lp > 0 ? pk : null, lp > 0 ? pv : null, scale);
         var (ro, rlse) = MaskedReference(q, cat([pk, k], 1), cat([pv, v], 1), ExplicitMask(lp, la, ll), scale);
-        Assert.True(o.to(ScalarType.Float64).allclose(ro, rtol: 1e-5, atol: 1e-5));
-        Assert.True(lse.to(ScalarType.Float64).allclose(rlse, rtol: 1e-5, atol: 1e-5));
+        foreach (var kernel in Enum.GetValues<ApbKernel>())
+        {
+            var (o, lse) = ApbAttention.Attend(q, k, v, la, lp > 0 ? pk : null, lp > 0 ? pv : null, scale, kernel);
+            Assert.True(o.to(ScalarType.Float64).allclose(ro, rtol: 1e-5, atol: 1e-5), $"{kernel} kernel: outputs differ");
+            Assert.True(lse.to(ScalarType.Float64).allclose(rlse, rtol: 1e-5, atol: 1e-5), $"{kernel} kernel: lse differs");
+        }
     }
 
     [Fact]
