@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using ApbCluster.Model.Config;
 using ApbCluster.Model.Layers;
-using ApbCluster.Parallel.Kernels;
 using ApbCluster.Parallel.Collectives;
 using ApbCluster.Parallel.Compression;
+using ApbCluster.Parallel.Kernels;
 using ApbCluster.Parallel.Plan;
 using ApbCluster.Parallel.Strategies;
 using TorchSharp;
@@ -22,7 +22,8 @@ public sealed class ParallelBench : IDisposable
     private readonly Device[] _hostDevices;
     private readonly Dictionary<int, LlamaModel> _models = [];
     private readonly Dictionary<int, RetainingHeadCompressor> _heads = [];
-    private readonly ICollective[] _collectives;
+    private readonly Func<ICollective[]> _connect;
+    private ICollective[] _collectives;
     private readonly CollectiveTraffic _traffic = new();
 
     public int Hosts => _hostDevices.Length;
@@ -41,11 +42,12 @@ public sealed class ParallelBench : IDisposable
                 config.NumKvHeads * config.HeadDim, config.NumKvHeads, seed, d, dtype);
         }
         bool nccl = gpus.Length == hosts && hosts > 1 && gpus[0].type == DeviceType.CUDA;
-        var ranks = nccl
-            ? NcclCollective.CreateAllInProcess(gpus.Select(g => g.index).ToArray(), TimeSpan.FromMinutes(2))
-            : InProcessCollectiveGroup.Create(hosts, TimeSpan.FromMinutes(2), _hostDevices);
         // Counted, so each result logs the bytes its collectives moved (passing included).
-        _collectives = ranks.Select(r => r.WithTraffic(_traffic)).ToArray();
+        _connect = () => (nccl
+                ? NcclCollective.CreateAllInProcess(gpus.Select(g => g.index).ToArray(), TimeSpan.FromMinutes(2))
+                : InProcessCollectiveGroup.Create(hosts, TimeSpan.FromMinutes(2), _hostDevices))
+            .Select(r => r.WithTraffic(_traffic)).ToArray();
+        _collectives = _connect();
         Collective = nccl ? "NCCL" : "in-process";
     }
 
@@ -68,10 +70,20 @@ public sealed class ParallelBench : IDisposable
         });
         var request = new PrefillRequest(document, question);
         var times = new List<double>();
-        for (int i = 0; i < warmup + repeats; i++)
+        try
         {
-            var (seconds, _) = RunOnce(mode, plan, request, timing: false, apb.Kernel);
-            if (i >= warmup) times.Add(seconds);
+            for (int i = 0; i < warmup + repeats; i++)
+            {
+                var (seconds, _) = RunOnce(mode, plan, request, timing: false, apb.Kernel);
+                if (i >= warmup) times.Add(seconds);
+            }
+        }
+        catch
+        {
+            // A failed collective aborts the communicators: reconnect so the next configuration still runs.
+            CollectiveRunner.DisposeAll(_collectives);
+            _collectives = _connect();
+            throw;
         }
         // One more run with per-phase timing (it synchronises around every phase, so it is not timed itself),
         // counting the bytes its collectives move.

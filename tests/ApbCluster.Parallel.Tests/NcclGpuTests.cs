@@ -38,7 +38,7 @@ public class NcclGpuTests
         var ok = OnTwoGpus(c =>
         {
             var parts = c.AllGather(Marked(c, c.Rank).reshape(32, 32), "gpu gather");
-            return parts.Select((p, i) => p.device == c.Device && p.reshape(-1).Same(Marked(c, i))).All(b => b);
+            return parts.Select((p, i) => p.device_type == c.Device.type && p.device_index == c.Device.index && p.reshape(-1).Same(Marked(c, i))).All(b => b);
         });
         Assert.All(ok, Assert.True);
     }
@@ -72,6 +72,26 @@ public class NcclGpuTests
             var got = c.AllToAll([Marked(c, c.Rank, 0), Marked(c, c.Rank, 1)], "gpu all-to-all");
             c.Barrier("gpu barrier");
             return got.Select((g, i) => g.Same(Marked(c, i, slot: c.Rank))).All(b => b);
+        });
+        Assert.All(ok, Assert.True);
+    }
+
+    /// <summary>Ring exchanges of large blocks back to back, with torch kernels in between on both GPUs
+    /// (what ring attention does): every step must complete and carry the peer's block.</summary>
+    [Fact]
+    public void Large_ring_exchanges_with_compute_in_between()
+    {
+        var ok = OnTwoGpus(c =>
+        {
+            using var block = full(new long[] { 16384, 8, 256 }, c.Rank + 1, ScalarType.BFloat16, c.Device); // 64 MiB
+            bool all = true;
+            for (int step = 0; step < 24; step++)
+            {
+                using var busy = block.matmul(block.transpose(1, 2)); // keep the default stream busy
+                using var got = c.SendReceive(block, c.NextRank(), c.PreviousRank(), $"big ring step {step}");
+                all &= got[0, 0, 0].item<float>() == c.PreviousRank() + 1 && got[^1, ^1, ^1].item<float>() == c.PreviousRank() + 1;
+            }
+            return all;
         });
         Assert.All(ok, Assert.True);
     }

@@ -17,6 +17,10 @@ public sealed class CudaEvent : IDisposable
     public void Record(IntPtr stream = default) =>
         CudaRuntime.Check(CudaNative.EventRecord(_handle, stream), "cudaEventRecord");
 
+    /// <summary>Makes <paramref name="stream"/> wait (on the device, not the host) for the work before the last record.</summary>
+    public void MakeWait(IntPtr stream) =>
+        CudaRuntime.Check(CudaNative.StreamWaitEvent(stream, _handle, 0), "cudaStreamWaitEvent");
+
     /// <summary>True once all work before the record has finished; throws on a CUDA error.</summary>
     public bool IsComplete()
     {

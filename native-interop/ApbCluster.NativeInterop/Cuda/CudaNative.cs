@@ -45,6 +45,9 @@ public static partial class CudaNative
     [LibraryImport(NativeLibraries.CudaRuntime, EntryPoint = "cudaEventRecord")]
     public static partial CudaError EventRecord(IntPtr evt, IntPtr stream);
 
+    [LibraryImport(NativeLibraries.CudaRuntime, EntryPoint = "cudaStreamWaitEvent")]
+    public static partial CudaError StreamWaitEvent(IntPtr stream, IntPtr evt, uint flags);
+
     [LibraryImport(NativeLibraries.CudaRuntime, EntryPoint = "cudaEventQuery")]
     public static partial CudaError EventQuery(IntPtr evt);
 

@@ -13,11 +13,11 @@ namespace ApbCluster.NativeInterop.Nccl;
 /// </summary>
 public sealed partial class NcclCommunicator : IDisposable
 {
-    /// <summary>The CUDA stream for all NCCL work: 0, the legacy default stream TorchSharp's kernels run on,
-    /// so NCCL is ordered after the kernels that produced its inputs and before those that read its outputs.</summary>
-    public static readonly IntPtr Stream = IntPtr.Zero;
+    /// <summary>The stream TorchSharp's kernels run on (the legacy default stream, 0): NCCL work waits for it.</summary>
+    public static readonly IntPtr TorchStream = IntPtr.Zero;
 
     private readonly NcclWatchdog _watchdog;
+    private readonly CudaEvent _inputsReady;
     private string? _abortReason;
 
     public int Rank { get; }
@@ -27,6 +27,12 @@ public sealed partial class NcclCommunicator : IDisposable
     public bool IsAborted => _abortReason != null;
     internal IntPtr Handle { get; private set; }
 
+    /// <summary>This communicator's own non-blocking stream (as PyTorch's ProcessGroupNCCL does): NCCL kernels
+    /// on the legacy default stream took part in its implicit device-wide synchronisation and could stall a
+    /// ring exchange on two GPUs of one process. Each call orders it after the torch stream by an event, and
+    /// returns only once the watchdog saw it complete, so later torch kernels read finished results.</summary>
+    internal IntPtr Stream { get; private set; }
+
     private NcclCommunicator(IntPtr handle, int rank, int size, int device, TimeSpan deadline)
     {
         Handle = handle;
@@ -34,6 +40,9 @@ public sealed partial class NcclCommunicator : IDisposable
         Size = size;
         Device = device;
         Deadline = deadline;
+        CudaRuntime.Check(CudaNative.StreamCreateWithFlags(out var stream, CudaNative.StreamNonBlocking), "cudaStreamCreateWithFlags");
+        Stream = stream;
+        _inputsReady = new CudaEvent();
         _watchdog = new NcclWatchdog(this);
     }
 
@@ -109,7 +118,7 @@ public sealed partial class NcclCommunicator : IDisposable
     public void AllReduce(Tensor send, Tensor recv, NcclRedOp reduction, string what)
     {
         var op = Begin("AllReduce", what, null);
-        CheckBuffers(op, send, send.numel() * Size, recv);
+        CheckBuffers(op, send, send.numel(), recv);
         var r = NcclNative.AllReduce(Ptr(send), Ptr(recv), (nuint)send.numel(), NcclTypes.FromTorch(send.dtype), reduction, Handle, Stream);
         _watchdog.Wait(r, op);
     }
@@ -172,6 +181,16 @@ public sealed partial class NcclCommunicator : IDisposable
             catch (CollectiveException) { /* AbortWith already aborted it */ }
         }
         _watchdog.Dispose();
+        ReleaseStream();
+    }
+
+    /// <summary>The stream goes once the communicator is destroyed or aborted (no NCCL work can be left on it).</summary>
+    private void ReleaseStream()
+    {
+        if (Stream == IntPtr.Zero || Handle != IntPtr.Zero) return;
+        CudaNative.StreamDestroy(Stream); // best effort: a lost device must not mask the original error
+        Stream = IntPtr.Zero;
+        _inputsReady.Dispose();
     }
 
     /// <summary>Aborts and builds the exception to throw: names the operation, this rank, the peer and NCCL's reason.</summary>
@@ -187,7 +206,10 @@ public sealed partial class NcclCommunicator : IDisposable
         if (_abortReason != null)
             throw new CollectiveException(operation, what, Rank, $"communicator was aborted earlier: {_abortReason}", peer);
         ObjectDisposedException.ThrowIf(Handle == IntPtr.Zero, this);
-        CudaRuntime.SetDevice(Device); // the event and stream 0 below are per-device
+        CudaRuntime.SetDevice(Device); // events and streams are per-device
+        // Inputs come from torch kernels on the default stream: our stream starts once they are done.
+        _inputsReady.Record(TorchStream);
+        _inputsReady.MakeWait(Stream);
         return new OpContext(operation, what, peer, peer is { } p ? [p] : Others(Rank, Size));
     }
 

@@ -23,7 +23,7 @@ internal sealed class NcclWatchdog(NcclCommunicator owner) : IDisposable
 
         WaitUntilEnqueued(op, clock);
         _event ??= new CudaEvent();
-        _event.Record(NcclCommunicator.Stream);
+        _event.Record(owner.Stream);
         var spin = new SpinWait();
         while (!_event.IsComplete())
         {
