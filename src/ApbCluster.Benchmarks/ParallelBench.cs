@@ -30,7 +30,7 @@ public sealed class ParallelBench : IDisposable
     public int Gpus { get; }
     public string Collective { get; }
 
-    public ParallelBench(ModelConfig config, ScalarType dtype, Device[] gpus, int hosts, long seed)
+    public ParallelBench(ModelConfig config, ScalarType dtype, Device[] gpus, int hosts, long seed, TimeSpan? collectiveDeadline = null)
     {
         _config = config;
         Gpus = gpus[0].type == DeviceType.CUDA ? gpus.Length : 0;
@@ -43,9 +43,10 @@ public sealed class ParallelBench : IDisposable
         }
         bool nccl = gpus.Length == hosts && hosts > 1 && gpus[0].type == DeviceType.CUDA;
         // Counted, so each result logs the bytes its collectives moved (passing included).
+        var deadline = collectiveDeadline ?? TimeSpan.FromMinutes(2);
         _connect = () => (nccl
-                ? NcclCollective.CreateAllInProcess(gpus.Select(g => g.index).ToArray(), TimeSpan.FromMinutes(2))
-                : InProcessCollectiveGroup.Create(hosts, TimeSpan.FromMinutes(2), _hostDevices))
+                ? NcclCollective.CreateAllInProcess(gpus.Select(g => g.index).ToArray(), deadline)
+                : InProcessCollectiveGroup.Create(hosts, deadline, _hostDevices))
             .Select(r => r.WithTraffic(_traffic)).ToArray();
         _collectives = _connect();
         Collective = nccl ? "NCCL" : "in-process";

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using ApbCluster.NativeInterop;
 using ApbCluster.NativeInterop.Nccl;
 using ApbCluster.Parallel.Collectives;
+using ApbCluster.Parallel.Tests.Gpu;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -10,6 +11,7 @@ namespace ApbCluster.Parallel.Tests;
 
 /// <summary>NCCL on two GPUs of one process. Skipped (with the reason) where CUDA or a second GPU is missing.</summary>
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public class NcclGpuTests
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
@@ -89,7 +91,8 @@ public class NcclGpuTests
             {
                 using var busy = block.matmul(block.transpose(1, 2)); // keep the default stream busy
                 using var got = c.SendReceive(block, c.NextRank(), c.PreviousRank(), $"big ring step {step}");
-                all &= got[0, 0, 0].item<float>() == c.PreviousRank() + 1 && got[^1, ^1, ^1].item<float>() == c.PreviousRank() + 1;
+                using var expected = full(new long[] { 16384, 8, 256 }, c.PreviousRank() + 1, ScalarType.BFloat16, c.Device);
+                all &= got.Same(expected);
             }
             return all;
         });

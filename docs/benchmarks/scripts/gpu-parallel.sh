@@ -4,7 +4,7 @@
 #     explicit mask in bf16, lossless APB over NCCL vs dense in bf16 at 8K (parallel-tests.log);
 #  2. prefill of dense (1 GPU) and ring, ulysses, star, apb (2 GPUs, NCCL) at 32K/64K/128K,
 #     Llama-3.1-8B shape, paper defaults (bench.json/md/png, bench.log);
-#  3. APB variants at 128K: anchor block/8, cost-balanced split, single-call kernel (variants.md/log).
+#  3. APB variants (anchor block/8 and/or the cost-balanced split; VARIANT_LENGTHS) (variants.md/log).
 # Env: GPUS (2), HOSTS (2), LENGTHS (32k,64k,128k), VARIANT_LENGTHS (128k).
 set -uo pipefail
 source scripts/gpu-env.sh .device/apb-gpu.tar.xz
@@ -25,11 +25,11 @@ cp /tmp/bench2/bench.* "$OUT/" 2>/dev/null
 
 echo "== bench: APB variants"
 : > "$OUT/variants.log"
-for variant in "--anchor-divisor 8" "--balanced" "--anchor-divisor 8 --balanced" "--apb-kernel single" "--anchor-divisor 8 --balanced --apb-kernel single"; do
+for variant in "--balanced" "--anchor-divisor 8 --balanced"; do
   dir=/tmp/variant-$(echo "$variant" | tr -cd 'a-z0-9')
   echo "-- apb $variant" | tee -a "$OUT/variants.log"
   # shellcheck disable=SC2086
-  timeout 120 "$APB_BIN/apb" bench --shape llama-3.1-8b --lengths "${VARIANT_LENGTHS:-128k}" --modes apb $variant \
+  timeout 150 "$APB_BIN/apb" bench --shape llama-3.1-8b --lengths "${VARIANT_LENGTHS:-32k,64k,128k}" --modes apb $variant \
     --gpus "$GPUS" --hosts "$HOSTS" --warmup 1 --repeats 1 --out "$dir" 2>&1 | tee -a "$OUT/variants.log" | grep -v "^|"
   { echo; echo "### apb $variant"; echo; grep "^|" "$dir/bench.md"; } >> "$OUT/variants.md" 2>/dev/null
 done

@@ -70,7 +70,28 @@ public sealed partial class NcclCommunicator : IDisposable
         if (r is not (NcclResult.Success or NcclResult.InProgress))
             throw comm.AbortWith(op, $"{NcclNative.ErrorString(r)}; {NcclNative.LastError(handle)}");
         comm._watchdog.WaitUntilEnqueued(op, Stopwatch.StartNew());
+        comm.ConnectPeers();
         return comm;
+    }
+
+    /// <summary>NCCL connects point-to-point channels lazily, on the first send/receive to a peer. Doing that
+    /// here, with one tiny exchange with every peer while all ranks are idle, keeps connection set-up (memory
+    /// registration, peer access) out of the first ring step, where it would race the model's kernels.</summary>
+    private void ConnectPeers()
+    {
+        if (Size < 2) return;
+        var device = new torch.Device(DeviceType.CUDA, Device);
+        var buffers = Enumerable.Range(0, Size).Where(p => p != Rank)
+            .Select(p => (Peer: p, Out: torch.zeros(1, ScalarType.Int32, device), In: torch.zeros(1, ScalarType.Int32, device))).ToList();
+        try
+        {
+            SendRecv(buffers.SelectMany(b => new[] { PeerTransfer.SendTo(b.Out, b.Peer), PeerTransfer.ReceiveFrom(b.In, b.Peer) }).ToList(),
+                "ConnectPeers", "point-to-point warm-up");
+        }
+        finally
+        {
+            foreach (var b in buffers) { b.Out.Dispose(); b.In.Dispose(); }
+        }
     }
 
     /// <summary>One communicator per device for several GPUs driven by one process: rank i uses devices[i].

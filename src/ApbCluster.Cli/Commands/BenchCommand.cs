@@ -27,6 +27,7 @@ internal static class BenchCommand
         var passing = new Option<int?>("--passing") { Description = "APB passing length per host (default block/8)" };
         var balanced = new Option<bool>("--balanced") { Description = "cost-balanced block split for apb and star" };
         var apbKernel = new Option<string>("--apb-kernel") { Description = "APB local rows: merge (two fused calls + LSE merge) or single (one bottom-right causal flash call)", DefaultValueFactory = _ => "merge" };
+        var collectiveTimeout = new Option<int>("--collective-timeout") { Description = "seconds a collective may take before it is aborted", DefaultValueFactory = _ => 120 };
         var device = new Option<string>("--device") { Description = "cuda or cpu", DefaultValueFactory = _ => "cuda" };
         var dtype = new Option<string>("--dtype") { Description = "bfloat16, float16 or float32", DefaultValueFactory = _ => "bfloat16" };
         var warmup = new Option<int>("--warmup") { Description = "untimed runs per configuration", DefaultValueFactory = _ => 1 };
@@ -35,7 +36,7 @@ internal static class BenchCommand
         var decodeSteps = new Option<int>("--decode-steps") { Description = "decode steps to time", DefaultValueFactory = _ => 32 };
         var output = new Option<string>("--out", "-o") { Description = "folder for bench.json, bench.md, bench.png", Required = true };
         var cmd = new Command("bench", "Benchmark prefill/decode at a real model shape with random weights.")
-            { shape, lengths, modes, gpus, hosts, anchorDivisor, anchor, passing, balanced, apbKernel, device, dtype, warmup, repeats, decodeContext, decodeSteps, output };
+            { shape, lengths, modes, gpus, hosts, anchorDivisor, anchor, passing, balanced, apbKernel, collectiveTimeout, device, dtype, warmup, repeats, decodeContext, decodeSteps, output };
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             var config = ModelShapes.Get(pr.GetValue(shape)!);
@@ -54,7 +55,8 @@ internal static class BenchCommand
                 DateTimeOffset.UtcNow, [], [], []);
 
             Console.Error.WriteLine($"bench: {report.Shape} {dt} on {report.Hardware}; libtorch: {TorchRuntime.Source}");
-            using var bench = parallelModes.Length > 0 ? new ParallelBench(config, dt, gpuList, hostCount, seed: 1) : null;
+            using var bench = parallelModes.Length > 0 ? new ParallelBench(config, dt, gpuList, hostCount, seed: 1,
+                TimeSpan.FromSeconds(pr.GetValue(collectiveTimeout) > 0 ? pr.GetValue(collectiveTimeout) : throw new CliUsageException("--collective-timeout must be a positive number of seconds."))) : null;
             using var ownModel = bench is null ? LlamaModel.CreateRandom(config, gpuList[0], dt, seed: 1) : null;
             var model = bench?.ModelOn(gpuList[0]) ?? ownModel!;
             if (bench != null) report.Notes.Add($"parallel modes: {bench.Hosts} hosts on {bench.Gpus} GPU(s), {bench.Collective} collective");

@@ -12,6 +12,7 @@ namespace ApbCluster.Parallel.Tests.Gpu;
 /// the CPU tests cannot see.
 /// </summary>
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public class ApbAttentionGpuTests(ITestOutputHelper output)
 {
     [Theory]

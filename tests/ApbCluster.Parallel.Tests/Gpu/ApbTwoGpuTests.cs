@@ -22,6 +22,7 @@ namespace ApbCluster.Parallel.Tests.Gpu;
 /// once the keys are split, and 16 random layers amplify it). Both APB kernels are checked.
 /// </summary>
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public class ApbTwoGpuTests(ITestOutputHelper output)
 {
     [Fact]
