@@ -86,16 +86,18 @@ public class DemoTrainingTests
     }
 
     [Fact]
-    public void TargetsAndMasksCoverTheAnswerAndEos()
+    public void LossPositionsCoverTheAnswerAndEosAndEveryNthOtherToken()
     {
         TorchRuntime.EnsureLoaded("cpu");
         var batch = new[] { new DemoExample(EvalTask.SingleNeedle, [1, 2, 3, 4, 5, 9], 4), new DemoExample(EvalTask.SingleNeedle, [1, 2, 3, 9], 3) };
-        var (ids, targets, answer, lm) = DemoModelTrainer.Tensors(batch, 9, CPU);
-        Assert.Equal(new long[] { 1, 2, 3, 4, 5, 9, 1, 2, 3, 9, 9, 9 }, ids.data<long>().ToArray());
-        Assert.Equal(new long[] { 2, 3, 4, 5, 9, -100, 2, 3, 9, -100, -100, -100 }, targets.data<long>().ToArray());
-        // Position 3 predicts the first answer token (5), position 4 the EOS.
-        Assert.Equal(new float[] { 0, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0, 0 }, answer.data<float>().ToArray());
-        Assert.Equal(new float[] { 1, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0 }, lm.data<float>().ToArray());
+        var t = DemoModelTrainer.Tensors(batch, 9, lmStride: 2, CPU);
+        Assert.Equal(new long[] { 1, 2, 3, 4, 5, 9, 1, 2, 3, 9, 9, 9 }, t.Ids.data<long>().ToArray());
+        // Row 0: LM at 0 and 2 (stride 2 from offset 0); position 3 predicts the first answer token (5), position 4 the EOS.
+        // Row 1: LM at 1 (offset 1); answer at 2 (predicts EOS).
+        Assert.Equal(new long[] { 0, 2, 3, 4, 7, 8 }, t.Positions.data<long>().ToArray());
+        Assert.Equal(new long[] { 2, 4, 5, 9, 3, 9 }, t.Targets.data<long>().ToArray());
+        Assert.Equal(new float[] { 0, 0, 1, 1, 0, 1 }, t.IsAnswer.data<float>().ToArray());
+        Assert.Equal(new long[] { 0, 0, 0, 0, 1, 1 }, t.Rows.data<long>().ToArray());
     }
 
     [Fact]
@@ -128,6 +130,7 @@ public class DemoTrainingTests
     [InlineData("batch", "batch tokens (0) must be positive")]
     [InlineData("phase", "phase length 8192 must lie in [256, 4096]")]
     [InlineData("time", "time limit (0 s) must be positive")]
+    [InlineData("stride", "LM stride (0) must be at least 1")]
     [InlineData("heads", "heads (6) must be a multiple of kv heads (4)")]
     public void BadOptionsAreClearErrors(string what, string message)
     {
@@ -140,6 +143,7 @@ public class DemoTrainingTests
             "batch" => o with { BatchTokens = 0 },
             "phase" => o with { MaxLength = 4096, Curriculum = [new CurriculumPhase(8192, 1)] },
             "time" => o with { TimeLimitSeconds = 0 },
+            "stride" => o with { LmStride = 0 },
             "heads" => o with { Architecture = DemoArchitecture.Demo with { Heads = 6, KvHeads = 4 } },
             _ => throw new ArgumentException(what),
         };

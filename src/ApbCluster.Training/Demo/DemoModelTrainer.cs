@@ -184,51 +184,60 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
         return o.LearningRate * ratio;
     }
 
-    /// <summary>The step's loss (with autograd) and its numbers [loss, answer loss, LM loss, answer token accuracy, answer exact].</summary>
+    /// <summary>The step's loss (with autograd) and its numbers [loss, answer loss, LM loss, answer token accuracy, answer exact].
+    /// Logits are computed only where a loss is taken: every answer position and every <see cref="DemoTrainingOptions.LmStride"/>-th other one.</summary>
     public (Tensor Loss, Tensor Values) Loss(TrainableLlama model, IReadOnlyList<DemoExample> batch, int padId, ScalarType compute)
     {
-        var (ids, targets, answerMask, lmMask) = Tensors(batch, padId, model.Device);
-        var logits = model.Forward(ids, compute);
-        long vocab = logits.shape[^1];
-        var flatTargets = targets.view(-1);
-        var ce = nn.functional.cross_entropy(logits.view(-1, vocab).to(ScalarType.Float32), flatTargets, reduction: nn.Reduction.None);
-        var answerTokens = answerMask.sum();
-        var answerLoss = (ce * answerMask.view(-1)).sum() / answerTokens;
-        var lmLoss = (ce * lmMask.view(-1)).sum() / lmMask.sum().clamp_min(1);
+        var t = Tensors(batch, padId, options.LmStride, model.Device);
+        var normed = model.ForwardNormed(t.Ids, compute);
+        var selected = normed.view(-1, normed.shape[^1]).index_select(0, t.Positions);
+        var logits = model.Logits(selected, compute);
+        var ce = nn.functional.cross_entropy(logits.to(ScalarType.Float32), t.Targets, reduction: nn.Reduction.None);
+        var lmMask = 1 - t.IsAnswer;
+        var answerLoss = (ce * t.IsAnswer).sum() / t.IsAnswer.sum();
+        var lmLoss = (ce * lmMask).sum() / lmMask.sum().clamp_min(1);
         var loss = options.LmWeight > 0 ? answerLoss + lmLoss * options.LmWeight : answerLoss;
         using var noGrad = no_grad();
-        var correct = logits.argmax(-1).eq(targets).to(ScalarType.Float32);
-        var accuracy = (correct * answerMask).sum() / answerTokens;
-        var wrong = ((1 - correct) * answerMask).sum(1);
-        var exact = wrong.eq(0).to(ScalarType.Float32).mean();
+        var wrong = logits.argmax(-1).ne(t.Targets).to(ScalarType.Float32) * t.IsAnswer;
+        var accuracy = 1 - wrong.sum() / t.IsAnswer.sum();
+        var wrongPerRow = zeros(batch.Count, device: model.Device).index_add_(0, t.Rows, wrong, 1);
+        var exact = wrongPerRow.eq(0).to(ScalarType.Float32).mean();
         var values = stack([loss.detach(), answerLoss.detach(), lmLoss.detach(), accuracy, exact]);
         return (loss, values);
     }
 
-    /// <summary>Right-padded ids [B, T], next-token targets (-100 where none), answer mask and LM mask [B, T] (fp32).</summary>
-    public static (Tensor Ids, Tensor Targets, Tensor AnswerMask, Tensor LmMask) Tensors(IReadOnlyList<DemoExample> batch, int padId, Device device)
+    /// <summary>A batch as tensors: right-padded ids [B, T]; the flat positions (row x T + column) where a loss is
+    /// taken, with their next-token targets, 1 for answer positions (0 for LM ones) and their rows.</summary>
+    public sealed record BatchTensors(Tensor Ids, Tensor Positions, Tensor Targets, Tensor IsAnswer, Tensor Rows);
+
+    /// <summary>Answer positions: from the prompt's last token (which predicts the first answer token) to the one before
+    /// EOS. LM positions: every <paramref name="lmStride"/>-th earlier position, from an offset that varies by row.</summary>
+    public static BatchTensors Tensors(IReadOnlyList<DemoExample> batch, int padId, int lmStride, Device device)
     {
         int b = batch.Count, t = batch.Max(e => e.Ids.Length);
         var ids = new long[b * t];
-        var targets = new long[b * t];
-        var answer = new float[b * t];
-        var lm = new float[b * t];
         Array.Fill(ids, padId);
-        Array.Fill(targets, -100);
+        var positions = new List<long>();
+        var targets = new List<long>();
+        var isAnswer = new List<float>();
+        var rows = new List<long>();
         for (int r = 0; r < b; r++)
         {
             var e = batch[r];
-            int row = r * t, n = e.Ids.Length;
-            Array.Copy(e.Ids, 0, ids, row, n);
+            int n = e.Ids.Length;
+            Array.Copy(e.Ids, 0, ids, r * t, n);
             for (int i = 0; i + 1 < n; i++)
             {
-                targets[row + i] = e.Ids[i + 1];
-                if (i >= e.PromptLength - 1) answer[row + i] = 1;
-                else lm[row + i] = 1;
+                bool answer = i >= e.PromptLength - 1;
+                if (!answer && (i + r) % lmStride != 0) continue;
+                positions.Add((long)r * t + i);
+                targets.Add(e.Ids[i + 1]);
+                isAnswer.Add(answer ? 1 : 0);
+                rows.Add(r);
             }
         }
-        return (tensor(ids, [b, t], device: device), tensor(targets, [b, t], device: device),
-            tensor(answer, [b, t], device: device), tensor(lm, [b, t], device: device));
+        return new BatchTensors(tensor(ids, [b, t], device: device), tensor(positions.ToArray(), device: device),
+            tensor(targets.ToArray(), device: device), tensor(isAnswer.ToArray(), device: device), tensor(rows.ToArray(), device: device));
     }
 
     private static double Mean(List<DemoStep> log, int phase, Func<DemoStep, double> value)
@@ -273,6 +282,7 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
             ["weight_decay"] = o.WeightDecay,
             ["clip_norm"] = o.ClipNorm,
             ["lm_weight"] = o.LmWeight,
+            ["lm_stride"] = o.LmStride,
             ["task_weights"] = o.TaskWeights.ToDictionary(p => p.Key.ToString(), p => p.Value),
             ["architecture"] = o.Architecture,
             ["parameters"] = r.Parameters,

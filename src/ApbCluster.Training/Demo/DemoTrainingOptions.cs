@@ -33,6 +33,8 @@ public sealed record DemoTrainingOptions
     public double ClipNorm { get; init; } = 1.0;
     /// <summary>Weight of the language-model loss on every non-answer token (the answer loss has weight 1).</summary>
     public double LmWeight { get; init; } = 0.1;
+    /// <summary>The LM loss takes every n-th non-answer position (logits over the vocabulary cost memory traffic).</summary>
+    public int LmStride { get; init; } = 4;
     public DemoArchitecture Architecture { get; init; } = DemoArchitecture.Demo;
     /// <summary>Null: <see cref="DefaultCurriculum"/> of <see cref="MaxLength"/>.</summary>
     public IReadOnlyList<CurriculumPhase>? Curriculum { get; init; }
@@ -65,6 +67,7 @@ public sealed record DemoTrainingOptions
             throw new ArgumentException($"max length ({MaxLength}) + 64 answer tokens exceeds the model's max_position_embeddings ({Architecture.MaxPositions}).");
         if (BatchTokens < 1) throw new ArgumentException($"batch tokens ({BatchTokens}) must be positive.");
         if (!(LearningRate > 0)) throw new ArgumentException($"learning rate ({LearningRate}) must be positive.");
+        if (LmStride < 1) throw new ArgumentException($"LM stride ({LmStride}) must be at least 1.");
         if (LmWeight < 0) throw new ArgumentException($"LM loss weight ({LmWeight}) must not be negative.");
         var phases = Phases;
         if (phases.Count == 0) throw new ArgumentException("the curriculum has no phases.");
