@@ -101,8 +101,11 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
             if (phase != current)
             {
                 if (current >= 0)
+                {
                     onInfo?.Invoke($"phase {current + 1} done: {phaseSteps[current]} steps in {phaseSeconds[current]:F1} s, " +
-                                   $"answer exact {Mean(log, current, s => s.AnswerExact):P0}, loss {Mean(log, current, s => s.Loss):F4}");
+                                   $"answer exact {Mean(log, current, s => s.AnswerExact):P0}, loss {Mean(log, current, s => s.Loss):F4}; saved");
+                    DemoModelFolder.WriteModel(outDir, model, saveDtype); // a checkpoint, in case a later phase fails
+                }
                 current = phase;
             }
             var p = phases[phase];
