@@ -81,6 +81,22 @@ public class TrainableLlamaTests
     }
 
     [Fact]
+    public void ClippingMatchesTorchClipGradNorm()
+    {
+        using var a = RandomModel();
+        using var b = RandomModel();
+        using var scope = NewDisposeScope();
+        var ids = randint(0, 2530, [2, 20], generator: new Generator(6));
+        foreach (var m in new[] { a, b }) m.Forward(ids, ScalarType.Float32).pow(2).mean().backward();
+        double expected = nn.utils.clip_grad_norm_(a.Parameters, 0.5);
+        double actual = DemoModelTrainer.ClipGradients(b, 0.5).item<float>();
+        Assert.Equal(expected, actual, expected * 1e-5);
+        Assert.True(expected > 0.5); // the clip did something
+        foreach (var (pa, pb) in a.Parameters.Zip(b.Parameters))
+            Assert.True(pa.grad!.allclose(pb.grad!, 1e-5, 1e-8));
+    }
+
+    [Fact]
     public void FreshModelIsSeeded()
     {
         TorchRuntime.EnsureLoaded("cpu");

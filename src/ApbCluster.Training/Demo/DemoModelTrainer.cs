@@ -115,22 +115,22 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
 
             var stepClock = Stopwatch.StartNew();
             double[] stats;
-            double gradNorm;
             using (var scope = NewDisposeScope())
             {
                 var (loss, values) = Loss(model, batch, examples.EosId, compute);
                 optimizer.zero_grad();
                 loss.backward();
-                gradNorm = nn.utils.clip_grad_norm_(model.Parameters, o.ClipNorm);
+                var gradNorm = ClipGradients(model, o.ClipNorm);
                 optimizer.step();
-                stats = values.to(ScalarType.Float64, CPU).data<double>().ToArray();
+                // The step's one host sync: its numbers, read after every kernel of the step is queued.
+                stats = cat([values, gradNorm.reshape(1)]).to(ScalarType.Float64, CPU).data<double>().ToArray();
             }
             double seconds = stepClock.Elapsed.TotalSeconds;
             long tokens = batch.Sum(e => (long)e.Ids.Length);
             phaseSteps[phase]++;
             phaseSeconds[phase] += seconds;
             phaseTokens[phase] += tokens;
-            var record = new DemoStep(step + 1, phase, p.Length, batch.Length, stats[0], stats[1], stats[2], stats[3], stats[4], lr, gradNorm,
+            var record = new DemoStep(step + 1, phase, p.Length, batch.Length, stats[0], stats[1], stats[2], stats[3], stats[4], lr, stats[5],
                 tokens / Math.Max(seconds, 1e-9), clock.Elapsed.TotalSeconds, progress);
             log.Add(record);
             onStep?.Invoke(record);
@@ -172,6 +172,17 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
             for (int s = 0; s < o.Steps; s++) if (PhaseAt((double)s / o.Steps) == phase) count++;
             return count;
         }
+    }
+
+    /// <summary>Scales the gradients so their global L2 norm is at most <paramref name="maxNorm"/> (torch's clip_grad_norm_),
+    /// with tensor ops only: TorchSharp's version returns the norm as a double, a host sync between backward and the optimiser.</summary>
+    public static Tensor ClipGradients(TrainableLlama model, double maxNorm)
+    {
+        var grads = model.Parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
+        var total = stack(grads.Select(g => g.norm()).ToArray()).norm();
+        var scale = (maxNorm / (total + 1e-6)).clamp_max(1.0);
+        foreach (var g in grads) g.mul_(scale);
+        return total;
     }
 
     public int BatchSize(CurriculumPhase p) => Math.Max(1, options.BatchTokens / p.Length);
