@@ -6,17 +6,19 @@ using static TorchSharp.torch;
 namespace ApbCluster.Training.Demo;
 
 /// <summary>One optimiser step's numbers. Losses are token means; <see cref="AnswerExact"/> is the share of the batch's
-/// sequences whose answer tokens (and EOS) were all argmax-correct under teacher forcing.</summary>
+/// sequences whose answer tokens (and EOS) were all argmax-correct under teacher forcing. <see cref="TokensPerSecond"/>
+/// counts the step's real (unpadded) tokens over its whole time, <see cref="DataWait"/> included (the seconds spent
+/// waiting for the batch: near 0 unless the data workers fall behind).</summary>
 public sealed record DemoStep(
     int Step, int Phase, int Length, int Batch, double Loss, double AnswerLoss, double LmLoss, double AnswerTokenAccuracy,
-    double AnswerExact, double LearningRate, double GradNorm, double TokensPerSecond, double Seconds, double Progress)
+    double AnswerExact, double LearningRate, double GradNorm, double TokensPerSecond, double Seconds, double Progress, double DataWait = 0)
 {
     public const string CsvHeader =
-        "step,phase,length,batch,loss,answer_loss,lm_loss,answer_token_acc,answer_exact,lr,grad_norm,tokens_per_s,elapsed_s";
+        "step,phase,length,batch,loss,answer_loss,lm_loss,answer_token_acc,answer_exact,lr,grad_norm,tokens_per_s,elapsed_s,data_wait_s";
 
     public string ToCsv() => string.Format(CultureInfo.InvariantCulture,
-        "{0},{1},{2},{3},{4:G6},{5:G6},{6:G6},{7:F4},{8:F4},{9:G4},{10:G4},{11:F0},{12:F2}",
-        Step, Phase + 1, Length, Batch, Loss, AnswerLoss, LmLoss, AnswerTokenAccuracy, AnswerExact, LearningRate, GradNorm, TokensPerSecond, Seconds);
+        "{0},{1},{2},{3},{4:G6},{5:G6},{6:G6},{7:F4},{8:F4},{9:G4},{10:G4},{11:F0},{12:F2},{13:F4}",
+        Step, Phase + 1, Length, Batch, Loss, AnswerLoss, LmLoss, AnswerTokenAccuracy, AnswerExact, LearningRate, GradNorm, TokensPerSecond, Seconds, DataWait);
 
     public string ToLine() => string.Format(CultureInfo.InvariantCulture,
         "step {0} len {1} x{2} loss {3:F4} answer {4:F4} lm {5:F4} acc {6:P0} exact {7:P0} lr {8:G3} tok/s {9:F0} t {10:F1}s",
@@ -84,6 +86,7 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
         var phaseSteps = new int[phases.Count];
         var phaseSeconds = new double[phases.Count];
         var phaseTokens = new long[phases.Count];
+        var phaseSecondsAt5 = new double[phases.Count];
         var clock = Stopwatch.StartNew();
         double lastProgressLine = double.NegativeInfinity;
         int current = -1;
@@ -109,11 +112,12 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
                 current = phase;
             }
             var p = phases[phase];
+            var stepClock = Stopwatch.StartNew();
             var batch = examples.Get(new BatchKey(phase, phaseSteps[phase], p.Length, BatchSize(p)));
+            double dataWait = stepClock.Elapsed.TotalSeconds;
             double lr = LearningRate(Math.Max(progress, (step + 1.0) / o.Steps));
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
 
-            var stepClock = Stopwatch.StartNew();
             double[] stats;
             using (var scope = NewDisposeScope())
             {
@@ -131,12 +135,18 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
             phaseSeconds[phase] += seconds;
             phaseTokens[phase] += tokens;
             var record = new DemoStep(step + 1, phase, p.Length, batch.Length, stats[0], stats[1], stats[2], stats[3], stats[4], lr, stats[5],
-                tokens / Math.Max(seconds, 1e-9), clock.Elapsed.TotalSeconds, progress);
+                tokens / Math.Max(seconds, 1e-9), clock.Elapsed.TotalSeconds, progress, dataWait);
             log.Add(record);
             onStep?.Invoke(record);
-            if (o.TimeLimitSeconds is { } budget && phaseSteps[phase] == 10)
-                onInfo?.Invoke($"phase {phase + 1}: {phaseSeconds[phase] / 10:F3} s a step -> about " +
-                               $"{(int)(p.Share * budget / (phaseSeconds[phase] / 10))} steps planned in its {p.Share * budget:F0} s");
+            // Plan from steps 6-15 (the first ones carry warm-up: CUDA context, kernel selection, the first batches).
+            if (phaseSteps[phase] == 5) phaseSecondsAt5[phase] = phaseSeconds[phase];
+            if (o.TimeLimitSeconds is { } budget && phaseSteps[phase] == 15)
+            {
+                double perStep = (phaseSeconds[phase] - phaseSecondsAt5[phase]) / 10;
+                double wait = log.TakeLast(10).Average(s => s.DataWait);
+                onInfo?.Invoke($"phase {phase + 1}: {perStep:F3} s a step ({wait:F3} s of it waiting for data) -> about " +
+                               $"{(int)(p.Share * budget / perStep)} steps planned in its {p.Share * budget:F0} s");
+            }
             if (record.Seconds - lastProgressLine >= 2)
             {
                 lastProgressLine = record.Seconds;
