@@ -134,18 +134,11 @@ public sealed class TrainableLlama : IDisposable
     /// <summary>Logits [B, S, vocab] of token ids [B, S].</summary>
     public Tensor Forward(Tensor ids, ScalarType compute) => Logits(ForwardNormed(ids, compute), compute);
 
-    /// <summary>Detached CPU copies of the weights in <paramref name="dtype"/>, by HF name.</summary>
+    /// <summary>Detached CPU copies of the weights in <paramref name="dtype"/>, by HF name (owned by the caller's dispose scope).</summary>
     public Dictionary<string, Tensor> StateDict(ScalarType dtype)
     {
         using var noGrad = no_grad();
-        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (name, p) in _parameters)
-        {
-            var t = p.detach().to(dtype, CPU).contiguous();
-            t.DetachFromDisposeScope();
-            result[name] = t;
-        }
-        return result;
+        return _parameters.ToDictionary(p => p.Name, p => p.Value.detach().to(dtype, CPU).contiguous(), StringComparer.Ordinal);
     }
 
     // HF's LlamaRMSNorm: normalise in fp32, cast to the (compute) dtype, then multiply by the weight.
