@@ -14,6 +14,8 @@ public class TrainDemoVerbTests
     [InlineData("--time-limit", "-5", "time limit (-5 s) must be positive")]
     [InlineData("--save-dtype", "int8", "--save-dtype 'int8'")]
     [InlineData("--device", "tpu", "--device 'tpu'")]
+    [InlineData("--curriculum", "512-0.5", "'512-0.5' is not LENGTH:SHARE")]
+    [InlineData("--curriculum", "32k:1", "phase length 32768 must lie in [256, 16384]")]
     public void BadOptionsAreUsageErrors(string option, string value, string message)
     {
         var r = ApbProcess.Run("train", "demo-model", "--out", TempDir(), option, value);
@@ -28,7 +30,7 @@ public class TrainDemoVerbTests
         var model = Path.Combine(dir, "model");
         var csv = Path.Combine(dir, "log.csv");
         var t = ApbProcess.Run("train", "demo-model", "--out", model, "--size", "tiny", "--max-length", "256", "--steps", "3",
-            "--batch-tokens", "512", "--log", csv);
+            "--batch-tokens", "512", "--log", csv, "--curriculum", "256:1");
         Assert.True(t.ExitCode == 0, t.Stderr);
         Assert.Contains("step 3 len 256 x2 loss", t.Stdout);
         Assert.Contains("phase 1/1: up to 256 tokens, 2 sequences a step", t.Stderr);

@@ -74,8 +74,9 @@ internal static class TrainCommand
         var lr = new Option<double>("--lr") { Description = "peak AdamW learning rate (warm-up, then cosine to a tenth)", DefaultValueFactory = _ => 1.5e-3 };
         var size = new Option<string>("--size") { Description = "architecture: demo (4 layers, hidden 256, 3.7 M parameters) or tiny (tests)", DefaultValueFactory = _ => "demo" };
         var saveDtype = new Option<string>("--save-dtype") { Description = "dtype of the saved weights: bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
+        var curriculum = new Option<string?>("--curriculum") { Description = "phases as LENGTH:SHARE, e.g. 512:0.3,2k:0.2,8k:0.25,16k:0.25 (default: that, ending at --max-length)" };
         var cmd = new Command("demo-model", "Train the small demo model (own tokenizer, Llama architecture) on the eval tasks with a length curriculum.")
-            { output, steps, timeLimit, maxLength, seed, device, log, batchTokens, lr, size, saveDtype };
+            { output, steps, timeLimit, maxLength, seed, device, log, batchTokens, lr, size, saveDtype, curriculum };
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             var options = new DemoTrainingOptions
@@ -84,6 +85,7 @@ internal static class TrainCommand
                 MaxLength = BenchCommand.ParseLengths(pr.GetValue(maxLength)!, "--max-length")[0],
                 BatchTokens = pr.GetValue(batchTokens), LearningRate = pr.GetValue(lr),
                 Architecture = Usage(() => DemoArchitecture.Named(pr.GetValue(size)!)),
+                Curriculum = pr.GetValue(curriculum) is { } phases ? ParseCurriculum(phases) : null,
             };
             Usage(() => { options.Validate(); return 0; });
             var dtype = pr.GetValue(saveDtype)!.ToLowerInvariant() switch
@@ -118,6 +120,15 @@ internal static class TrainCommand
         }));
         return cmd;
     }
+
+    private static CurriculumPhase[] ParseCurriculum(string text) =>
+        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(item =>
+        {
+            var parts = item.Split(':');
+            if (parts.Length != 2 || !double.TryParse(parts[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double share))
+                throw new CliUsageException($"--curriculum: '{item}' is not LENGTH:SHARE (e.g. 2k:0.25).");
+            return new CurriculumPhase(BenchCommand.ParseLengths(parts[0], "--curriculum")[0], share);
+        }).ToArray();
 
     private static StreamWriter OpenCsv(string path)
     {

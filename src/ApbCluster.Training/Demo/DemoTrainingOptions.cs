@@ -44,7 +44,10 @@ public sealed record DemoTrainingOptions
         [EvalTask.SingleNeedle] = 0.2, [EvalTask.MultiKey] = 0.25, [EvalTask.MultiValue] = 0.2, [EvalTask.VariableTracking] = 0.35,
     };
 
-    public IReadOnlyList<CurriculumPhase> Phases => Curriculum ?? DefaultCurriculum(MaxLength);
+    /// <summary>The curriculum with its shares normalised to sum to 1.</summary>
+    public IReadOnlyList<CurriculumPhase> Phases => Curriculum is { Count: > 0 } c && c.Sum(p => p.Share) is var total and > 0
+        ? c.Select(p => p with { Share = p.Share / total }).ToArray()
+        : Curriculum ?? DefaultCurriculum(MaxLength);
 
     /// <summary>512 -> 2K -> 8K -> max (those below max), shares 30/20/25/25 %, renormalised when max is short.
     /// Retrieval is learned cheaply on short sequences (many samples a step); the evaluated length gets a quarter.</summary>
