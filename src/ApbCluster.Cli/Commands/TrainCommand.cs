@@ -2,16 +2,20 @@ using ApbCluster.Parallel.Compression;
 using System.CommandLine;
 using ApbCluster.Evaluation;
 using ApbCluster.Training;
+using ApbCluster.Training.Demo;
+using static TorchSharp.torch;
 
 namespace ApbCluster.Cli.Commands;
 
-/// <summary>`apb train retaining-heads`: Locret retaining heads for a frozen model (docs/evaluation.md).</summary>
+/// <summary>`apb train retaining-heads`: Locret retaining heads for a frozen model (docs/evaluation.md);
+/// `apb train demo-model`: the small demo model that retrieves, trained from scratch (docs/training.md).</summary>
 internal static class TrainCommand
 {
     public static Command Create()
     {
-        var train = new Command("train", "Train the runtime's learned parts (retaining heads) on a frozen model.");
+        var train = new Command("train", "Train the runtime's learned parts (retaining heads) on a frozen model, or the demo model.");
         train.Subcommands.Add(RetainingHeads());
+        train.Subcommands.Add(DemoModel());
         return train;
     }
 
@@ -55,5 +59,88 @@ internal static class TrainCommand
             return CliRun.Ok;
         }));
         return cmd;
+    }
+
+    private static Command DemoModel()
+    {
+        var output = new Option<string>("--out", "-o") { Description = "model folder to write (config.json, model.safetensors, tokenizer.json, ...)", Required = true };
+        var steps = new Option<int>("--steps") { Description = "optimiser steps (with --time-limit: whichever ends first)", DefaultValueFactory = _ => 4000 };
+        var timeLimit = new Option<double?>("--time-limit") { Description = "seconds for the training loop; the curriculum and learning rate follow the clock, the last phase always runs, the model is saved" };
+        var maxLength = new Option<string>("--max-length") { Description = "longest training prompt in tokens, the last curriculum phase (e.g. 16k)", DefaultValueFactory = _ => "16k" };
+        var seed = new Option<long>("--seed") { Description = "seed of the weights and the training samples", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N (bf16 compute on CUDA, fp32 on CPU)", DefaultValueFactory = _ => "cpu" };
+        var log = new Option<string?>("--log") { Description = "CSV of every step's loss, accuracy, learning rate and speed" };
+        var batchTokens = new Option<int>("--batch-tokens") { Description = "tokens per step (a phase of length L batches tokens/L sequences)", DefaultValueFactory = _ => 65536 };
+        var lr = new Option<double>("--lr") { Description = "peak AdamW learning rate (warm-up, then cosine to a tenth)", DefaultValueFactory = _ => 1.5e-3 };
+        var size = new Option<string>("--size") { Description = "architecture: demo (4 layers, hidden 256, 3.7 M parameters) or tiny (tests)", DefaultValueFactory = _ => "demo" };
+        var saveDtype = new Option<string>("--save-dtype") { Description = "dtype of the saved weights: bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
+        var curriculum = new Option<string?>("--curriculum") { Description = "phases as LENGTH:SHARE, e.g. 512:0.3,2k:0.2,8k:0.25,16k:0.25 (default: that, ending at --max-length)" };
+        var cmd = new Command("demo-model", "Train the small demo model (own tokenizer, Llama architecture) on the eval tasks with a length curriculum.")
+            { output, steps, timeLimit, maxLength, seed, device, log, batchTokens, lr, size, saveDtype, curriculum };
+        cmd.SetAction(pr => CliRun.Guard(() =>
+        {
+            var options = new DemoTrainingOptions
+            {
+                Steps = pr.GetValue(steps), TimeLimitSeconds = pr.GetValue(timeLimit), Seed = pr.GetValue(seed),
+                MaxLength = BenchCommand.ParseLengths(pr.GetValue(maxLength)!, "--max-length")[0],
+                BatchTokens = pr.GetValue(batchTokens), LearningRate = pr.GetValue(lr),
+                Architecture = Usage(() => DemoArchitecture.Named(pr.GetValue(size)!)),
+                Curriculum = pr.GetValue(curriculum) is { } phases ? ParseCurriculum(phases) : null,
+            };
+            Usage(() => { options.Validate(); return 0; });
+            var dtype = pr.GetValue(saveDtype)!.ToLowerInvariant() switch
+            {
+                "bfloat16" or "bf16" => ScalarType.BFloat16,
+                "float32" or "fp32" => ScalarType.Float32,
+                var other => throw new CliUsageException($"--save-dtype '{other}': expected bfloat16 or float32."),
+            };
+            string outDir = pr.GetValue(output)!;
+            if (File.Exists(outDir)) throw new CliUsageException($"--out {outDir}: a file is in the way (expected a folder).");
+            var dev = ModelOptions.ParseDevice(pr.GetValue(device)!);
+
+            using var csv = pr.GetValue(log) is { } logPath ? OpenCsv(logPath) : null;
+            csv?.WriteLine(DemoStep.CsvHeader);
+            bool redrawn = !Console.IsErrorRedirected;
+            void Info(string line)
+            {
+                if (redrawn) Console.Error.Write("\r" + new string(' ', 120) + "\r");
+                Console.Error.WriteLine(line);
+            }
+            var trainer = new DemoModelTrainer(options, dev);
+            var result = trainer.Train(outDir,
+                onStep: s => { Console.WriteLine(s.ToLine()); csv?.WriteLine(s.ToCsv()); },
+                onInfo: Info,
+                onProgress: line => { if (redrawn) Console.Error.Write("\r" + line.PadRight(120)); else Console.Error.WriteLine(line); },
+                saveDtype: dtype);
+            if (redrawn) Console.Error.WriteLine();
+            Console.Error.WriteLine($"trained {result.Log.Count} steps in {result.Seconds:F1} s (stopped by {result.StopReason}); " +
+                                    $"final loss {result.FinalLoss:F4}, answer exact (teacher-forced) {result.FinalAnswerExact:P0}; wrote {outDir}");
+            Console.WriteLine(outDir);
+            return CliRun.Ok;
+        }));
+        return cmd;
+    }
+
+    private static CurriculumPhase[] ParseCurriculum(string text) =>
+        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(item =>
+        {
+            var parts = item.Split(':');
+            if (parts.Length != 2 || !double.TryParse(parts[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double share))
+                throw new CliUsageException($"--curriculum: '{item}' is not LENGTH:SHARE (e.g. 2k:0.25).");
+            return new CurriculumPhase(BenchCommand.ParseLengths(parts[0], "--curriculum")[0], share);
+        }).ToArray();
+
+    private static StreamWriter OpenCsv(string path)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir is not null) Directory.CreateDirectory(dir);
+        return new StreamWriter(path) { AutoFlush = true };
+    }
+
+    /// <summary>An option that parses but makes no sense is a usage error (exit code 2).</summary>
+    private static T Usage<T>(Func<T> check)
+    {
+        try { return check(); }
+        catch (ArgumentException e) { throw new CliUsageException(e.Message); }
     }
 }

@@ -1,0 +1,111 @@
+using ApbCluster.Model.Layers;
+using ApbCluster.Model.Loading;
+using ApbCluster.Model.Tests.Support;
+using ApbCluster.NativeInterop;
+using ApbCluster.Training.Demo;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace ApbCluster.Training.Tests;
+
+public class TrainableLlamaTests
+{
+    private static readonly DemoArchitecture Arch = DemoArchitecture.Tiny with { RopeTheta = 10_000 };
+
+    /// <summary>Random weights large enough that every layer matters (the trained init is too small to test the maths).</summary>
+    private static TrainableLlama RandomModel()
+    {
+        TorchRuntime.EnsureLoaded("cpu");
+        var config = Arch.ToConfig(2530, 2528, 2529, "float32");
+        var g = new Generator(17);
+        var tensors = TrainableLlama.Shapes(config).ToDictionary(s => s.Name, s => s.Name.EndsWith("norm.weight")
+            ? randn(s.Shape, generator: g) * 0.1 + 1
+            : randn(s.Shape, generator: g) * (s.Name.Contains("embed") ? 1.0 : 1.0 / Math.Sqrt(s.Shape[^1])));
+        return TrainableLlama.FromTensors(config, tensors, CPU);
+    }
+
+    [Fact]
+    public void ExportedCheckpointLoadsWithEqualLogits()
+    {
+        using var dir = new TempDir();
+        _ = DemoTokenizerTests.Load(dir);
+        using var trainable = RandomModel();
+        DemoModelFolder.WriteModel(dir.Path, trainable, ScalarType.Float32);
+
+        using var folder = ModelFolder.Open(dir.Path);
+        Assert.Equal("plain", folder.Template.Name);
+        Assert.True(folder.Config.TieWordEmbeddings);
+        using var model = LlamaModel.FromCheckpoint(folder.Config, folder.Weights, CPU, ScalarType.Float32);
+        var ids = randint(0, 2530, [2, 77], generator: new Generator(3));
+        using var expected = model.Forward(ids);
+        using var noGrad = no_grad();
+        using var actual = trainable.Forward(ids, ScalarType.Float32);
+        Assert.Equal(expected.shape, actual.shape);
+        double diff = (expected - actual).abs().max().item<float>();
+        Assert.True(diff < 1e-4, $"max |logit difference| {diff}");
+        Assert.True(expected.std().item<float>() > 0.5); // the comparison is not between near-zero logits
+    }
+
+    [Fact]
+    public void Bf16ExportLoadsAsBf16AndStaysClose()
+    {
+        using var dir = new TempDir();
+        _ = DemoTokenizerTests.Load(dir);
+        using var trainable = RandomModel();
+        DemoModelFolder.WriteModel(dir.Path, trainable, ScalarType.BFloat16);
+        using var folder = ModelFolder.Open(dir.Path);
+        Assert.Equal("bfloat16", folder.Config.TorchDtype);
+        Assert.Equal("BF16", folder.Weights.Info("model.embed_tokens.weight").DType);
+        Assert.False(folder.Weights.Contains("lm_head.weight"));
+        using var model = LlamaModel.FromCheckpoint(folder.Config, folder.Weights, CPU, ScalarType.Float32);
+        var ids = randint(0, 2530, [1, 40], generator: new Generator(4));
+        using var expected = model.Forward(ids);
+        using var noGrad = no_grad();
+        using var actual = trainable.Forward(ids, ScalarType.Float32);
+        var rel = ((expected - actual).abs().max() / actual.abs().max()).item<float>();
+        Assert.True(rel < 0.05, $"relative difference {rel}");
+    }
+
+    [Fact]
+    public void GradientsReachEveryParameter()
+    {
+        using var model = RandomModel();
+        using var scope = NewDisposeScope();
+        var ids = randint(0, 2530, [2, 33], generator: new Generator(5));
+        model.Forward(ids, ScalarType.Float32).pow(2).mean().backward();
+        foreach (var (name, p) in model.NamedParameters)
+        {
+            Assert.True(p.grad is not null, name);
+            Assert.True(p.grad!.abs().sum().item<float>() > 0, $"{name} has a zero gradient");
+        }
+    }
+
+    [Fact]
+    public void ClippingMatchesTorchClipGradNorm()
+    {
+        using var a = RandomModel();
+        using var b = RandomModel();
+        using var scope = NewDisposeScope();
+        var ids = randint(0, 2530, [2, 20], generator: new Generator(6));
+        foreach (var m in new[] { a, b }) m.Forward(ids, ScalarType.Float32).pow(2).mean().backward();
+        double expected = nn.utils.clip_grad_norm_(a.Parameters, 0.5);
+        double actual = DemoModelTrainer.ClipGradients(b, 0.5).item<float>();
+        Assert.Equal(expected, actual, expected * 1e-5);
+        Assert.True(expected > 0.5); // the clip did something
+        foreach (var (pa, pb) in a.Parameters.Zip(b.Parameters))
+            Assert.True(pa.grad!.allclose(pb.grad!, 1e-5, 1e-8));
+    }
+
+    [Fact]
+    public void FreshModelIsSeeded()
+    {
+        TorchRuntime.EnsureLoaded("cpu");
+        var config = Arch.ToConfig(2530, 2528, 2529, "float32");
+        using var a = TrainableLlama.Create(config, 9, CPU);
+        using var b = TrainableLlama.Create(config, 9, CPU);
+        using var c = TrainableLlama.Create(config, 10, CPU);
+        Assert.Equal(DemoArchitecture.VocabRows(2530), (int)a.NamedParameters[0].Value.shape[0]);
+        Assert.True(a.NamedParameters.Zip(b.NamedParameters).All(p => p.First.Value.eq(p.Second.Value).all().item<bool>()));
+        Assert.False(a.NamedParameters[0].Value.eq(c.NamedParameters[0].Value).all().item<bool>());
+    }
+}
