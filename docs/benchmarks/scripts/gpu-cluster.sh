@@ -73,6 +73,7 @@ cleanup() {
 trap cleanup EXIT
 
 [ ${#QUESTION} -eq 64 ] || { echo "the question must be 64 characters (it is ${#QUESTION})"; exit 2; }
+[ "${NODE[0]}" = dotnet ] || [ -x "${NODE[0]}" ] || { echo "${NODE[0]} is missing: rebuild the bundle with scripts/gpu-bundle.sh"; exit 2; }
 echo "gpu-cluster.sh: model $MODEL, lengths $LENGTHS, kill at $KILL_LENGTH, devices ${DEVICES[*]}, dry run ${DRY_RUN:-0}"
 if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=index,name,memory.total,memory.used --format=csv
@@ -138,7 +139,12 @@ wait_for() {
   done
   echo "ok after $((SECONDS - t0))s: $what"
 }
-ready_count() { [ "$(gpu_hosts | grep -c ' Ready$')" -ge "$1" ]; }
+ready_count() {
+  for n in router host0 host1; do
+    kill -0 "${PID[$n]}" 2>/dev/null || { echo "node $n (pid ${PID[$n]}) exited during start-up:"; tail -15 "$OUT/node-$n.log"; exit 1; }
+  done
+  [ "$(gpu_hosts | grep -c ' Ready$')" -ge "$1" ]
+}
 if ! wait_for "both hosts registered and Ready" "$(bound 120)" ready_count 2; then
   for n in router host0 host1; do echo "--- $n (tail)"; tail -20 "$OUT/node-$n.log"; done
   exit 1

@@ -1,4 +1,5 @@
 using ApbCluster.NativeInterop;
+using ApbCluster.NativeInterop.Cuda;
 using ApbCluster.NativeInterop.Nccl;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -45,6 +46,7 @@ public sealed class NcclCollective : IAbortableCollective
     /// <summary>ncclCommAbort now, then frees the watchdog's event; owner thread only.</summary>
     public void Abort(string reason)
     {
+        CudaRuntime.SetDevice(_comm.Device); // may run on a thread that never used this GPU (a dropped idle ring)
         _comm.Abort(reason);
         _comm.Dispose(); // the handle is gone: this only releases the watchdog's CUDA event
     }

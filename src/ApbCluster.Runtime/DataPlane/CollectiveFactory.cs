@@ -42,9 +42,11 @@ public sealed class CollectiveFactory : IDisposable
     public QueryCollective Acquire(RunShard work, CancellationToken ct)
     {
         var deadline = TimeSpan.FromMilliseconds(work.CollectiveTimeoutMs);
+        // The run's thread is new for every query: make this host's GPU its current device (NCCL binds the joining
+        // thread's device; an unqualified synchronize means the current one).
+        if (IsCuda && _realNccl) CudaRuntime.SetDevice(Gpu);
         if (UsesNccl(work))
         {
-            if (IsCuda && _realNccl) CudaRuntime.SetDevice(Gpu);
             var lease = Rings.Acquire(work.NcclRingId.Length > 0 ? work : work with { NcclRingId = $"query:{work.QueryId}" }, ct);
             var collective = QueryCollective.ForRing(lease, ct);
             try
