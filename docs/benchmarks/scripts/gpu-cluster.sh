@@ -85,8 +85,9 @@ fi
 section "1. in-process NCCL baseline: apb bench (two GPUs in one process), prefill and time to first token"
 lens_csv=$(echo $LENGTHS | tr ' ' ',')
 rm -rf /tmp/apb-cluster-bench
+limit=$(bound 240)
 set -x
-timeout "$(bound 240)" "${APB[@]}" bench --shape "$SHAPE" --lengths "$lens_csv" --modes apb "${BENCH_ARGS[@]}" --hosts 2 \
+timeout "$limit" "${APB[@]}" bench --shape "$SHAPE" --lengths "$lens_csv" --modes apb "${BENCH_ARGS[@]}" --hosts 2 \
   --warmup $WARMUP_RUNS --repeats $TIMED_RUNS --ttft --out /tmp/apb-cluster-bench
 { rc=$?; set +x; } 2>/dev/null
 echo "bench exit code $rc"
