@@ -89,7 +89,13 @@ public sealed class ParallelBench : IDisposable
             ["collective_bytes_sent"] = moved.Sum(e => e.BytesSent),
             ["passing_bytes_sent"] = moved.Where(e => e.What.Contains("passing block")).Sum(e => e.BytesSent),
         };
-        List<double>? ttfts = ttft ? TimeToFirstToken(mode, plan, request, warmup, repeats) : null;
+        List<double>? ttfts = null;
+        if (ttft)
+        {
+            // A failing time-to-first-token run (Phase 2) must not lose the prefill figures measured above.
+            try { ttfts = TimeToFirstToken(mode, plan, request, warmup, repeats); }
+            catch (Exception e) { planInfo["ttft_error"] = e.Message.Split('\n')[0]; }
+        }
         return new PrefillMeasurement(mode.ToString().ToLowerInvariant(), tokens, Hosts, Gpus, best, times, tokens / best, mem, phases, planInfo,
             ttfts?.Min(), ttfts);
     }

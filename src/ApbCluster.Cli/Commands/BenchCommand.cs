@@ -72,6 +72,7 @@ internal static class BenchCommand
                         report.Prefill.Add(m);
                         Console.Error.WriteLine($"{m.Seconds:F3} s, {m.TokensPerSecond:F0} tok/s, {m.PeakGpuGiB:F1} GiB" +
                             (m.TtftSeconds is { } t ? $", ttft {t:F3} s" : "") +
+                            (m.Plan is { } info && info.TryGetValue("ttft_error", out var ttftError) ? $", ttft failed: {ttftError}" : "") +
                             (m.PhaseMs.Count > 0 ? "  [" + string.Join(", ", m.PhaseMs.Select(kv => $"{kv.Key} {kv.Value:F0} ms")) + "]" : ""));
                     }
                     catch (Exception e) when (e is not CliUsageException)
