@@ -48,7 +48,7 @@ else
 fi
 NEW=16
 QUESTION='Where in the numbered notes above is the blue key hidden? Answer' # 64 ASCII characters = 64 tokens
-WARMUP_RUNS=1; TIMED_RUNS=2
+WARMUP_RUNS=1; TIMED_RUNS=${TIMED_RUNS:-3}
 
 VERDICTS=/tmp/apb-cluster-verdicts; : > "$VERDICTS"
 section() { printf '\n===== [%3ds] %s =====\n' "$SECONDS" "$*"; }
