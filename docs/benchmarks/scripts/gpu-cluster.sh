@@ -191,6 +191,7 @@ done
 echo; grep -h "NCCL ring\|warm)" "$OUT/node-router.log" | tail -4
 
 section "2c. time to first token: cluster (client side, best of $TIMED_RUNS) vs in-process NCCL (best of $TIMED_RUNS)"
+[ "$LAYER_DELAY_MS" -gt 0 ] && echo "(the hosts sleep ${LAYER_DELAY_MS} ms per layer in this run, the bench does not: this comparison means nothing here)"
 py "import json
 try: bench={p['Tokens']:p for p in json.load(open('/tmp/apb-cluster-bench/bench.json'))['Prefill'] if p['Mode']=='apb'}
 except Exception: bench={}
