@@ -32,18 +32,22 @@ public static class BenchReportWriter
         {
             var dense = r.Prefill.Where(p => p.Mode == "dense").ToDictionary(p => p.Tokens);
             var phases = r.Prefill.SelectMany(p => p.PhaseMs.Keys).Distinct().ToList();
+            bool ttft = r.Prefill.Any(p => p.TtftSeconds is not null);
             sb.AppendLine("## Prefill");
             sb.AppendLine();
             sb.Append("| mode | tokens | hosts | GPUs | seconds (best) | tokens/s | speed-up vs dense | GPU memory GiB | MiB moved (passing) |");
+            if (ttft) sb.Append(" TTFT s (best) |");
             foreach (var ph in phases) sb.Append($" {ph} ms |");
             sb.AppendLine();
             sb.Append("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            if (ttft) sb.Append("---:|");
             foreach (var _ in phases) sb.Append("---:|");
             sb.AppendLine();
             foreach (var p in r.Prefill.OrderBy(p => p.Tokens).ThenBy(p => ModeOrder(p.Mode)))
             {
                 string speedup = dense.TryGetValue(p.Tokens, out var d) ? (d.Seconds / p.Seconds).ToString("F2", inv) + "x" : "";
                 sb.Append(inv, $"| {p.Mode} | {p.Tokens} | {p.Hosts} | {p.Gpus} | {p.Seconds:F3} | {p.TokensPerSecond:F0} | {speedup} | {p.PeakGpuGiB:F1} | {Moved(p)} |");
+                if (ttft) sb.Append(p.TtftSeconds is { } t ? string.Format(inv, " {0:F3} |", t) : " |");
                 foreach (var ph in phases) sb.Append(p.PhaseMs.TryGetValue(ph, out var v) ? string.Format(inv, " {0:F0} |", v) : " |");
                 sb.AppendLine();
             }

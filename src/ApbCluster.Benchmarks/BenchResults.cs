@@ -1,7 +1,9 @@
 namespace ApbCluster.Benchmarks;
 
 /// <summary>One prefill configuration measured: best of the repeats, all repeats, throughput, memory,
-/// and per-phase milliseconds (the slowest host's, when the mode has phases).</summary>
+/// and per-phase milliseconds (the slowest host's, when the mode has phases). With `--ttft`, also the time to
+/// the first token (prefill, the question pass and the first decode step with its broadcast, as a query's
+/// time to first token), best and all repeats.</summary>
 public sealed record PrefillMeasurement(
     string Mode,
     int Tokens,
@@ -12,7 +14,9 @@ public sealed record PrefillMeasurement(
     double TokensPerSecond,
     double PeakGpuGiB,
     IReadOnlyDictionary<string, double> PhaseMs,
-    IReadOnlyDictionary<string, object>? Plan = null);
+    IReadOnlyDictionary<string, object>? Plan = null,
+    double? TtftSeconds = null,
+    IReadOnlyList<double>? AllTtftSeconds = null);
 
 /// <summary>Decode steps at a given context: milliseconds per generated token.</summary>
 public sealed record DecodeMeasurement(string Mode, int Context, int Steps, double MsPerTokenMedian, double MsPerTokenMean);

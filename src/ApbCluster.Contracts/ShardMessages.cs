@@ -6,7 +6,11 @@ namespace ApbCluster.Contracts;
 /// Internal: the router's instructions to one host for one query (the "anchor broadcast": every
 /// host gets the whole document and the question and builds the same plan from the resolved
 /// lengths). HostIds and DataEndpoints are indexed by rank (ring order). Tensor bytes never travel here: ranks exchange them on the data plane, over TCP at
-/// <c>DataEndpoints[rank]</c> or over NCCL when <c>NcclUniqueId</c> is set.
+/// <c>DataEndpoints[rank]</c> or over NCCL when <c>NcclRingId</c> is set.
+/// <para>NCCL rings: a communicator is kept warm across queries for the same ordered hosts. <c>NcclRingId</c>
+/// names the ring; with <c>NcclReuse</c> false every rank joins it fresh with <c>NcclUniqueId</c> (made by rank 0,
+/// dropping whatever communicator it held); with <c>NcclReuse</c> true every rank uses the communicator it
+/// already holds for that ring (the router checked with <see cref="NcclRingCheck"/> that all of them do).</para>
 /// </summary>
 public sealed record RunShard(
     string QueryId,
@@ -23,7 +27,9 @@ public sealed record RunShard(
     IReadOnlyList<int> Document,
     IReadOnlyList<int> Question,
     GenerationOptions Generation,
-    int CollectiveTimeoutMs) : IQueryMessage;
+    int CollectiveTimeoutMs,
+    string NcclRingId = "",
+    bool NcclReuse = false) : IQueryMessage;
 
 /// <summary>Internal: generated token ids from the last host, in order (Index counts chunks from 0).</summary>
 public sealed record ShardTokens(string QueryId, int Index, IReadOnlyList<int> TokenIds) : IQueryMessage;
@@ -43,3 +49,15 @@ public sealed record NcclIdRequest(string QueryId) : IQueryMessage;
 
 /// <summary>Internal: rank 0's NCCL unique id (128 opaque bytes), or the reason it has none.</summary>
 public sealed record NcclIdReply(string QueryId, byte[]? Id, string? Error) : IQueryMessage;
+
+/// <summary>Internal: before reusing NCCL ring <c>RingId</c> for a query, the router asks every member whether it
+/// still holds that ring's communicator, idle and healthy.</summary>
+public sealed record NcclRingCheck(string QueryId, string RingId) : IQueryMessage;
+
+/// <summary>Internal: a host's answer to <see cref="NcclRingCheck"/>. Not ready (dropped after a failure or an
+/// abort, replaced by another ring, or still busy) makes the router form a new ring with a fresh NCCL id.</summary>
+public sealed record NcclRingStatus(string QueryId, string HostId, string RingId, bool Ready) : IQueryMessage;
+
+/// <summary>Internal: the router gave up NCCL ring <c>RingId</c> (a member was lost, re-registered or became
+/// unreachable, or a query on it failed): a host holding it aborts its communicator.</summary>
+public sealed record DropNcclRing(string RingId, string Reason) : IApbMessage;

@@ -121,4 +121,63 @@ public class NcclGpuTests
         finally { CollectiveRunner.DisposeAll(ranks); }
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"no hang expected, took {clock.Elapsed}");
     }
+
+    [Fact]
+    public void RequestAbort_from_another_thread_stops_a_rank_waiting_on_a_silent_peer()
+    {
+        Assert.SkipUnless(GpuAvailability.HasTwoGpus, GpuAvailability.SkipReason);
+        var ranks = NcclCollective.CreateAllInProcess([0, 1], TimeSpan.FromSeconds(10));
+        var rank0 = (NcclCollective)ranks[0];
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            // The actor-side abort of a cancelled query: only a flag from this thread; rank 0's own thread aborts.
+            var aborter = new Thread(() =>
+            {
+                Thread.Sleep(500);
+                rank0.RequestAbort("cancelled by the test");
+            });
+            aborter.Start();
+            var e = Assert.Throws<CollectiveException>(() => CollectiveRunner.Run(ranks, c =>
+            {
+                if (c.Rank == 1) return 0; // rank 1 never calls: rank 0 waits until the abort
+                c.AllGather(Marked(c, 0), "abort me");
+                return 0;
+            }));
+            aborter.Join();
+            Assert.True(e.Aborted, e.Message);
+            Assert.False(e.TimedOut, e.Message);
+            Assert.Contains("cancelled by the test", e.Message);
+            Assert.True(rank0.IsAborted);
+            Assert.True(rank0.Communicator.IsAborted);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"the abort took {clock.Elapsed} (the deadline is 10 s)");
+            Assert.Throws<CollectiveException>(() => rank0.Barrier("after abort"));
+        }
+        finally
+        {
+            foreach (var r in ranks) ((NcclCollective)r).Abort("test over"); // abort, never finalize, after a half-done collective
+        }
+    }
+
+    [Fact]
+    public void A_warm_communicator_serves_runs_on_new_threads_with_each_runs_deadline()
+    {
+        Assert.SkipUnless(GpuAvailability.HasTwoGpus, GpuAvailability.SkipReason);
+        var ranks = NcclCollective.CreateAllInProcess([0, 1], TimeSpan.FromSeconds(30));
+        try
+        {
+            for (int query = 0; query < 3; query++)
+            {
+                int q = query;
+                var ok = CollectiveRunner.Run(ranks, c => // new threads for every "query", like a warm NCCL ring across queries
+                {
+                    ((IAbortableCollective)c).Deadline = TimeSpan.FromSeconds(20 + q);
+                    var parts = c.AllGather(Marked(c, c.Rank, q), "warm");
+                    return parts.Select((p, i) => p.Same(Marked(c, i, q))).All(b => b) && c.Deadline == TimeSpan.FromSeconds(20 + q);
+                });
+                Assert.All(ok, Assert.True);
+            }
+        }
+        finally { CollectiveRunner.DisposeAll(ranks); }
+    }
 }

@@ -9,7 +9,10 @@ namespace ApbCluster.NativeInterop.Nccl;
 /// One rank of a non-blocking NCCL communicator bound to one CUDA device. Every operation waits for
 /// completion under the watchdog (see <see cref="NcclWatchdog"/>), so when it returns the buffers are
 /// ready; on failure or timeout the communicator is aborted and a <see cref="CollectiveException"/> is thrown.
-/// Use it from one thread at a time.
+/// Use it from one thread at a time (the owner thread; it may change between uses, e.g. a communicator kept
+/// warm across queries). The one call meant for other threads is <see cref="RequestAbort"/>: the owner
+/// thread then aborts at its next poll (within about a millisecond while it waits in a collective, or at
+/// its next call), so the handle is never freed under a thread that is using it.
 /// </summary>
 public sealed partial class NcclCommunicator : IDisposable
 {
@@ -18,13 +21,22 @@ public sealed partial class NcclCommunicator : IDisposable
 
     private readonly NcclWatchdog _watchdog;
     private readonly CudaEvent _inputsReady;
-    private string? _abortReason;
+    private volatile string? _abortReason;
+    private volatile string? _abortRequest;
 
     public int Rank { get; }
     public int Size { get; }
     public int Device { get; }
-    public TimeSpan Deadline { get; }
+
+    /// <summary>The watchdog's bound on every wait. Settable between uses (a warm communicator serves queries
+    /// that each carry their own collective timeout); set it from the owner thread.</summary>
+    public TimeSpan Deadline { get; set; }
+
     public bool IsAborted => _abortReason != null;
+
+    /// <summary>Another thread asked for an abort (<see cref="RequestAbort"/>) that the owner thread has not
+    /// carried out yet; the next operation (or the current wait) aborts.</summary>
+    public bool AbortRequested => _abortRequest != null;
     internal IntPtr Handle { get; private set; }
 
     /// <summary>This communicator's own non-blocking stream (as PyTorch's ProcessGroupNCCL does): NCCL kernels
@@ -55,8 +67,9 @@ public sealed partial class NcclCommunicator : IDisposable
     }
 
     /// <summary>Joins the communicator <paramref name="id"/> as <paramref name="rank"/> of <paramref name="size"/> on
-    /// CUDA device <paramref name="device"/>. Blocks until every rank has joined, or the deadline passes.</summary>
-    public static unsafe NcclCommunicator Create(NcclUniqueId id, int rank, int size, int device, TimeSpan deadline)
+    /// CUDA device <paramref name="device"/>. Blocks until every rank has joined, or the deadline passes, or
+    /// <paramref name="ct"/> is cancelled (then the half-made communicator is aborted and the call throws).</summary>
+    public static unsafe NcclCommunicator Create(NcclUniqueId id, int rank, int size, int device, TimeSpan deadline, CancellationToken ct = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rank);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(rank, size);
@@ -69,8 +82,11 @@ public sealed partial class NcclCommunicator : IDisposable
         var comm = new NcclCommunicator(handle, rank, size, device, deadline);
         if (r is not (NcclResult.Success or NcclResult.InProgress))
             throw comm.AbortWith(op, $"{NcclNative.ErrorString(r)}; {NcclNative.LastError(handle)}");
-        comm._watchdog.WaitUntilEnqueued(op, Stopwatch.StartNew());
-        comm.ConnectPeers();
+        using (ct.Register(() => comm.RequestAbort("cancelled while joining")))
+        {
+            comm._watchdog.WaitUntilEnqueued(op, Stopwatch.StartNew());
+            comm.ConnectPeers();
+        }
         return comm;
     }
 
@@ -171,13 +187,26 @@ public sealed partial class NcclCommunicator : IDisposable
         _watchdog.Wait(enqueued != NcclResult.Success ? enqueued : end, op);
     }
 
-    /// <summary>Aborts the communicator: in-flight kernels stop, the handle is freed. Safe to call twice.</summary>
+    /// <summary>Aborts the communicator: in-flight kernels stop, the handle is freed. Safe to call twice.
+    /// Owner thread only (or when no thread uses the communicator); from any other thread use <see cref="RequestAbort"/>.</summary>
     public void Abort(string reason = "aborted by caller")
     {
         if (Handle == IntPtr.Zero) return;
         _abortReason ??= reason;
         NcclNative.CommAbort(Handle); // result ignored: there is nothing more to do if abort itself fails
         Handle = IntPtr.Zero;
+    }
+
+    /// <summary>Thread-safe: asks the owner thread to abort (ncclCommAbort) at its next poll or call, which then
+    /// throws a <see cref="CollectiveException"/> with <see cref="CollectiveException.Aborted"/> set. The first
+    /// reason wins. This never touches the handle itself, so it is safe while the owner is inside a wait.</summary>
+    public void RequestAbort(string reason) => Interlocked.CompareExchange(ref _abortRequest, reason, null);
+
+    /// <summary>Owner thread: carries out a requested abort, throwing for <paramref name="op"/>.</summary>
+    internal void ThrowIfAbortRequested(OpContext op)
+    {
+        if (_abortRequest is { } reason)
+            throw AbortWith(op, $"abort requested: {reason}", aborted: true);
     }
 
     /// <summary>Finalizes (flushes outstanding work, within the deadline) and destroys; aborts if that fails.
@@ -215,23 +244,25 @@ public sealed partial class NcclCommunicator : IDisposable
     }
 
     /// <summary>Aborts and builds the exception to throw: names the operation, this rank, the peer and NCCL's reason.</summary>
-    internal CollectiveException AbortWith(OpContext op, string detail, bool timedOut = false)
+    internal CollectiveException AbortWith(OpContext op, string detail, bool timedOut = false, bool aborted = false)
     {
         Abort($"{op.Operation} '{op.What}': {detail}");
         var missing = timedOut ? (op.Peer is { } p ? [p] : op.Waiting) : [];
-        return new CollectiveException(op.Operation, op.What, Rank, detail + " (communicator aborted)", op.Peer, missing, timedOut);
+        return new CollectiveException(op.Operation, op.What, Rank, detail + " (communicator aborted)", op.Peer, missing, timedOut) { Aborted = aborted };
     }
 
     private OpContext Begin(string operation, string what, int? peer)
     {
         if (_abortReason != null)
-            throw new CollectiveException(operation, what, Rank, $"communicator was aborted earlier: {_abortReason}", peer);
+            throw new CollectiveException(operation, what, Rank, $"communicator was aborted earlier: {_abortReason}", peer) { Aborted = _abortRequest != null };
         ObjectDisposedException.ThrowIf(Handle == IntPtr.Zero, this);
+        var op = new OpContext(operation, what, peer, peer is { } p ? [p] : Others(Rank, Size));
+        ThrowIfAbortRequested(op);
         CudaRuntime.SetDevice(Device); // events and streams are per-device
         // Inputs come from torch kernels on the default stream: our stream starts once they are done.
         _inputsReady.Record(TorchStream);
         _inputsReady.MakeWait(Stream);
-        return new OpContext(operation, what, peer, peer is { } p ? [p] : Others(Rank, Size));
+        return op;
     }
 
     private void CheckBuffers(OpContext op, Tensor send, long expectedRecvNumel, Tensor? recv)

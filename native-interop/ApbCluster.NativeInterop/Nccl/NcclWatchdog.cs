@@ -7,7 +7,9 @@ namespace ApbCluster.NativeInterop.Nccl;
 /// NCCL has no timeouts, so after every call we wait the way PyTorch's watchdog does: first until the
 /// non-blocking call has actually been enqueued (ncclCommGetAsyncError leaves ncclInProgress), then until a
 /// CUDA event recorded behind it completes, checking the communicator's async error all along. A failure or
-/// a passed deadline aborts the communicator (which also kills its in-flight kernels) and throws.
+/// a passed deadline aborts the communicator (which also kills its in-flight kernels) and throws. So does an
+/// abort another thread asked for (<see cref="NcclCommunicator.RequestAbort"/>): it is carried out here, on
+/// the owner thread, between two polls.
 /// </summary>
 internal sealed class NcclWatchdog(NcclCommunicator owner) : IDisposable
 {
@@ -52,6 +54,7 @@ internal sealed class NcclWatchdog(NcclCommunicator owner) : IDisposable
 
     private void Pause(ref SpinWait spin, Stopwatch clock, OpContext op)
     {
+        owner.ThrowIfAbortRequested(op);
         if (clock.Elapsed > owner.Deadline)
             throw owner.AbortWith(op, $"deadline of {owner.Deadline.TotalSeconds:0.###} s passed; " +
                 (op.Peer is { } p ? $"peer {p} never completed its side" : $"waiting on ranks [{string.Join(", ", op.Waiting)}] (NCCL cannot tell which one is late)"),

@@ -26,7 +26,9 @@ internal static class AskCommand
     {
         var m = new ModelOptions();
         m.Model.Required = false;
-        var context = new Option<string>("--context", "-c") { Description = "file holding the long context ('-' for stdin)", Required = true };
+        var context = new Option<string?>("--context", "-c") { Description = "file holding the long context ('-' for stdin)" };
+        var contextTokens = new Option<int?>("--context-tokens") { Description = "with --cluster, instead of --context: a synthetic context of exactly N token ids (seeded, ids 3..258, valid for every model), for benchmarks" };
+        var contextSeed = new Option<int>("--context-seed") { Description = "seed of the synthetic context", DefaultValueFactory = _ => 1 };
         var question = new Option<string>("--question", "-q") { Description = "the question", Required = true };
         var hosts = new Option<int>("--hosts") { Description = "hosts (virtual, in this process)", DefaultValueFactory = _ => 4 };
         var mode = new Option<string>("--mode") { Description = "dense, ring, ulysses, star or apb", DefaultValueFactory = _ => "apb" };
@@ -38,16 +40,24 @@ internal static class AskCommand
         var json = new Option<bool>("--json") { Description = "one JSON object on stdout" };
         var cluster = new Option<string?>("--cluster") { Description = "host:port of a router node: ask a running cluster instead" };
         var cmd = new Command("ask", "Answer a question about a long context across hosts (dense, ring, ulysses, star or apb).")
-            { context, question, hosts, mode, anchor, passing, compressor, heads, maxNew, json, cluster };
+            { context, contextTokens, contextSeed, question, hosts, mode, anchor, passing, compressor, heads, maxNew, json, cluster };
         m.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
-            string doc = ReadContext(pr.GetValue(context)!);
             var parallelMode = Enum.TryParse<ParallelMode>(pr.GetValue(mode), ignoreCase: true, out var pm)
                 ? pm : throw new CliUsageException($"--mode '{pr.GetValue(mode)}': expected dense, ring, ulysses, star or apb.");
+            if ((pr.GetValue(context) is null) == (pr.GetValue(contextTokens) is null))
+                throw new CliUsageException("give the context with --context FILE, or (with --cluster) --context-tokens N.");
             if (pr.GetValue(cluster) is { } endpoint)
-                return AskCluster(endpoint, doc, pr.GetValue(question)!, parallelMode, pr.GetValue(anchor), pr.GetValue(passing),
+            {
+                var ctx = pr.GetValue(contextTokens) is { } n
+                    ? QueryContext.FromTokens(SyntheticContext(n, pr.GetValue(contextSeed)))
+                    : QueryContext.FromText(ReadContext(pr.GetValue(context)!));
+                return AskCluster(endpoint, ctx, pr.GetValue(question)!, parallelMode, pr.GetValue(anchor), pr.GetValue(passing),
                     pr.GetValue(compressor), pr.GetValue(maxNew), pr.GetValue(json));
+            }
+            if (pr.GetValue(contextTokens) is not null) throw new CliUsageException("--context-tokens is for --cluster; in-process runs read --context.");
+            string doc = ReadContext(pr.GetValue(context)!);
             if (pr.GetValue(m.Model) is null) throw new CliUsageException("--model is required (or --cluster to ask a running cluster).");
             return AskInProcess(pr, m, doc, pr.GetValue(question)!, parallelMode, pr.GetValue(hosts), pr.GetValue(anchor),
                 pr.GetValue(passing), pr.GetValue(compressor), pr.GetValue(heads), pr.GetValue(maxNew), pr.GetValue(json));
@@ -161,7 +171,15 @@ internal static class AskCommand
         }
     }
 
-    private static int AskCluster(string endpoint, string document, string question, ParallelMode mode, int? anchor, string? passing,
+    /// <summary>N seeded token ids in 3..258 (the byte range of random models' codec; ordinary tokens of real vocabularies).</summary>
+    internal static int[] SyntheticContext(int tokens, int seed)
+    {
+        if (tokens < 1) throw new CliUsageException($"--context-tokens {tokens}: must be at least 1.");
+        var rng = new Random(seed);
+        return Enumerable.Range(0, tokens).Select(_ => 3 + rng.Next(256)).ToArray();
+    }
+
+    private static int AskCluster(string endpoint, QueryContext context, string question, ParallelMode mode, int? anchor, string? passing,
         string? compressor, int maxNew, bool json)
     {
         if (passing == "all") throw new CliUsageException("--passing all is for in-process runs; give a length with --cluster.");
@@ -180,48 +198,84 @@ internal static class AskCommand
             };
             apb = new ApbOptions(anchor.Value, p, wire);
         }
-        var query = new SubmitQuery(Guid.NewGuid().ToString("N"), QueryContext.FromText(document), question,
+        var query = new SubmitQuery(Guid.NewGuid().ToString("N"), context, question,
             Contracts.GenerationOptions.Greedy(maxNew), (AttentionMode)(byte)mode, apb);
         return AskClusterAsync(endpoint, query, json).GetAwaiter().GetResult();
     }
 
+    /// <summary>
+    /// Submits through a ClusterQueryClient and streams the events. The client is connected first (a status round
+    /// trip to the router), so the client-side times (from the submit to acceptance, first prefill progress, first
+    /// token and the end) are the cluster's, not the connection's. With --json the final object carries them under
+    /// "client" next to the router's "timings"; a failure prints {"error", "failing_host", "client", "unix_ms"}.
+    /// </summary>
     private static async Task<int> AskClusterAsync(string endpoint, SubmitQuery query, bool json)
     {
+        // The client's ActorSystem logs (warnings) to Console.Out: send those to stderr, keep stdout for the answer.
+        var stdout = Console.Out;
+        Console.SetOut(Console.Error);
+        try { return await AskClusterAsync(endpoint, query, json, stdout); }
+        finally { Console.SetOut(stdout); }
+    }
+
+    private static async Task<int> AskClusterAsync(string endpoint, SubmitQuery query, bool json, TextWriter stdout)
+    {
         await using var client = ClusterQueryClient.Connect([endpoint]);
+        try { await client.StatusAsync(TimeSpan.FromSeconds(15)); }
+        catch (Exception) { /* not reachable yet: the query itself reports it (idle timeout) */ }
         var text = new System.Text.StringBuilder();
         var layersDone = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        QueryPlanSummary? plan = null;
+        double? acceptedMs = null, progressMs = null, firstTokenMs = null;
+        var clock = Stopwatch.StartNew();
+        long submittedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        object Client() => new
+        {
+            submitted_unix_ms = submittedUnixMs, accepted_ms = acceptedMs, first_prefill_progress_ms = progressMs,
+            ttft_ms = firstTokenMs, total_ms = clock.Elapsed.TotalMilliseconds,
+        };
+        object? Plan() => plan is null ? null : new { hosts = plan.HostsInRingOrder, blocks = plan.BlockLengths, anchor = plan.AnchorLength, passing = plan.PassingLength };
+        void Failed(string reason, string? host)
+        {
+            Console.Error.WriteLine($"\nerror: {reason}");
+            if (json) stdout.WriteLine(JsonSerializer.Serialize(new { error = reason, failing_host = host, client = Client(), plan = Plan(), unix_ms = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() }));
+        }
         await foreach (var e in client.AskAsync(query))
         {
             switch (e)
             {
                 case QueryAccepted a:
+                    acceptedMs ??= clock.Elapsed.TotalMilliseconds;
+                    plan = a.Plan;
                     Console.Error.WriteLine($"accepted: hosts {string.Join(", ", a.Plan.HostsInRingOrder)}, blocks [{string.Join(",", a.Plan.BlockLengths)}], l_a {a.Plan.AnchorLength}, l_p {a.Plan.PassingLength}");
                     break;
                 case PrefillProgress p:
+                    progressMs ??= clock.Elapsed.TotalMilliseconds;
                     layersDone[p.Host] = p.Layer;
                     Console.Error.Write("\r" + ProgressBar(layersDone, p.Layers));
                     break;
                 case TokenChunk t:
+                    firstTokenMs ??= clock.Elapsed.TotalMilliseconds;
                     text.Append(t.Text);
-                    if (!json) Console.Out.Write(t.Text);
+                    if (!json) stdout.Write(t.Text);
                     break;
                 case QueryCompleted c:
                     Console.Error.WriteLine();
-                    if (json) Console.WriteLine(JsonSerializer.Serialize(new { text = c.Answer, finish_reason = c.FinishReason.ToString().ToLowerInvariant(), prompt_tokens = c.PromptTokens, generated_tokens = c.GeneratedTokens, timings = c.Timings }));
-                    else Console.Out.WriteLine();
+                    if (json) stdout.WriteLine(JsonSerializer.Serialize(new { text = c.Answer, finish_reason = c.FinishReason.ToString().ToLowerInvariant(), prompt_tokens = c.PromptTokens, generated_tokens = c.GeneratedTokens, timings = c.Timings, client = Client(), plan = Plan() }));
+                    else stdout.WriteLine();
                     return CliRun.Ok;
                 case QueryFailed f:
-                    Console.Error.WriteLine($"\nerror: query failed{(f.FailingHost is null ? "" : " on " + f.FailingHost)}: {f.Reason}");
+                    Failed($"query failed{(f.FailingHost is null ? "" : " on " + f.FailingHost)}: {f.Reason}", f.FailingHost);
                     return CliRun.Failed;
                 case RouterBusy:
-                    Console.Error.WriteLine("\nerror: the router is busy (its queue is full); try again later.");
+                    Failed("the router is busy (its queue is full); try again later.", null);
                     return CliRun.Failed;
                 case QueryCancelled:
-                    Console.Error.WriteLine("\nerror: the query was cancelled.");
+                    Failed("the query was cancelled.", null);
                     return CliRun.Failed;
             }
         }
-        Console.Error.WriteLine("error: the cluster ended the query without an answer.");
+        Failed("the cluster ended the query without an answer.", null);
         return CliRun.Failed;
     }
 

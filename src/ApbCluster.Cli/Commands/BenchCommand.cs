@@ -34,9 +34,10 @@ internal static class BenchCommand
         var repeats = new Option<int>("--repeats") { Description = "timed runs per configuration (best is reported)", DefaultValueFactory = _ => 2 };
         var decodeContext = new Option<string?>("--decode-context") { Description = "also time dense decode at this context, e.g. 32k" };
         var decodeSteps = new Option<int>("--decode-steps") { Description = "decode steps to time", DefaultValueFactory = _ => 32 };
+        var ttft = new Option<bool>("--ttft") { Description = "parallel modes: also time prefill to first token (question pass and first decode step included), as a query's time to first token" };
         var output = new Option<string>("--out", "-o") { Description = "folder for bench.json, bench.md, bench.png", Required = true };
         var cmd = new Command("bench", "Benchmark prefill/decode at a real model shape with random weights.")
-            { shape, lengths, modes, gpus, hosts, anchorDivisor, anchor, passing, balanced, apbKernel, collectiveTimeout, device, dtype, warmup, repeats, decodeContext, decodeSteps, output };
+            { shape, lengths, modes, gpus, hosts, anchorDivisor, anchor, passing, balanced, apbKernel, collectiveTimeout, device, dtype, warmup, repeats, decodeContext, decodeSteps, ttft, output };
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             var config = ModelShapes.Get(pr.GetValue(shape)!);
@@ -72,9 +73,12 @@ internal static class BenchCommand
                     {
                         var m = mode == "dense"
                             ? DenseBench.Prefill(model, n, pr.GetValue(warmup), pr.GetValue(repeats), seed: n)
-                            : bench!.Prefill(Enum.Parse<ParallelMode>(mode, ignoreCase: true), n, pr.GetValue(warmup), pr.GetValue(repeats), apbSettings, seed: n);
+                            : bench!.Prefill(Enum.Parse<ParallelMode>(mode, ignoreCase: true), n, pr.GetValue(warmup), pr.GetValue(repeats), apbSettings, seed: n,
+                                ttft: pr.GetValue(ttft));
                         report.Prefill.Add(m);
                         Console.Error.WriteLine($"{m.Seconds:F3} s, {m.TokensPerSecond:F0} tok/s, {m.PeakGpuGiB:F1} GiB" +
+                            (m.TtftSeconds is { } t ? $", ttft {t:F3} s" : "") +
+                            (m.Plan is { } info && info.TryGetValue("ttft_error", out var ttftError) ? $", ttft failed: {ttftError}" : "") +
                             (m.PhaseMs.Count > 0 ? "  [" + string.Join(", ", m.PhaseMs.Select(kv => $"{kv.Key} {kv.Value:F0} ms")) + "]" : ""));
                     }
                     catch (Exception e) when (e is not CliUsageException)

@@ -141,7 +141,8 @@ internal static class MessageCodecs
             refs.Write(w, m.Router);
         }, (r, refs) => new HostRegistered(r.ReadString(), refs.Read(r))),
 
-        Codec<RunShard>("RS1", (w, m, refs) =>
+        // RS1 (without the NCCL ring fields) is retired; never reuse it.
+        Codec<RunShard>("RS2", (w, m, refs) =>
         {
             w.Write(m.QueryId);
             refs.Write(w, m.Coordinator);
@@ -163,11 +164,13 @@ internal static class MessageCodecs
             w.WriteInts(m.Question);
             WriteGeneration(w, m.Generation);
             w.Write(m.CollectiveTimeoutMs);
+            w.Write(m.NcclRingId);
+            w.Write(m.NcclReuse);
         }, (r, refs) => new RunShard(
             r.ReadString(), refs.Read(r), r.ReadInt32(), r.ReadInt32(), r.ReadStrings(), r.ReadStrings(),
             r.ReadBoolean() ? ReadBytes(r) : null,
             ReadEnum<AttentionMode>(r), r.ReadInt32(), r.ReadInt32(), r.ReadString(),
-            r.ReadInts(), r.ReadInts(), ReadGeneration(r), r.ReadInt32())),
+            r.ReadInts(), r.ReadInts(), ReadGeneration(r), r.ReadInt32(), r.ReadString(), r.ReadBoolean())),
 
         Codec<ShardTokens>("ST1", (w, m, _) =>
         {
@@ -208,6 +211,26 @@ internal static class MessageCodecs
             }
             w.WriteNullable(m.Error);
         }, (r, _) => new NcclIdReply(r.ReadString(), r.ReadBoolean() ? ReadBytes(r) : null, r.ReadNullableString())),
+
+        Codec<NcclRingCheck>("NC1", (w, m, _) =>
+        {
+            w.Write(m.QueryId);
+            w.Write(m.RingId);
+        }, (r, _) => new NcclRingCheck(r.ReadString(), r.ReadString())),
+
+        Codec<NcclRingStatus>("NS1", (w, m, _) =>
+        {
+            w.Write(m.QueryId);
+            w.Write(m.HostId);
+            w.Write(m.RingId);
+            w.Write(m.Ready);
+        }, (r, _) => new NcclRingStatus(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadBoolean())),
+
+        Codec<DropNcclRing>("ND1", (w, m, _) =>
+        {
+            w.Write(m.RingId);
+            w.Write(m.Reason);
+        }, (r, _) => new DropNcclRing(r.ReadString(), r.ReadString())),
     ];
 
     private static readonly MessageCodec[] Everything = [.. All, .. OpsMessageCodecs.All];

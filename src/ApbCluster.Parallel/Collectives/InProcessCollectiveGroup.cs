@@ -22,6 +22,16 @@ public static class InProcessCollectiveGroup
             .ToArray();
     }
 
+    /// <summary>Aborts the whole group of an in-process rank (thread-safe): every rank waiting in, or later
+    /// entering, a collective fails with an aborted <see cref="ApbCluster.NativeInterop.CollectiveException"/>.
+    /// False when <paramref name="rank"/> is not an in-process rank.</summary>
+    public static bool TryAbortGroup(ICollective rank, string reason)
+    {
+        if (rank is not InProcessCollective ip) return false;
+        ip.AbortGroup(reason);
+        return true;
+    }
+
     /// <summary>Creates a group, runs <paramref name="body"/> on every rank in parallel and returns the results
     /// in rank order; the first exception aborts the group and is rethrown.</summary>
     public static T[] Run<T>(int hosts, TimeSpan deadline, Func<ICollective, T> body, Device[]? devices = null)

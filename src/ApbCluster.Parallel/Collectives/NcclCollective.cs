@@ -1,4 +1,5 @@
 using ApbCluster.NativeInterop;
+using ApbCluster.NativeInterop.Cuda;
 using ApbCluster.NativeInterop.Nccl;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -9,8 +10,10 @@ namespace ApbCluster.Parallel.Collectives;
 /// <see cref="ICollective"/> over one NCCL communicator rank (one GPU). All work runs on the legacy default
 /// stream, like TorchSharp's kernels, and every call waits under the NCCL watchdog, so results are ready
 /// (and inputs free to reuse) on return. Inputs must be on this rank's GPU; non-contiguous ones are copied.
+/// <see cref="Dispose"/> finalizes (every rank must dispose, like NCCL's collective teardown);
+/// <see cref="Abort"/> releases locally, and <see cref="RequestAbort"/> is the way to stop it from another thread.
 /// </summary>
-public sealed class NcclCollective : ICollective
+public sealed class NcclCollective : IAbortableCollective
 {
     private readonly NcclCommunicator _comm;
 
@@ -23,12 +26,30 @@ public sealed class NcclCollective : ICollective
     public int Rank => _comm.Rank;
     public int WorldSize => _comm.Size;
     public Device Device { get; }
-    public TimeSpan Deadline => _comm.Deadline;
     public NcclCommunicator Communicator => _comm;
 
-    /// <summary>Joins communicator <paramref name="id"/> (made by rank 0, carried to the others in a message).</summary>
-    public static NcclCollective Join(NcclUniqueId id, int rank, int worldSize, int device, TimeSpan deadline) =>
-        new(NcclCommunicator.Create(id, rank, worldSize, device, deadline));
+    public TimeSpan Deadline
+    {
+        get => _comm.Deadline;
+        set => _comm.Deadline = value;
+    }
+
+    public bool IsAborted => _comm.IsAborted || _comm.AbortRequested;
+
+    /// <summary>Joins communicator <paramref name="id"/> (made by rank 0, carried to the others in a message);
+    /// <paramref name="ct"/> aborts a join that is still waiting for the other ranks.</summary>
+    public static NcclCollective Join(NcclUniqueId id, int rank, int worldSize, int device, TimeSpan deadline, CancellationToken ct = default) =>
+        new(NcclCommunicator.Create(id, rank, worldSize, device, deadline, ct));
+
+    public void RequestAbort(string reason) => _comm.RequestAbort(reason);
+
+    /// <summary>ncclCommAbort now, then frees the watchdog's event; owner thread only.</summary>
+    public void Abort(string reason)
+    {
+        CudaRuntime.SetDevice(_comm.Device); // may run on a thread that never used this GPU (a dropped idle ring)
+        _comm.Abort(reason);
+        _comm.Dispose(); // the handle is gone: this only releases the watchdog's CUDA event
+    }
 
     /// <summary>Several GPUs driven by one process, rank i on devices[i]; run the ranks with <see cref="CollectiveRunner"/>.</summary>
     public static ICollective[] CreateAllInProcess(int[] devices, TimeSpan deadline) =>

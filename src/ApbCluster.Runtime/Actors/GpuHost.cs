@@ -14,7 +14,9 @@ namespace ApbCluster.Runtime.Actors;
 /// query rank at a time (<see cref="ShardRun"/>, on its own thread); a RunShard arriving meanwhile
 /// waits in the stash. Its own failures become ShardFailed for the coordinator: the actor stays up,
 /// the engine has freed the KV, the next query runs. Cancellation, or the coordinator's death (router
-/// lost), aborts the run.
+/// lost), aborts the run. On GPUs it keeps the NCCL communicator of its current ring warm across queries
+/// (<see cref="RingCommunicators"/>, owned by its <see cref="CollectiveFactory"/>, which outlives actor restarts):
+/// it answers the router's <see cref="NcclRingCheck"/> and drops the ring on <see cref="DropNcclRing"/>.
 /// </summary>
 public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
 {
@@ -45,6 +47,8 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
         Receive<GetClusterStatus>(_ => Sender.Tell(new ClusterStatus("", [LocalStatus()], 0, 0)));
         Receive<RunShard>(OnRunShard);
         Receive<NcclIdRequest>(OnNcclIdRequest);
+        Receive<NcclRingCheck>(c => Sender.Tell(new NcclRingStatus(c.QueryId, _hostId, c.RingId, _collectives.Rings.IsReady(c.RingId))));
+        Receive<DropNcclRing>(OnDropRing);
         Receive<CancelQuery>(c => AbortIf(c.QueryId, "cancelled by the router"));
         Receive<Terminated>(t => AbortIfCoordinator(t.ActorRef));
         Receive<ShardRun.Ended>(OnEnded);
@@ -70,7 +74,15 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
     protected override void PostStop()
     {
         _running?.Abort();
+        _collectives.Dispose();
         _engine.Dispose();
+    }
+
+    private void OnDropRing(DropNcclRing drop)
+    {
+        if (_collectives.Rings.CurrentRing == drop.RingId)
+            _log.Info("host {0}: dropping NCCL ring {1}: {2}", _hostId, drop.RingId, drop.Reason);
+        _collectives.Rings.Drop(drop.RingId, drop.Reason); // also remembered, in case a join for it is still in progress
     }
 
     private void OnRegistered(HostRegistered ack)

@@ -26,6 +26,10 @@ public sealed class HostRegistry
 
     public IReadOnlyList<string> RemoveByAddress(Address address) => RemoveWhere(e => e.Address.Equals(address));
 
+    /// <summary>The hosts registered from the node at <paramref name="address"/>.</summary>
+    public IReadOnlyList<string> HostsAt(Address address) =>
+        _byHostId.Where(kv => kv.Value.Address.Equals(address)).Select(kv => kv.Key).ToList();
+
     public void MarkReachable(Address address, bool reachable)
     {
         foreach (var (id, entry) in _byHostId.Where(kv => kv.Value.Address.Equals(address)).ToList())

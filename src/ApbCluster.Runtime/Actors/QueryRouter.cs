@@ -15,7 +15,10 @@ namespace ApbCluster.Runtime.Actors;
 /// after a hand-over because hosts re-register periodically; queries in flight on a lost router die
 /// with it (hosts watch their QueryRun and abort). Operations (drain, query list, trace, query
 /// metrics) go through <see cref="RouterOps"/>: every message a QueryRun sends its caller comes back
-/// here as <see cref="QueryRun.Relayed"/> for it.
+/// here as <see cref="QueryRun.Relayed"/> for it. It also keeps the warm NCCL rings (<see cref="NcclRingTable"/>):
+/// a query on the same GPU hosts reuses the ring's communicators; a host that re-registers as a new actor,
+/// leaves or becomes unreachable, or a query that does not end cleanly, gives the ring up and the remaining
+/// members are told to drop it (<see cref="DropNcclRing"/>).
 /// </summary>
 public sealed class QueryRouter : ReceiveActor
 {
@@ -28,6 +31,7 @@ public sealed class QueryRouter : ReceiveActor
     private readonly LinkedList<Waiting> _queue = new();
     private readonly Dictionary<string, IActorRef> _running = new();
     private readonly RouterOps _ops = new();
+    private readonly NcclRingTable _rings = new();
     private long _runs;
 
     public QueryRouter(RouterSettings settings)
@@ -39,12 +43,18 @@ public sealed class QueryRouter : ReceiveActor
         Receive<CancelQuery>(OnCancel);
         Receive<Terminated>(OnTerminated);
         Receive<QueryRun.Relayed>(r => _ops.Observe(r.Message));
+        Receive<QueryRun.RingFormed>(OnRingFormed);
+        Receive<QueryRun.RingBroken>(m => GiveUp(_rings.Broken(m.Ring.RingId) ?? m.Ring, m.Reason));
         Receive<DrainHost>(m => Sender.Tell(_ops.Drain(m.HostId, draining: true, _hosts.Contains(m.HostId))));
         Receive<UndrainHost>(m => Sender.Tell(_ops.Drain(m.HostId, draining: false, _hosts.Contains(m.HostId))));
         Receive<ListQueries>(_ => Sender.Tell(_ops.List()));
         Receive<TraceQuery>(m => _ops.Trace(m.QueryId, Sender));
         Receive<ClusterEvent.MemberRemoved>(m => Remove(_hosts.RemoveByAddress(m.Member.Address), $"member {m.Member.Address} was removed"));
-        Receive<ClusterEvent.UnreachableMember>(m => _hosts.MarkReachable(m.Member.Address, false));
+        Receive<ClusterEvent.UnreachableMember>(m =>
+        {
+            _hosts.MarkReachable(m.Member.Address, false);
+            GiveUp(_rings.HostsChanged(_hosts.HostsAt(m.Member.Address)), $"node {m.Member.Address} became unreachable");
+        });
         Receive<ClusterEvent.ReachableMember>(m => _hosts.MarkReachable(m.Member.Address, true));
         Receive<ClusterEvent.IMemberEvent>(_ => { });
     }
@@ -65,6 +75,7 @@ public sealed class QueryRouter : ReceiveActor
             Context.Watch(registration.Host);
             _log.Info("host {0} registered from {1} ({2}, data {3}); {4} host(s) known", registration.HostId, address,
                 registration.Device, registration.DataEndpoint, _hosts.Count);
+            GiveUp(_rings.HostsChanged([registration.HostId]), $"host {registration.HostId} registered as a new actor");
         }
         Sender.Tell(new HostRegistered(registration.HostId, Self));
     }
@@ -73,6 +84,29 @@ public sealed class QueryRouter : ReceiveActor
     {
         foreach (var hostId in removed)
             _log.Warning("host {0} removed: {1}; {2} host(s) left", hostId, why, _hosts.Count);
+        GiveUp(_rings.HostsChanged(removed), $"host(s) {string.Join(", ", removed)} removed: {why}");
+    }
+
+    /// <summary>A query formed a new ring; rings that shared a host with it are given up (their other members drop
+    /// them now; the shared hosts replace theirs when they join the new ring).</summary>
+    private void OnRingFormed(QueryRun.RingFormed formed)
+    {
+        foreach (var old in _rings.Formed(formed.Ring))
+            GiveUp(old, $"replaced by ring {formed.Ring.RingId}", except: formed.Ring);
+        _log.Info("NCCL ring {0} formed on {1}", formed.Ring.RingId, string.Join(" -> ", formed.Ring.Hosts.Select(h => h.HostId)));
+    }
+
+    private void GiveUp(IEnumerable<NcclRingTable.Ring> rings, string why)
+    {
+        foreach (var ring in rings) GiveUp(ring, why);
+    }
+
+    /// <summary>Tells the ring's members (but those of <paramref name="except"/>) to drop its communicator.</summary>
+    private void GiveUp(NcclRingTable.Ring ring, string why, NcclRingTable.Ring? except = null)
+    {
+        _log.Info("NCCL ring {0} given up: {1}", ring.RingId, why);
+        foreach (var h in ring.Hosts.Where(h => except is null || !except.Has(h.HostId)))
+            h.Host.Tell(new DropNcclRing(ring.RingId, why));
     }
 
     private void OnSubmit(SubmitQuery query)
@@ -112,7 +146,9 @@ public sealed class QueryRouter : ReceiveActor
                 Reply(caller, new QueryFailed(query.QueryId, drained == 0 ? "no GPU hosts are registered" : $"no GPU hosts available ({drained} drained)", null));
                 continue;
             }
-            var run = Context.ActorOf(QueryRun.Props(query, caller, hosts, _settings, Stopwatch.GetElapsedTime(queuedAt).TotalMilliseconds), $"query-{++_runs}");
+            var planned = QueryRun.HostsFor(query.Mode, hosts);
+            var ring = QueryRun.NeedsNcclRing(planned) ? _rings.Find(planned) : null;
+            var run = Context.ActorOf(QueryRun.Props(query, caller, hosts, _settings, Stopwatch.GetElapsedTime(queuedAt).TotalMilliseconds, ring), $"query-{++_runs}");
             Context.Watch(run);
             _running[query.QueryId] = run;
         }

@@ -3,6 +3,7 @@ using System.Text;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using Akka.Remote;
 using ApbCluster.Contracts;
 using ApbCluster.Parallel.Plan;
 using ApbCluster.Runtime.Engine;
@@ -11,8 +12,11 @@ namespace ApbCluster.Runtime.Actors;
 
 /// <summary>
 /// One query, a child of the router: validate and tokenize, plan, hand every host its rank
-/// (RunShard, with the NCCL id on GPUs), forward prefill progress, stream the last host's tokens as
-/// TokenChunks, then QueryCompleted. It ends with exactly one of QueryCompleted / QueryFailed /
+/// (RunShard, naming the NCCL ring on GPUs), forward prefill progress, stream the last host's tokens as
+/// TokenChunks, then QueryCompleted. GPU queries on several hosts run on a warm NCCL ring: the router passes
+/// the ring it holds for exactly these hosts; every member must confirm it still holds the ring's communicator
+/// (NcclRingCheck), otherwise, or without a ring, rank 0 makes a fresh NCCL id for a new ring (RingFormed to
+/// the router). A query that does not end cleanly gives its ring up (RingBroken), so the next one forms anew. It ends with exactly one of QueryCompleted / QueryFailed /
 /// QueryCancelled to the caller, and on failure, cancel or deadline tells every host to drop the
 /// query (they free their KV). A host that dies, becomes unreachable or reports a failure fails the
 /// query naming it. Everything it tells the caller goes to the router too (<see cref="Relayed"/>) for
@@ -22,6 +26,12 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
 {
     /// <summary>A copy of a message sent to the caller, for the router's RouterOps (local only).</summary>
     public sealed record Relayed(IQueryMessage Message) : INoSerializationVerificationNeeded;
+
+    /// <summary>To the router: this query formed a new NCCL ring (local only).</summary>
+    public sealed record RingFormed(NcclRingTable.Ring Ring) : INoSerializationVerificationNeeded;
+
+    /// <summary>To the router: the ring must not be reused (a query on it did not end cleanly, or a member no longer holds it).</summary>
+    public sealed record RingBroken(NcclRingTable.Ring Ring, string Reason) : INoSerializationVerificationNeeded;
 
     private sealed class Deadline
     {
@@ -44,21 +54,29 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private readonly HashSet<string> _finished = [];
     private readonly List<int> _tokens = [];
     private readonly StringBuilder _answer = new();
+    private readonly NcclRingTable.Ring? _knownRing;
+    private readonly HashSet<string> _ringReady = [];
+    private NcclRingTable.Ring? _checking, _ring;
+    private bool _awaitingNcclId;
     private QueryValidation.Prompt? _prompt;
     private ApbPlan? _plan;
     private Func<int, string>? _decode;
     private double _planMs, _prefillMs, _firstTokenMs;
     private bool _done, _dispatched;
 
-    public QueryRun(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs)
+    /// <param name="ring">The router's warm NCCL ring for exactly these hosts (in this order), if any.</param>
+    public QueryRun(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs,
+        NcclRingTable.Ring? ring = null)
     {
         _query = query;
         _caller = caller;
         _settings = settings;
         _queueMs = queueMs;
+        _knownRing = ring;
         _hosts.AddRange(hosts);
 
         Receive<NcclIdReply>(OnNcclId);
+        Receive<NcclRingStatus>(OnRingStatus);
         Receive<PrefillProgress>(OnProgress);
         Receive<ShardTokens>(OnTokens);
         Receive<ShardFinished>(OnFinished);
@@ -68,13 +86,23 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         Receive<Deadline>(_ => Fail($"query {_query.QueryId} exceeded its deadline of {_settings.QueryTimeout.TotalSeconds:0.#}s ({Phase()})", null));
         Receive<Terminated>(t => HostLost(t.ActorRef, "its actor stopped or its node left the cluster"));
         Receive<ClusterEvent.UnreachableMember>(m => HostUnreachable(m.Member.Address));
+        Receive<DisassociatedEvent>(e => HostDisconnected(e.RemoteAddress));
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs) =>
-        Akka.Actor.Props.Create(() => new QueryRun(query, caller, hosts, settings, queueMs));
+    public static Props Props(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs,
+        NcclRingTable.Ring? ring = null) =>
+        Akka.Actor.Props.Create(() => new QueryRun(query, caller, hosts, settings, queueMs, ring));
+
+    /// <summary>The hosts a query runs on, from the live hosts in ring order: dense uses the first one only.</summary>
+    public static IReadOnlyList<RegisterHost> HostsFor(AttentionMode mode, IReadOnlyList<RegisterHost> hosts) =>
+        mode == AttentionMode.Dense && hosts.Count > 1 ? [hosts[0]] : hosts;
+
+    /// <summary>Every host is a GPU and there are several: the ranks talk over an NCCL ring.</summary>
+    public static bool NeedsNcclRing(IReadOnlyList<RegisterHost> hosts) =>
+        hosts.Count > 1 && hosts.All(h => h.Device.StartsWith("cuda", StringComparison.Ordinal));
 
     protected override void PreStart()
     {
@@ -88,7 +116,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         _prompt = prompt!;
         try
         {
-            if (_query.Mode == AttentionMode.Dense) _hosts.RemoveRange(1, _hosts.Count - 1); // dense: one host
+            if (_query.Mode == AttentionMode.Dense && _hosts.Count > 1) _hosts.RemoveRange(1, _hosts.Count - 1); // dense: one host
             _plan = QueryPlanning.Plan(_query.Mode, _hosts.Count, _prompt.Document.Length, _prompt.Question.Length,
                 _query.Apb?.AnchorLength, _query.Apb?.PassingLength, _settings.Model);
         }
@@ -101,34 +129,82 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         _decode = _settings.Codec?.CreateDecoder();
         foreach (var h in _hosts) Context.Watch(h.Host);
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.UnreachableMember));
+        Context.System.EventStream.Subscribe(Self, typeof(DisassociatedEvent));
         Send(new QueryAccepted(_query.QueryId, new QueryPlanSummary(
             _hosts.Select(h => h.HostId).ToList(), _plan.Blocks.Select(b => b.Length).ToList(), _plan.AnchorLength, _plan.PassingLength)));
 
         var gpus = _hosts.Count(h => h.Device.StartsWith("cuda", StringComparison.Ordinal));
-        if (gpus == 0) Dispatch(null);
-        else if (gpus < _hosts.Count) Fail("the hosts mix CPU and GPU devices; a query's ranks must all use one data plane", null);
-        else _hosts[0].Host.Tell(new NcclIdRequest(_query.QueryId)); // rank 0 makes the NCCL id
+        if (gpus > 0 && gpus < _hosts.Count) Fail("the hosts mix CPU and GPU devices; a query's ranks must all use one data plane", null);
+        else if (!NeedsNcclRing(_hosts)) Dispatch(); // CPU hosts (TCP mesh), or one GPU (no NCCL needed)
+        else if (_knownRing is { } ring && NcclRingTable.MembersOf(_hosts).SequenceEqual(ring.Members)) CheckRing(ring);
+        else NewRing();
     }
 
-    protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
+    protected override void PostStop()
+    {
+        Cluster.Get(Context.System).Unsubscribe(Self);
+        Context.System.EventStream.Unsubscribe(Self);
+    }
+
+    /// <summary>Reuse only if every member still holds the ring's communicator, idle.</summary>
+    private void CheckRing(NcclRingTable.Ring ring)
+    {
+        _checking = ring;
+        foreach (var h in _hosts) h.Host.Tell(new NcclRingCheck(_query.QueryId, ring.RingId));
+    }
+
+    private void OnRingStatus(NcclRingStatus status)
+    {
+        if (_done || _checking is not { } ring || status.RingId != ring.RingId) return;
+        if (!status.Ready)
+        {
+            _checking = null;
+            _log.Info("query {0}: host {1} no longer holds NCCL ring {2}; forming a new ring", _query.QueryId, status.HostId, ring.RingId);
+            Context.Parent.Tell(new RingBroken(ring, $"host {status.HostId} no longer holds it"));
+            NewRing();
+            return;
+        }
+        _ringReady.Add(status.HostId);
+        if (!_hosts.All(h => _ringReady.Contains(h.HostId))) return;
+        _checking = null;
+        _ring = ring;
+        Dispatch(reuse: true);
+    }
+
+    /// <summary>Rank 0 makes the NCCL unique id of a new ring (its process hosts NCCL's bootstrap root).</summary>
+    private void NewRing()
+    {
+        _awaitingNcclId = true;
+        _hosts[0].Host.Tell(new NcclIdRequest(_query.QueryId));
+    }
 
     private void OnNcclId(NcclIdReply reply)
     {
-        if (reply.Id is null) Fail(reply.Error ?? "rank 0 returned no NCCL id", _hosts[0].HostId);
-        else Dispatch(reply.Id);
+        if (_done || !_awaitingNcclId) return;
+        _awaitingNcclId = false;
+        if (reply.Id is null)
+        {
+            Fail(reply.Error ?? "rank 0 returned no NCCL id", _hosts[0].HostId);
+            return;
+        }
+        _ring = new NcclRingTable.Ring(Guid.NewGuid().ToString("N"), _hosts.ToList(), reply.Id);
+        Context.Parent.Tell(new RingFormed(_ring));
+        Dispatch(reuse: false);
     }
 
-    /// <summary>The anchor broadcast: every host gets the document, the question and its rank.</summary>
-    private void Dispatch(byte[]? ncclId)
+    /// <summary>The anchor broadcast: every host gets the document, the question, its rank and the data plane.</summary>
+    private void Dispatch(bool reuse = false)
     {
         _dispatched = true;
         var ids = _hosts.Select(h => h.HostId).ToList();
         var endpoints = _hosts.Select(h => h.DataEndpoint).ToList();
+        var ncclId = _ring is { } r && !reuse ? r.NcclId : null;
         for (int rank = 0; rank < _hosts.Count; rank++)
             _hosts[rank].Host.Tell(new RunShard(_query.QueryId, Self, rank, _hosts.Count, ids, endpoints, ncclId, _query.Mode,
                 _plan!.AnchorLength, _plan.PassingLength, _query.Apb?.Compressor ?? "", _prompt!.Document, _prompt.Question,
-                _query.Generation, (int)_settings.CollectiveTimeout.TotalMilliseconds));
-        _log.Info("query {0}: {1} on {2}", _query.QueryId, _plan, string.Join(" -> ", ids));
+                _query.Generation, (int)_settings.CollectiveTimeout.TotalMilliseconds, _ring?.RingId ?? "", reuse));
+        _log.Info("query {0}: {1} on {2}{3}", _query.QueryId, _plan, string.Join(" -> ", ids),
+            _ring is null ? "" : reuse ? $" (NCCL ring {_ring.RingId}, warm)" : $" (new NCCL ring {_ring.RingId})");
     }
 
     private void OnProgress(PrefillProgress p)
@@ -203,11 +279,22 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         if (host is not null && !_finished.Contains(host.HostId)) Fail($"host {host.HostId} became unreachable (node {address})", host.HostId);
     }
 
+    /// <summary>The remoting connection to a host's node ended (its process died: the kernel closed its sockets). An
+    /// NCCL rank waiting on that host notices nothing until its watchdog deadline and the failure detector takes
+    /// seconds, so this fails the query at once, naming the host.</summary>
+    private void HostDisconnected(Address address)
+    {
+        var host = _hosts.FirstOrDefault(h => h.Host.Path.Address.Equals(address));
+        if (host is not null && !_finished.Contains(host.HostId))
+            Fail($"host {host.HostId} is gone: its node {address} closed the connection to the router (process exited or killed?)", host.HostId);
+    }
+
     /// <summary>Both the caller and whoever cancelled (e.g. `query cancel` in the admin shell) hear it.</summary>
     private void Cancel(IActorRef canceller)
     {
         if (_done) return;
         StopHosts();
+        GiveUpRing("the query was cancelled");
         Send(new QueryCancelled(_query.QueryId));
         if (!canceller.Equals(_caller) && !canceller.IsNobody()) canceller.Tell(new QueryCancelled(_query.QueryId));
         _log.Info("query {0} cancelled after {1:0} ms", _query.QueryId, _clock.Elapsed.TotalMilliseconds);
@@ -218,6 +305,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     {
         if (_done) return;
         StopHosts();
+        GiveUpRing($"query {_query.QueryId} failed: {reason}");
         Send(new QueryFailed(_query.QueryId, reason, host));
         _log.Warning("query {0} failed{1}: {2}", _query.QueryId, host is null ? "" : $" (host {host})", reason);
         Finish();
@@ -226,7 +314,11 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void Complete(FinishReason reason)
     {
         if (_done) return;
-        if (_finished.Count < _hosts.Count) StopHosts(); // stopped early (stop string)
+        if (_finished.Count < _hosts.Count)
+        {
+            StopHosts(); // stopped early (stop string): the ranks abort mid-decode
+            GiveUpRing("the query stopped early");
+        }
         var now = _clock.Elapsed.TotalMilliseconds;
         var ttft = _tokens.Count > 0 ? _firstTokenMs : now;
         var timings = new PhaseTimings(_queueMs, _planMs, _prefillMs, ttft, now - ttft, _queueMs + now);
@@ -234,6 +326,12 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
             _prompt!.Document.Length + _prompt.Question.Length, _tokens.Count));
         _log.Info("query {0} completed: {1} tokens, ttft {2:0} ms, total {3:0} ms", _query.QueryId, _tokens.Count, ttft, now);
         Finish();
+    }
+
+    /// <summary>The hosts abort their communicators after a run that did not end cleanly; the router must not offer the ring again.</summary>
+    private void GiveUpRing(string reason)
+    {
+        if (_ring is { } ring && _dispatched) Context.Parent.Tell(new RingBroken(ring, reason));
     }
 
     /// <summary>Every host drops the query (idempotent on hosts that finished or never started it).</summary>

@@ -1,7 +1,6 @@
 using Akka.Actor;
 using ApbCluster.Contracts;
 using ApbCluster.NativeInterop;
-using ApbCluster.Parallel.Collectives;
 using ApbCluster.Runtime.DataPlane;
 using ApbCluster.Runtime.Engine;
 using ApbCluster.Runtime.Metrics;
@@ -11,8 +10,11 @@ namespace ApbCluster.Runtime.Actors;
 /// <summary>
 /// One rank of one query on a dedicated thread: connect the data plane, run the engine, report.
 /// Progress and tokens go straight to the coordinator (Tell is thread-safe); the outcome comes
-/// back to the GpuHost as <see cref="ShardRun.Ended"/>. <see cref="Abort"/> cancels and closes the
-/// data plane so a rank blocked in a collective (and its peers) stop at once.
+/// back to the GpuHost as <see cref="ShardRun.Ended"/>. <see cref="Abort"/> (any thread) cancels and stops
+/// the data plane so a rank blocked in a collective (and its peers) stop at once: a TCP mesh is closed; an
+/// NCCL communicator is asked to abort, which the shard thread itself carries out (ncclCommAbort) at its
+/// next watchdog poll, so the handle is never freed under it. The data plane ends on the shard thread: a
+/// warm NCCL ring's communicator is kept after a clean run and aborted and dropped after any other end.
 /// </summary>
 internal sealed class ShardRun : IShardEvents
 {
@@ -22,7 +24,7 @@ internal sealed class ShardRun : IShardEvents
     private readonly RunShard _work;
     private readonly string _hostId;
     private readonly CancellationTokenSource _cts = new();
-    private ICollective? _collective;
+    private QueryCollective? _collective;
     private int _chunk;
     private long _layerStarted;
 
@@ -40,8 +42,8 @@ internal sealed class ShardRun : IShardEvents
 
     public bool Aborted => _cts.IsCancellationRequested;
 
-    /// <summary>The data plane is an NCCL communicator (GPU hosts), not the TCP mesh.</summary>
-    public bool UsesNccl => _work.NcclUniqueId is not null;
+    /// <summary>The data plane is an NCCL ring (GPU hosts), not the TCP mesh.</summary>
+    public bool UsesNccl => CollectiveFactory.UsesNccl(_work);
 
     public static ShardRun Start(RunShard work, string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef host)
     {
@@ -55,25 +57,27 @@ internal sealed class ShardRun : IShardEvents
         return run;
     }
 
+    /// <summary>Thread-safe (the host actor calls it): cancel the run and stop its data plane.</summary>
     public void Abort()
     {
         _cts.Cancel();
-        Volatile.Read(ref _collective)?.Dispose();
+        Volatile.Read(ref _collective)?.AbortFromAnyThread("the query was cancelled or aborted");
     }
 
     private Ended Execute(IShardEngine engine, CollectiveFactory collectives)
     {
+        QueryCollective? collective = null;
+        bool clean = false;
         try
         {
-            var collective = collectives.CreateAsync(_work, _cts.Token).GetAwaiter().GetResult();
+            collective = collectives.Acquire(_work, _cts.Token);
             Volatile.Write(ref _collective, collective);
-            if (_cts.IsCancellationRequested) collective.Dispose();
-            using (collective)
-            {
-                _layerStarted = System.Diagnostics.Stopwatch.GetTimestamp();
-                var outcome = engine.Run(_work, collective, this, _cts.Token);
-                return new Ended(QueryId, outcome, null, false);
-            }
+            if (collective.Ring is { } ring) ApbMetrics.NcclRing(_hostId, ring.Reused);
+            if (_cts.IsCancellationRequested) collective.AbortFromAnyThread("the query was cancelled or aborted"); // Abort ran before the write above
+            _layerStarted = System.Diagnostics.Stopwatch.GetTimestamp();
+            var outcome = engine.Run(_work, collective.Collective, this, _cts.Token);
+            clean = !_cts.IsCancellationRequested;
+            return new Ended(QueryId, outcome, null, false);
         }
         catch (Exception e)
         {
@@ -81,6 +85,7 @@ internal sealed class ShardRun : IShardEvents
         }
         finally
         {
+            collective?.End(clean);
             collectives.Forget(QueryId);
         }
     }

@@ -13,7 +13,7 @@ namespace ApbCluster.Runtime.Metrics;
 /// <item>router: <see cref="SetQueue"/> when the queue or in-flight count changes (also refreshed from
 ///   GetClusterStatus at each scrape);</item>
 /// <item>GpuHost: <see cref="PrefillLayer"/> after each layer, <see cref="NcclAbort"/> when a
-///   communicator is aborted; host memory and KV are refreshed at each scrape from ClusterStatus;</item>
+///   communicator is aborted, <see cref="NcclRing"/> when a query joins or reuses a warm NCCL ring; host memory and KV are refreshed at each scrape from ClusterStatus;</item>
 /// <item>HTTP front door: <see cref="HttpRequest"/>.</item>
 /// </list>
 /// </summary>
@@ -68,6 +68,9 @@ public static class ApbMetrics
 
     private static readonly Counter NcclAborts = Prometheus.Metrics.CreateCounter(
         "apb_nccl_aborts_total", "NCCL communicators aborted (peer died, watchdog, deadline).", "host");
+
+    private static readonly Counter NcclRings = Prometheus.Metrics.CreateCounter(
+        "apb_nccl_ring_uses_total", "Queries run on an NCCL ring, by whether the communicator was joined for it or reused warm.", "host", "communicator");
 
     private static readonly Counter HttpRequests = Prometheus.Metrics.CreateCounter(
         "apb_http_requests_total", "HTTP front door requests by route and status code.", "route", "status");
@@ -140,6 +143,9 @@ public static class ApbMetrics
     }
 
     public static void NcclAbort(string hostId) => NcclAborts.WithLabels(hostId).Inc();
+
+    /// <summary>A query's rank got its NCCL communicator: joined for it, or reused from the ring's earlier queries.</summary>
+    public static void NcclRing(string hostId, bool reused) => NcclRings.WithLabels(hostId, reused ? "reused" : "joined").Inc();
 
     public static void HttpRequest(string route, int status) => HttpRequests.WithLabels(route, status.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
 

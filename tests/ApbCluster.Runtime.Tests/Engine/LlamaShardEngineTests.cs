@@ -44,8 +44,9 @@ public sealed class LlamaShardEngineTests
             {
                 var work = new RunShard("q", Akka.Actor.ActorRefs.Nobody, rank, 3, ["h0", "h1", "h2"], endpoints, null, mode,
                     plan.AnchorLength, plan.PassingLength, "", doc, question, Contracts.GenerationOptions.Greedy(maxNew), 10_000);
-                using var c = new CollectiveFactory(listeners[rank], "cpu").CreateAsync(work, CancellationToken.None).GetAwaiter().GetResult();
-                return engines[rank].Run(work, c, recorders[rank], CancellationToken.None);
+                var c = new CollectiveFactory(listeners[rank], "cpu").Acquire(work, CancellationToken.None);
+                try { return engines[rank].Run(work, c.Collective, recorders[rank], CancellationToken.None); }
+                finally { c.End(clean: true); }
             }, TaskCreationOptions.LongRunning)).ToArray();
             Assert.True(Task.WaitAll(runs, TimeSpan.FromSeconds(120)), "engines did not finish");
 

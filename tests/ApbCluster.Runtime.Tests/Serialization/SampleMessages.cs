@@ -51,7 +51,9 @@ public static class SampleMessages
         new RunShard("q-1", someActor, 1, 3, ["h0", "h1", "h2"], ["127.0.0.1:1", "127.0.0.1:2", "10.0.0.3:3"], null, AttentionMode.Apb, 64, 32,
             "query-aware", [1, 2, 3, 500], [7, 8], GenerationOptions.Greedy(8), 10_000),
         new RunShard("q-2", someActor, 0, 2, ["x", "y"], ["a:1", "b:2"], [.. Enumerable.Range(0, 128).Select(i => (byte)i)], AttentionMode.Ring, 0, 0,
-            "", [], [1], new GenerationOptions(4, 0.5f, 0.9f, 7, ["x"]), 1),
+            "", [], [1], new GenerationOptions(4, 0.5f, 0.9f, 7, ["x"]), 1, "ring-7f3a", false),
+        new RunShard("q-3", someActor, 1, 2, ["x", "y"], ["a:1", "b:2"], null, AttentionMode.Apb, 16, 8,
+            "retaining-heads", [3, 4], [5], GenerationOptions.Greedy(2), 10_000, "ring-7f3a", true),
         new ShardTokens("q-1", 3, [42]),
         new ShardFinished("q-1", "h2", 2, 12.5, 99.25, 8),
         new ShardFailed("q-1", "h0", "layer 2 passing block: peer h1 disconnected", "h1", true),
@@ -59,5 +61,9 @@ public static class SampleMessages
         new NcclIdRequest("q-1"),
         new NcclIdReply("q-1", [1, 2, 3], null),
         new NcclIdReply("q-1", null, "no NCCL"),
+        new NcclRingCheck("q-1", "ring-7f3a"),
+        new NcclRingStatus("q-1", "10.0.0.2:4053/gpu0", "ring-7f3a", true),
+        new NcclRingStatus("q-1", "h1", "", false),
+        new DropNcclRing("ring-7f3a", "host h1 was removed"),
     ];
 }
