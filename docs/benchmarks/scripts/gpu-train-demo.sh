@@ -66,5 +66,5 @@ cat $W/eval.out | tee -a "$OUT/run.txt"
 [[ $rc == 0 ]] || tail -5 $W/eval.err | tee -a "$OUT/run.txt"
 stamp "eval rc=$rc in $((SECONDS - t0)) s"
 
-tar -C $W -cJf "$OUT/demo-model.tar.xz" apb-demo-model
+XZ_OPT=-T0 tar -C $W -cJf "$OUT/demo-model.tar.xz" apb-demo-model
 ls -la "$OUT" | tee -a "$OUT/run.txt"
