@@ -60,7 +60,8 @@ internal static class AskCommand
             string doc = ReadContext(pr.GetValue(context)!);
             if (pr.GetValue(m.Model) is null) throw new CliUsageException("--model is required (or --cluster to ask a running cluster).");
             return AskInProcess(pr, m, doc, pr.GetValue(question)!, parallelMode, pr.GetValue(hosts), pr.GetValue(anchor),
-                pr.GetValue(passing), pr.GetValue(compressor), pr.GetValue(heads), pr.GetValue(maxNew), pr.GetValue(json));
+                pr.GetValue(passing), pr.GetValue(compressor),
+                pr.GetValue(heads) ?? RetainingHeadsFile.Beside(pr.GetValue(m.Model)!), pr.GetValue(maxNew), pr.GetValue(json));
         }));
         return cmd;
     }

@@ -29,7 +29,8 @@ internal static class EvalCommand
         m.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
-            string? headsPath = pr.GetValue(heads);
+            // Trained heads beside the weights are used unless --retaining-heads names others.
+            string? headsPath = pr.GetValue(heads) ?? RetainingHeadsFile.Beside(pr.GetValue(m.Model)!);
             var options = new EvalOptions
             {
                 Tasks = Usage("--tasks", () => Split(pr.GetValue(tasks)!).Select(EvalTasks.Parse).Distinct().ToArray()),

@@ -10,6 +10,13 @@ public static class RetainingHeadsFile
     /// <summary>Where a model folder keeps its trained heads, beside the weights.</summary>
     public const string DefaultFileName = "retaining_heads.safetensors";
 
+    /// <summary>The heads file beside a model folder's weights, or null when the folder has none.</summary>
+    public static string? Beside(string modelDirectory)
+    {
+        var path = Path.Combine(modelDirectory, DefaultFileName);
+        return File.Exists(path) ? path : null;
+    }
+
     public static RetainingHeadCompressor Load(string path, ModelConfig config, Device device, ScalarType dtype)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"retaining heads file not found: {path}", path);

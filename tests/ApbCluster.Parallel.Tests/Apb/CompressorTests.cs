@@ -107,6 +107,20 @@ public class CompressorTests
     }
 
     [Fact]
+    public void TrainedHeadsAreFoundBesideTheModelsWeights()
+    {
+        var dir = Directory.CreateTempSubdirectory("apb-heads-").FullName;
+        try
+        {
+            Assert.Null(RetainingHeadsFile.Beside(dir));
+            var path = Path.Combine(dir, RetainingHeadsFile.DefaultFileName);
+            RetainingHeadsFile.Save(path, RetainingHeadCompressor.CreateRandom(2, 16, 8, 2, seed: 1));
+            Assert.Equal(path, RetainingHeadsFile.Beside(dir));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
     public void RandomCompressorIsSeeded()
     {
         var k = zeros(1, 9, 2, 4);
