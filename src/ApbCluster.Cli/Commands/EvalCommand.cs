@@ -43,7 +43,7 @@ internal static class EvalCommand
                 Seed = pr.GetValue(seed),
             };
             if (options.Modes.Contains(EvalMode.ApbRetaining) && headsPath is null)
-                throw new CliUsageException("--modes apb-retaining needs --retaining-heads FILE (train one with `apb train retaining-heads`).");
+                throw new CliUsageException($"--modes apb-retaining needs --retaining-heads FILE or {RetainingHeadsFile.DefaultFileName} in the model folder (train them with `apb train retaining-heads`).");
             if (headsPath is not null && !File.Exists(headsPath))
                 throw new CliUsageException($"--retaining-heads {headsPath}: file not found.");
 
