@@ -15,7 +15,7 @@ GPUS=${GPUS:-2}; HOSTS=${HOSTS:-2}
 cat "$OUT/bench.log"
 
 echo "== GPU tests"
-timeout 240 "$APB_BIN/ApbCluster.Parallel.Tests" -trait Category=Gpu -verbose > "$OUT/parallel-tests.log" 2>&1
+timeout 240 "$APB_BIN/ApbCluster.Parallel.Tests" -trait Category=Gpu -verbose -showLiveOutput > "$OUT/parallel-tests.log" 2>&1
 grep -E "Total:|\[FAIL\]|kernel|host [01]:|greedy|passing:|relative error|max abs" "$OUT/parallel-tests.log" | grep -v "^\s*$" | head -60
 
 echo "== bench: every mode, paper defaults"
