@@ -97,6 +97,9 @@ public class DemoTrainingTests
         Assert.Equal(new long[] { 0, 2, 3, 4, 7, 8 }, t.Positions.data<long>().ToArray());
         Assert.Equal(new long[] { 2, 4, 5, 9, 3, 9 }, t.Targets.data<long>().ToArray());
         Assert.Equal(new float[] { 0, 0, 1, 1, 0, 1 }, t.IsAnswer.data<float>().ToArray());
+        Assert.Equal(new float[] { 1, 1, 0, 0, 1, 0 }, t.IsLm.data<float>().ToArray());
+        Assert.Equal(3f, t.AnswerCount.item<float>());
+        Assert.Equal(3f, t.LmCount.item<float>());
         Assert.Equal(new long[] { 0, 0, 0, 0, 1, 1 }, t.Rows.data<long>().ToArray());
     }
 

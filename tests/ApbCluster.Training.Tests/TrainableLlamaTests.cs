@@ -73,11 +73,9 @@ public class TrainableLlamaTests
         using var scope = NewDisposeScope();
         var ids = randint(0, 2530, [2, 33], generator: new Generator(5));
         model.Forward(ids, ScalarType.Float32).pow(2).mean().backward();
-        foreach (var (name, p) in model.NamedParameters)
-        {
-            Assert.True(p.grad is not null, name);
-            Assert.True(p.grad!.abs().sum().item<float>() > 0, $"{name} has a zero gradient");
-        }
+        Assert.Equal(TrainableLlama.Shapes(model.Config).Count(), model.Names.Count);
+        foreach (var name in model.Names)
+            Assert.True(model.Gradient(name)!.abs().sum().item<float>() > 0, $"{name} has a zero gradient");
     }
 
     [Fact]
@@ -92,8 +90,38 @@ public class TrainableLlamaTests
         double actual = DemoModelTrainer.ClipGradients(b, 0.5).item<float>();
         Assert.Equal(expected, actual, expected * 1e-5);
         Assert.True(expected > 0.5); // the clip did something
-        foreach (var (pa, pb) in a.Parameters.Zip(b.Parameters))
-            Assert.True(pa.grad!.allclose(pb.grad!, 1e-5, 1e-8));
+        Assert.True(a.Flat.grad!.allclose(b.Flat.grad!, 1e-5, 1e-8));
+    }
+
+    [Fact]
+    public void FlatAdamWMatchesTorchAdamWWithDecayGroups()
+    {
+        TorchRuntime.EnsureLoaded("cpu");
+        var g = new Generator(8);
+        using var w = randn([3, 4], generator: g);   // decayed
+        using var n = randn([5], generator: g);      // not decayed
+        var pw = new TorchSharp.Modules.Parameter(w.clone(), requires_grad: true);
+        var pn = new TorchSharp.Modules.Parameter(n.clone(), requires_grad: true);
+        var flat = new TorchSharp.Modules.Parameter(cat([w.reshape(-1), n]).clone(), requires_grad: true);
+        using var mask = cat([ones(12), zeros(5)]);
+        using var reference = optim.AdamW([
+            new TorchSharp.Modules.AdamW.ParamGroup([pw], 0.01, 0.9, 0.95, 1e-8, 0.1, false, false),
+            new TorchSharp.Modules.AdamW.ParamGroup([pn], 0.01, 0.9, 0.95, 1e-8, 0.0, false, false),
+        ], 0.01);
+        using var ours = new FlatAdamW(flat, mask, 0.9, 0.95, 1e-8, 0.1);
+        for (int step = 0; step < 4; step++)
+        {
+            using var scope = NewDisposeScope();
+            using var target = randn([17], generator: g);
+            reference.zero_grad();
+            (cat([pw.reshape(-1), pn]) - target).pow(3).sum().backward();
+            reference.step();
+            ours.ZeroGrad();
+            (flat - target).pow(3).sum().backward();
+            ours.Step(0.01);
+        }
+        using var expected = cat([pw.detach().reshape(-1), pn.detach()]);
+        Assert.True(flat.detach().allclose(expected, 1e-5, 1e-6), $"max difference {(flat.detach() - expected).abs().max().item<float>()}");
     }
 
     [Fact]
@@ -104,8 +132,11 @@ public class TrainableLlamaTests
         using var a = TrainableLlama.Create(config, 9, CPU);
         using var b = TrainableLlama.Create(config, 9, CPU);
         using var c = TrainableLlama.Create(config, 10, CPU);
-        Assert.Equal(DemoArchitecture.VocabRows(2530), (int)a.NamedParameters[0].Value.shape[0]);
-        Assert.True(a.NamedParameters.Zip(b.NamedParameters).All(p => p.First.Value.eq(p.Second.Value).all().item<bool>()));
-        Assert.False(a.NamedParameters[0].Value.eq(c.NamedParameters[0].Value).all().item<bool>());
+        using var scope = NewDisposeScope();
+        Assert.Equal(DemoArchitecture.VocabRows(2530), (int)a.Weight("model.embed_tokens.weight").shape[0]);
+        Assert.True(a.Flat.eq(b.Flat).all().item<bool>());
+        Assert.False(a.Flat.eq(c.Flat).all().item<bool>());
+        Assert.Equal(1f, a.Weight("model.norm.weight").mean().item<float>());
+        Assert.Equal(a.ParameterCount, TrainableLlama.Shapes(config).Sum(s => s.Shape.Aggregate(1L, (x, y) => x * y)));
     }
 }

@@ -64,12 +64,8 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
         DemoModelFolder.WriteTokenizer(outDir, tokenizer);
         var config = o.Architecture.ToConfig(tokenizer.Size, tokenizer.BosId, tokenizer.EosId, DemoModelFolder.DtypeName(saveDtype));
         using var model = TrainableLlama.Create(config, o.Seed, device);
-        var decay = model.NamedParameters.Where(p => p.Value.dim() == 2 && p.Name != "model.embed_tokens.weight").Select(p => p.Value).ToList();
-        var noDecay = model.NamedParameters.Where(p => !decay.Contains(p.Value)).Select(p => p.Value).ToList();
-        using var optimizer = optim.AdamW([
-            new TorchSharp.Modules.AdamW.ParamGroup(decay, o.LearningRate, o.Beta1, o.Beta2, 1e-8, o.WeightDecay, false, false),
-            new TorchSharp.Modules.AdamW.ParamGroup(noDecay, o.LearningRate, o.Beta1, o.Beta2, 1e-8, 0.0, false, false),
-        ], o.LearningRate);
+        using var decayMask = model.Mask((name, shape) => shape.Length == 2 && name != "model.embed_tokens.weight"); // matrices only
+        using var optimizer = new FlatAdamW(model.Flat, decayMask, o.Beta1, o.Beta2, 1e-8, o.WeightDecay);
         using var examples = new DemoExamples(outDir, o.Seed, o.TaskWeights);
 
         onInfo?.Invoke($"demo model: {model.ParameterCount:N0} parameters ({config.NumLayers} layers, hidden {config.HiddenSize}, " +
@@ -116,16 +112,15 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
             var batch = examples.Get(new BatchKey(phase, phaseSteps[phase], p.Length, BatchSize(p)));
             double dataWait = stepClock.Elapsed.TotalSeconds;
             double lr = LearningRate(Math.Max(progress, (step + 1.0) / o.Steps));
-            foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
 
             double[] stats;
             using (var scope = NewDisposeScope())
             {
                 var (loss, values) = Loss(model, batch, examples.EosId, compute);
-                optimizer.zero_grad();
+                optimizer.ZeroGrad();
                 loss.backward();
                 var gradNorm = ClipGradients(model, o.ClipNorm);
-                optimizer.step();
+                optimizer.Step(lr);
                 // The step's one host sync: its numbers, read after every kernel of the step is queued.
                 stats = cat([values, gradNorm.reshape(1)]).to(ScalarType.Float64, CPU).data<double>().ToArray();
             }
@@ -184,14 +179,19 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
         }
     }
 
-    /// <summary>Scales the gradients so their global L2 norm is at most <paramref name="maxNorm"/> (torch's clip_grad_norm_),
-    /// with tensor ops only: TorchSharp's version returns the norm as a double, a host sync between backward and the optimiser.</summary>
+    /// <summary>Scales the gradient so its L2 norm is at most <paramref name="maxNorm"/> (torch's clip_grad_norm_: factor
+    /// max / (norm + 1e-6), capped at 1) and returns the norm before clipping, with tensor ops only: TorchSharp's version
+    /// returns a double, a host sync between backward and the optimiser.</summary>
     public static Tensor ClipGradients(TrainableLlama model, double maxNorm)
     {
-        var grads = model.Parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
-        var total = stack(grads.Select(g => g.norm()).ToArray()).norm();
-        var scale = (maxNorm / (total + 1e-6)).clamp_max(1.0);
-        foreach (var g in grads) g.mul_(scale);
+        using var noGrad = no_grad();
+        var g = model.Flat.grad ?? throw new InvalidOperationException("no gradient to clip: run backward first.");
+        var dev = g.device;
+        var total = g.norm();
+        var scale = tensor(maxNorm, dtype: ScalarType.Float32, device: dev)
+            .div(total.add(tensor(1e-6, dtype: ScalarType.Float32, device: dev), TorchConstants.One))
+            .minimum(tensor(1.0, dtype: ScalarType.Float32, device: dev));
+        g.mul_(scale);
         return total;
     }
 
@@ -209,7 +209,8 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
     }
 
     /// <summary>The step's loss (with autograd) and its numbers [loss, answer loss, LM loss, answer token accuracy, answer exact].
-    /// Logits are computed only where a loss is taken: every answer position and every <see cref="DemoTrainingOptions.LmStride"/>-th other one.</summary>
+    /// Logits are computed only where a loss is taken: every answer position and every <see cref="DemoTrainingOptions.LmStride"/>-th other one.
+    /// No implicit TorchSharp Scalars (<see cref="TorchConstants"/>): constants are 0-dim tensors.</summary>
     public (Tensor Loss, Tensor Values) Loss(TrainableLlama model, IReadOnlyList<DemoExample> batch, int padId, ScalarType compute)
     {
         var t = Tensors(batch, padId, options.LmStride, model.Device);
@@ -217,22 +218,25 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
         var selected = normed.view(-1, normed.shape[^1]).index_select(0, t.Positions);
         var logits = model.Logits(selected, compute);
         var ce = nn.functional.cross_entropy(logits.to(ScalarType.Float32), t.Targets, reduction: nn.Reduction.None);
-        var lmMask = 1 - t.IsAnswer;
-        var answerLoss = (ce * t.IsAnswer).sum() / t.IsAnswer.sum();
-        var lmLoss = (ce * lmMask).sum() / lmMask.sum().clamp_min(1);
-        var loss = options.LmWeight > 0 ? answerLoss + lmLoss * options.LmWeight : answerLoss;
+        var answerLoss = ce.mul(t.IsAnswer).sum().div(t.AnswerCount);
+        var lmLoss = ce.mul(t.IsLm).sum().div(t.LmCount);
+        var loss = options.LmWeight > 0
+            ? answerLoss.add(lmLoss.mul(tensor(options.LmWeight, dtype: ScalarType.Float32, device: model.Device)), TorchConstants.One)
+            : answerLoss;
         using var noGrad = no_grad();
-        var wrong = logits.argmax(-1).ne(t.Targets).to(ScalarType.Float32) * t.IsAnswer;
-        var accuracy = 1 - wrong.sum() / t.IsAnswer.sum();
-        var wrongPerRow = zeros(batch.Count, device: model.Device).index_add_(0, t.Rows, wrong, 1);
-        var exact = wrongPerRow.eq(0).to(ScalarType.Float32).mean();
+        var wrong = logits.argmax(-1).ne(t.Targets).to(ScalarType.Float32).mul(t.IsAnswer);
+        var accuracy = t.IsAnswer.sub(wrong).sum().div(t.AnswerCount);
+        var wrongPerRow = zeros(batch.Count, dtype: ScalarType.Float32, device: model.Device).scatter_add_(0, t.Rows, wrong);
+        var exact = wrongPerRow.logical_not().to(ScalarType.Float32).mean();
         var values = stack([loss.detach(), answerLoss.detach(), lmLoss.detach(), accuracy, exact]);
         return (loss, values);
     }
 
     /// <summary>A batch as tensors: right-padded ids [B, T]; the flat positions (row x T + column) where a loss is
-    /// taken, with their next-token targets, 1 for answer positions (0 for LM ones) and their rows.</summary>
-    public sealed record BatchTensors(Tensor Ids, Tensor Positions, Tensor Targets, Tensor IsAnswer, Tensor Rows);
+    /// taken, with their next-token targets, 1 for answer positions (<see cref="IsAnswer"/>) or LM ones (<see cref="IsLm"/>),
+    /// their rows, and the two counts (0-dim, at least 1).</summary>
+    public sealed record BatchTensors(Tensor Ids, Tensor Positions, Tensor Targets, Tensor IsAnswer, Tensor IsLm, Tensor Rows,
+        Tensor AnswerCount, Tensor LmCount);
 
     /// <summary>Answer positions: from the prompt's last token (which predicts the first answer token) to the one before
     /// EOS. LM positions: every <paramref name="lmStride"/>-th earlier position, from an offset that varies by row.</summary>
@@ -260,8 +264,11 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
                 rows.Add(r);
             }
         }
+        int answers = (int)isAnswer.Sum();
         return new BatchTensors(tensor(ids, [b, t], device: device), tensor(positions.ToArray(), device: device),
-            tensor(targets.ToArray(), device: device), tensor(isAnswer.ToArray(), device: device), tensor(rows.ToArray(), device: device));
+            tensor(targets.ToArray(), device: device), tensor(isAnswer.ToArray(), device: device),
+            tensor(isAnswer.Select(a => 1 - a).ToArray(), device: device), tensor(rows.ToArray(), device: device),
+            tensor((float)Math.Max(1, answers), device: device), tensor((float)Math.Max(1, isAnswer.Count - answers), device: device));
     }
 
     private static double Mean(List<DemoStep> log, int phase, Func<DemoStep, double> value)
