@@ -63,7 +63,7 @@ t0=$SECONDS
 rc=$?
 cp $W/eval/eval.md $W/eval/eval.json "$OUT/" 2>/dev/null
 cat $W/eval.out | tee -a "$OUT/run.txt"
-[[ $rc == 0 ]] || tail -5 $W/eval.err | tee -a "$OUT/run.txt"
+[[ $rc == 0 ]] || grep -v "^frame #" $W/eval.err | head -25 | tee -a "$OUT/run.txt" # the message, not the C++ stack
 stamp "eval rc=$rc in $((SECONDS - t0)) s"
 
 XZ_OPT=-T0 tar -C $W -cJf "$OUT/demo-model.tar.xz" apb-demo-model
