@@ -16,6 +16,8 @@ public class TrainDemoVerbTests
     [InlineData("--device", "tpu", "--device 'tpu'")]
     [InlineData("--curriculum", "512-0.5", "'512-0.5' is not LENGTH:SHARE")]
     [InlineData("--curriculum", "32k:1", "phase length 32768 must lie in [256, 16384]")]
+    [InlineData("--task-weights", "haystack:1", "unknown task 'haystack'")]
+    [InlineData("--task-weights", "single-needle:-1", "task weights must be non-negative")]
     public void BadOptionsAreUsageErrors(string option, string value, string message)
     {
         var r = ApbProcess.Run("train", "demo-model", "--out", TempDir(), option, value);

@@ -71,12 +71,13 @@ internal static class TrainCommand
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N (bf16 compute on CUDA, fp32 on CPU)", DefaultValueFactory = _ => "cpu" };
         var log = new Option<string?>("--log") { Description = "CSV of every step's loss, accuracy, learning rate and speed" };
         var batchTokens = new Option<int>("--batch-tokens") { Description = "tokens per step (a phase of length L batches tokens/L sequences)", DefaultValueFactory = _ => 65536 };
-        var lr = new Option<double>("--lr") { Description = "peak AdamW learning rate (warm-up, then cosine to a tenth)", DefaultValueFactory = _ => 1.5e-3 };
+        var lr = new Option<double>("--lr") { Description = "peak AdamW learning rate (warm-up, then cosine to a tenth)", DefaultValueFactory = _ => 2e-3 };
         var size = new Option<string>("--size") { Description = "architecture: demo (4 layers, hidden 256, 3.7 M parameters) or tiny (tests)", DefaultValueFactory = _ => "demo" };
         var saveDtype = new Option<string>("--save-dtype") { Description = "dtype of the saved weights: bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
         var curriculum = new Option<string?>("--curriculum") { Description = "phases as LENGTH:SHARE, e.g. 512:0.3,2k:0.2,8k:0.25,16k:0.25 (default: that, ending at --max-length)" };
+        var taskWeights = new Option<string?>("--task-weights") { Description = "TASK:WEIGHT,... (default single-needle:0.15,multi-key:0.2,multi-value:0.15,variable-tracking:0.5)" };
         var cmd = new Command("demo-model", "Train the small demo model (own tokenizer, Llama architecture) on the eval tasks with a length curriculum.")
-            { output, steps, timeLimit, maxLength, seed, device, log, batchTokens, lr, size, saveDtype, curriculum };
+            { output, steps, timeLimit, maxLength, seed, device, log, batchTokens, lr, size, saveDtype, curriculum, taskWeights };
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             var options = new DemoTrainingOptions
@@ -87,6 +88,7 @@ internal static class TrainCommand
                 Architecture = Usage(() => DemoArchitecture.Named(pr.GetValue(size)!)),
                 Curriculum = pr.GetValue(curriculum) is { } phases ? ParseCurriculum(phases) : null,
             };
+            if (pr.GetValue(taskWeights) is { } weights) options = options with { TaskWeights = ParseTaskWeights(weights) };
             Usage(() => { options.Validate(); return 0; });
             var dtype = pr.GetValue(saveDtype)!.ToLowerInvariant() switch
             {
@@ -129,6 +131,15 @@ internal static class TrainCommand
                 throw new CliUsageException($"--curriculum: '{item}' is not LENGTH:SHARE (e.g. 2k:0.25).");
             return new CurriculumPhase(BenchCommand.ParseLengths(parts[0], "--curriculum")[0], share);
         }).ToArray();
+
+    private static Dictionary<ApbCluster.Evaluation.Tasks.EvalTask, double> ParseTaskWeights(string text) =>
+        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(item =>
+        {
+            var parts = item.Split(':');
+            if (parts.Length != 2 || !double.TryParse(parts[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double w))
+                throw new CliUsageException($"--task-weights: '{item}' is not TASK:WEIGHT (e.g. variable-tracking:0.5).");
+            return (Task: Usage(() => ApbCluster.Evaluation.Tasks.EvalTasks.Parse(parts[0])), Weight: w);
+        }).GroupBy(p => p.Task).ToDictionary(g => g.Key, g => g.Last().Weight);
 
     private static StreamWriter OpenCsv(string path)
     {

@@ -44,6 +44,25 @@ def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tu
     /// <summary>Compiles the TorchScript once (a compile error can abort the process, so do it early).</summary>
     public static void Warm() => _ = Unit.Value;
 
+    // TorchSharp's jit invoke turns a bool or double argument into a temporary Scalar and keeps only its native
+    // handle, so a GC on any thread before the native call reads it can finalize (free) it: seen as
+    // "INTERNAL ASSERT ... c10::Scalar::toLong" in THSJIT_CompilationUnit_Invoke under parallel tests. Scalars
+    // passed as Scalar objects are used as they are: these stay alive (static, or referenced until after the call).
+    private static readonly Scalar CausalTrue = true.ToScalar(), CausalFalse = false.ToScalar();
+
+    private static (Tensor, Tensor) Invoke(string function, Tensor q, Tensor k, Tensor v, bool causal, double scale)
+    {
+        var s = scale.ToScalar();
+        try
+        {
+            return ((Tensor, Tensor))Unit.Value.invoke(function, q, k, v, causal ? CausalTrue : CausalFalse, s);
+        }
+        finally
+        {
+            s.Dispose(); // also keeps s reachable until the call has returned
+        }
+    }
+
     public static (Tensor Out, Tensor Lse) Attend(Tensor q, Tensor k, Tensor v, bool causal, double scale)
     {
         long b = q.shape[0], sq = q.shape[1], hq = q.shape[2], sk = k.shape[1], hkv = k.shape[2];
@@ -65,10 +84,10 @@ def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tu
                 long groups = hq / hkv;
                 var ke = groups == 1 ? k : k.repeat_interleave(groups, dim: 2);
                 var ve = groups == 1 ? v : v.repeat_interleave(groups, dim: 2);
-                var (co, clse) = ((Tensor, Tensor))Unit.Value.invoke("gpu_cudnn", q, ke, ve, causal, scale);
+                var (co, clse) = Invoke("gpu_cudnn", q, ke, ve, causal, scale);
                 return (co, clse.reshape(b, hq, sq).to(ScalarType.Float32));
             }
-            var (o, lse) = ((Tensor, Tensor))Unit.Value.invoke("gpu_flash", q, k, v, causal, scale);
+            var (o, lse) = Invoke("gpu_flash", q, k, v, causal, scale);
             return (o, lse);
         }
         return AttendCpu(q, k, v, causal, scale);
@@ -88,7 +107,7 @@ def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tu
         long groups = hq / k.shape[2];
         var ke = groups == 1 ? k : k.repeat_interleave(groups, dim: 2);
         var ve = groups == 1 ? v : v.repeat_interleave(groups, dim: 2);
-        var (o, lse) = ((Tensor, Tensor))Unit.Value.invoke("gpu_efficient", q, ke, ve, causal, scale);
+        var (o, lse) = Invoke("gpu_efficient", q, ke, ve, causal, scale);
         return (o, lse.narrow(2, 0, sq).reshape(b, hq, sq));
     }
 
@@ -108,7 +127,7 @@ def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tu
         var qh = q.transpose(1, 2);
         var kh = (groups == 1 ? k : k.repeat_interleave(groups, dim: 2)).transpose(1, 2);
         var vh = (groups == 1 ? v : v.repeat_interleave(groups, dim: 2)).transpose(1, 2);
-        var (o, lse) = ((Tensor, Tensor))Unit.Value.invoke("cpu_flash", qh, kh, vh, causal, scale);
+        var (o, lse) = Invoke("cpu_flash", qh, kh, vh, causal, scale);
         return (o.transpose(1, 2), lse.to(ScalarType.Float32));
     }
 }
