@@ -48,6 +48,12 @@ internal sealed class QueryListener : ReceiveActor, IWithTimers
 
     private void OnEvent(IQueryMessage e)
     {
+        // A reply this client could not decode is still a reply to this listener's query (each query has its own).
+        if (e is MalformedMessage bad)
+        {
+            End(new QueryFailed(_queryId, $"a reply from the cluster could not be decoded ({bad.Reason}); do this client's and the cluster's ApbCluster.Contracts versions match?", null));
+            return;
+        }
         if (e.QueryId != _queryId) return;
         if (!_watching && !Sender.IsNobody() && Sender.Path.Address.HasGlobalScope)
         {

@@ -59,5 +59,13 @@ public sealed record CancelQuery(string QueryId) : IQueryMessage;
 
 public sealed record QueryCancelled(string QueryId) : IQueryMessage;
 
+/// <summary>
+/// What <see cref="Serialization.ApbSerializer"/> delivers in place of bytes it cannot decode (truncated payload,
+/// unknown manifest, unknown format version), so the receiver can answer the sender instead of the message
+/// vanishing on the wire. The router answers a malformed query with <see cref="QueryFailed"/> carrying
+/// <see cref="Reason"/>. <see cref="QueryId"/> is the payload's query id when it could still be read, else "".
+/// </summary>
+public sealed record MalformedMessage(string Manifest, int Length, string Reason, string QueryId) : IQueryMessage;
+
 /// <summary>Admission refused: the router's bounded queue is full. Retry later.</summary>
 public sealed record RouterBusy(string QueryId, int QueueDepth, int QueueCapacity) : IQueryMessage;

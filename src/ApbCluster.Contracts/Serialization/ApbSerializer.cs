@@ -1,6 +1,7 @@
 using Akka.Actor;
 using System.Runtime.Serialization;
 using System.Text;
+using Akka.Event;
 using Akka.Serialization;
 
 namespace ApbCluster.Contracts.Serialization;
@@ -24,6 +25,9 @@ public sealed class ApbSerializer : SerializerWithStringManifest
 
     public override int Identifier => Id;
 
+    /// <summary>The stable wire manifest of a contract type ("SQ1" for <see cref="SubmitQuery"/>).</summary>
+    public static string ManifestOf<T>() where T : IApbMessage => MessageCodecs.ByType[typeof(T)].Manifest;
+
     public override string Manifest(object o) =>
         MessageCodecs.ByType.TryGetValue(o.GetType(), out var codec)
             ? codec.Manifest
@@ -43,7 +47,25 @@ public sealed class ApbSerializer : SerializerWithStringManifest
         return stream.ToArray();
     }
 
+    /// <summary>
+    /// Decodes a payload. Bytes it cannot decode become a <see cref="MalformedMessage"/> (logged here as an error)
+    /// rather than an exception: remoting would drop the message, and the sender would wait for nothing.
+    /// </summary>
     public override object FromBinary(byte[] bytes, string manifest)
+    {
+        try
+        {
+            return Decode(bytes, manifest);
+        }
+        catch (SerializationException e)
+        {
+            system.Log.Error("{0}", e.Message);
+            return new MalformedMessage(manifest, bytes.Length, e.Message, QueryIdOf(bytes, manifest));
+        }
+    }
+
+    /// <summary>Decodes a payload, or throws a <see cref="SerializationException"/> that names the manifest and the fault.</summary>
+    public object Decode(byte[] bytes, string manifest)
     {
         if (!MessageCodecs.ByManifest.TryGetValue(manifest, out var codec))
             throw new SerializationException($"ApbSerializer: unknown manifest '{manifest}'");
@@ -58,8 +80,24 @@ public sealed class ApbSerializer : SerializerWithStringManifest
         }
         catch (Exception e) when (e is EndOfStreamException or InvalidDataException or FormatException or OverflowException or ArgumentException or DecoderFallbackException)
         {
-            // Name the message: remoting logs this and drops the message (the association stays up).
             throw new SerializationException($"ApbSerializer: malformed '{manifest}' payload ({bytes.Length} bytes): {e.Message}", e);
+        }
+    }
+
+    /// <summary>Every query message writes its id first: read it back from a damaged payload when that much is intact.</summary>
+    private static string QueryIdOf(byte[] bytes, string manifest)
+    {
+        if (bytes.Length < 2 || !MessageCodecs.ByManifest.TryGetValue(manifest, out var codec) || !typeof(IQueryMessage).IsAssignableFrom(codec.Type))
+            return "";
+        try
+        {
+            using var r = new BinaryReader(new MemoryStream(bytes, 1, bytes.Length - 1, writable: false), BinaryFormat.Utf8);
+            var id = r.ReadString();
+            return id.Length <= 256 && !id.Any(char.IsControl) ? id : "";
+        }
+        catch (Exception e) when (e is EndOfStreamException or FormatException or DecoderFallbackException or IOException)
+        {
+            return "";
         }
     }
 }

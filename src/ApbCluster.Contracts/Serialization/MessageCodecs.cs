@@ -98,6 +98,14 @@ internal static class MessageCodecs
             w.WriteNullable(m.FailingHost);
         }, (r, _) => new QueryFailed(r.ReadString(), r.ReadString(), r.ReadNullableString())),
 
+        Codec<MalformedMessage>("MM1", (w, m, _) =>
+        {
+            w.Write(m.Manifest);
+            w.Write(m.Length);
+            w.Write(m.Reason);
+            w.Write(m.QueryId);
+        }, (r, _) => new MalformedMessage(r.ReadString(), r.ReadInt32(), r.ReadString(), r.ReadString())),
+
         Codec<CancelQuery>("CQ1", (w, m, _) => w.Write(m.QueryId), (r, _) => new CancelQuery(r.ReadString())),
 
         Codec<QueryCancelled>("QX1", (w, m, _) => w.Write(m.QueryId), (r, _) => new QueryCancelled(r.ReadString())),

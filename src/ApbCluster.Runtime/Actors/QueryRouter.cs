@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using ApbCluster.Contracts;
+using ApbCluster.Contracts.Serialization;
 using ApbCluster.Runtime.Metrics;
 using ApbCluster.Runtime.Ops;
 
@@ -41,6 +42,7 @@ public sealed class QueryRouter : ReceiveActor
         Receive<GetClusterStatus>(_ => Sender.Tell(Status()));
         Receive<SubmitQuery>(OnSubmit);
         Receive<CancelQuery>(OnCancel);
+        Receive<MalformedMessage>(OnMalformed);
         Receive<Terminated>(OnTerminated);
         Receive<QueryRun.Relayed>(r => _ops.Observe(r.Message));
         Receive<QueryRun.RingFormed>(OnRingFormed);
@@ -160,6 +162,18 @@ public sealed class QueryRouter : ReceiveActor
     {
         caller.Tell(message);
         _ops.Observe(message);
+    }
+
+    /// <summary>
+    /// Bytes the serializer could not decode (already logged where they arrived): tell the sender why rather than let
+    /// it wait for its idle timeout. Only a damaged submission carries its query id back: a damaged cancel or status
+    /// request must not end a query that is still running.
+    /// </summary>
+    private void OnMalformed(MalformedMessage m)
+    {
+        if (Sender.IsNobody()) return;
+        var queryId = m.Manifest == ApbSerializer.ManifestOf<SubmitQuery>() ? m.QueryId : "";
+        Sender.Tell(new QueryFailed(queryId, $"the router could not decode a '{m.Manifest}' message ({m.Length} bytes): {m.Reason}", null));
     }
 
     private void OnCancel(CancelQuery cancel)

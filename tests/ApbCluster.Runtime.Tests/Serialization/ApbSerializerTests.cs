@@ -52,9 +52,9 @@ public sealed class ApbSerializerTests() : TestKit(ConfigurationFactory.ParseStr
         var serializer = (ApbSerializer)Sys.Serialization.FindSerializerForType(typeof(CancelQuery));
         var bytes = serializer.ToBinary(new CancelQuery("q"));
         bytes[0] = 99;
-        var versionError = Assert.ThrowsAny<Exception>(() => serializer.FromBinary(bytes, "CQ1"));
+        var versionError = Assert.ThrowsAny<Exception>(() => serializer.Decode(bytes, "CQ1"));
         Assert.Contains("format version 99", versionError.Message);
-        var manifestError = Assert.ThrowsAny<Exception>(() => serializer.FromBinary(bytes, "ZZ9"));
+        var manifestError = Assert.ThrowsAny<Exception>(() => serializer.Decode(bytes, "ZZ9"));
         Assert.Contains("unknown manifest", manifestError.Message);
     }
 
@@ -63,7 +63,37 @@ public sealed class ApbSerializerTests() : TestKit(ConfigurationFactory.ParseStr
     {
         var serializer = (ApbSerializer)Sys.Serialization.FindSerializerForType(typeof(TokenChunk));
         var bytes = serializer.ToBinary(new TokenChunk("q", 0, Enumerable.Range(0, 1000).ToArray(), "x"));
-        Assert.ThrowsAny<Exception>(() => serializer.FromBinary(bytes[..20], "TC1"));
+        Assert.ThrowsAny<Exception>(() => serializer.Decode(bytes[..20], "TC1"));
+    }
+
+    [Fact]
+    public void Undecodable_bytes_arrive_as_MalformedMessage_with_the_reason_and_the_readable_query_id()
+    {
+        var serializer = (ApbSerializer)Sys.Serialization.FindSerializerForType(typeof(SubmitQuery));
+        var query = new SubmitQuery("q-77", QueryContext.FromText(new string('x', 200)), "why?", GenerationOptions.Greedy(3), AttentionMode.Apb, null);
+        var bytes = serializer.ToBinary(query);
+
+        var truncated = Assert.IsType<MalformedMessage>(serializer.FromBinary(bytes[..40], "SQ1"));
+        Assert.Equal(("SQ1", 40, "q-77"), (truncated.Manifest, truncated.Length, truncated.QueryId));
+        Assert.Contains("malformed 'SQ1' payload (40 bytes)", truncated.Reason);
+
+        var version = Assert.IsType<MalformedMessage>(serializer.FromBinary([7, .. bytes[1..]], "SQ1"));
+        Assert.Contains("format version 7", version.Reason);
+        Assert.Equal("q-77", version.QueryId);
+
+        var unknown = Assert.IsType<MalformedMessage>(serializer.FromBinary(bytes, "ZZ9"));
+        Assert.Equal(("ZZ9", "", true), (unknown.Manifest, unknown.QueryId, unknown.Reason.Contains("unknown manifest 'ZZ9'")));
+
+        var empty = Assert.IsType<MalformedMessage>(serializer.FromBinary([], "SQ1"));
+        Assert.Equal(("", true), (empty.QueryId, empty.Reason.Contains("it is empty")));
+
+        // Any query message gives back its id when it is intact (version byte, length 3, "q-1": 5 bytes) ...
+        var failed = serializer.ToBinary(new QueryFailed("q-1", "x", null));
+        Assert.Equal("q-1", Assert.IsType<MalformedMessage>(serializer.FromBinary(failed[..5], "QF1")).QueryId);
+        Assert.Equal("", Assert.IsType<MalformedMessage>(serializer.FromBinary(failed[..4], "QF1")).QueryId);
+        // ... a non-query manifest never lends its first string as one.
+        var registered = Assert.IsType<MalformedMessage>(serializer.FromBinary([1, 3, (byte)'a', (byte)'b'], "RH2"));
+        Assert.Equal("", registered.QueryId);
     }
 
     [Fact]

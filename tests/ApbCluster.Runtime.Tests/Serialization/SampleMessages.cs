@@ -36,6 +36,7 @@ public static class SampleMessages
             new PhaseTimings(1.5, 0.25, 1234.5, 1300, 456.75, 1800), 32_000, 17),
         new QueryFailed("q-1", "host h1 died", "h1"),
         new QueryFailed("q-2", "bad input", null),
+        new MalformedMessage("SQ1", 42, "ApbSerializer: malformed 'SQ1' payload (42 bytes): end of stream", "q-3"),
         new CancelQuery("q-1"),
         new QueryCancelled("q-1"),
         new RouterBusy("q-9", 16, 16),
