@@ -12,20 +12,28 @@ public sealed class RmsNorm : nn.Module
 #pragma warning disable IDE1006
     private readonly TorchSharp.Modules.Parameter weight;
 #pragma warning restore IDE1006
-    private readonly double _eps;
+    // A field, not an implicit conversion per call: TorchSharp passes a temporary Scalar's native handle and a GC
+    // may free the Scalar before the native op has read it (the hazard FusedAttention documents).
+    private readonly Scalar _eps;
 
     public RmsNorm(IWeightSource w, string prefix, long size, double eps, ScalarType dtype, Device device) : base(prefix)
     {
         weight = Weights.Load(w, prefix + ".weight", [size], dtype, device);
-        _eps = eps;
+        _eps = eps.ToScalar();
         RegisterComponents();
     }
 
     public Tensor Forward(Tensor x)
     {
         var xf = x.to(ScalarType.Float32);
-        var variance = xf.pow(2).mean([-1], keepdim: true);
-        var normed = xf * rsqrt(variance + _eps);
+        var variance = xf.square().mean([-1], keepdim: true);
+        var normed = xf * rsqrt(variance.add_(_eps));
         return weight * normed.to(x.dtype);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _eps.Dispose();
+        base.Dispose(disposing);
     }
 }
