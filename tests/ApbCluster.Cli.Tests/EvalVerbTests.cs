@@ -16,6 +16,8 @@ public class EvalVerbTests
     [InlineData("--modes", "apb-retaining", "needs --retaining-heads")]
     [InlineData("--lengths", "4k", "max_position_embeddings")]
     [InlineData("--retaining-heads", "/nonexistent/heads.safetensors", "file not found")]
+    [InlineData("--shard", "2/2", "'2/2' is not I/N")]
+    [InlineData("--shard", "1", "'1' is not I/N")]
     public void BadOptionsAreUsageErrors(string option, string value, string message)
     {
         var r = ApbProcess.Run("eval", "--model", Llama.Value, option, value, "--out", TempDir());
@@ -40,5 +42,40 @@ public class EvalVerbTests
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "eval.json")));
         Assert.Equal(2, doc.RootElement.GetProperty("Cells").GetArrayLength());
         Assert.True(File.Exists(Path.Combine(dir, "eval.png")));
+    }
+
+    /// <summary>Two shards cover exactly the samples of the whole run, with the same predictions; merged, they give its table.</summary>
+    [Fact]
+    public void ShardsMergeIntoTheWholeRun()
+    {
+        var dir = TempDir();
+        string[] common = ["eval", "--model", Llama.Value, "--tasks", "single-needle,variable-tracking", "--lengths", "512", "--hosts", "2",
+            "--modes", "dense,apb-query", "--samples", "3"];
+        var whole = ApbProcess.Run([.. common, "--out", Path.Combine(dir, "whole")]);
+        var a = ApbProcess.Run([.. common, "--shard", "0/2", "--out", Path.Combine(dir, "a")]);
+        var b = ApbProcess.Run([.. common, "--shard", "1/2", "--out", Path.Combine(dir, "b")]);
+        Assert.True(whole.ExitCode == 0 && a.ExitCode == 0 && b.ExitCode == 0, whole.Stderr + a.Stderr + b.Stderr);
+        var m = ApbProcess.Run("eval", "merge", Path.Combine(dir, "a"), Path.Combine(dir, "b"), "--out", Path.Combine(dir, "merged"));
+        Assert.True(m.ExitCode == 0, m.Stderr);
+        Assert.Contains("merged 2 reports (12 runs)", m.Stderr);
+
+        static List<string> Rows(string folder)
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "eval.json")));
+            return doc.RootElement.GetProperty("Rows").EnumerateArray()
+                .Select(r => $"{r.GetProperty("Task")} {r.GetProperty("Sample")} {r.GetProperty("Hosts")} {r.GetProperty("Mode")} {r.GetProperty("Seed")} {r.GetProperty("Prediction")}")
+                .Order().ToList();
+        }
+        Assert.Equal(8, Rows(Path.Combine(dir, "a")).Count); // samples 0 and 2 of 2 tasks, dense and apb-query
+        Assert.Equal(Rows(Path.Combine(dir, "whole")), Rows(Path.Combine(dir, "merged")));
+        string Table(string folder) => string.Join('\n', File.ReadAllLines(Path.Combine(folder, "eval.md")).Where(l => l.StartsWith('|')));
+        Assert.Equal(Table(Path.Combine(dir, "whole")), Table(Path.Combine(dir, "merged")));
+
+        var overlap = ApbProcess.Run("eval", "merge", Path.Combine(dir, "a"), Path.Combine(dir, "whole"), "--out", Path.Combine(dir, "bad"));
+        Assert.Equal(2, overlap.ExitCode);
+        Assert.Contains("is in more than one report", overlap.Stderr);
+        var missing = ApbProcess.Run("eval", "merge", Path.Combine(dir, "nothing-here"), "--out", Path.Combine(dir, "bad2"));
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("no eval.json there", missing.Stderr);
     }
 }

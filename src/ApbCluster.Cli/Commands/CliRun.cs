@@ -12,7 +12,7 @@ internal static class CliRun
     public static int Guard(Func<int> body)
     {
         try { return body(); }
-        catch (Exception e) when (e is ModelLoadException or TorchLoadException or CliUsageException or ArgumentException or FileNotFoundException or InvalidOperationException)
+        catch (Exception e) when (e is ModelLoadException or TorchLoadException or CliUsageException or ArgumentException or FileNotFoundException or InvalidDataException or InvalidOperationException)
         {
             Console.Error.WriteLine("error: " + e.Message);
             return e is CliUsageException ? Usage : Failed;

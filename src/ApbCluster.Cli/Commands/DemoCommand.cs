@@ -1,91 +1,28 @@
 using System.CommandLine;
-using System.Diagnostics;
-using ApbCluster.Model.Config;
-using ApbCluster.Model.Layers;
-using ApbCluster.NativeInterop;
-using ApbCluster.Parallel.Compression;
-using ApbCluster.Parallel.Phase2;
-using ApbCluster.Parallel.Plan;
-using ApbCluster.Parallel.Strategies;
-using static TorchSharp.torch;
 
 namespace ApbCluster.Cli.Commands;
 
 /// <summary>
-/// `apb demo`: the whole idea on this machine, with nothing to download. A small Llama-architecture model
-/// with seeded random weights reads a long random prompt on H virtual hosts with every mode; the exact
-/// modes (ring, ulysses, lossless apb) must produce dense's tokens, and apb/star with the paper's lengths
-/// show how much work compression saves. Random weights carry no meaning: the demo shows the machinery,
-/// the plan, the timings and the exactness, not answer quality.
+/// `apb demo`, the README's main command. By default <see cref="RetrievalDemo"/>: the bundled trained demo model
+/// answers a needle and a variable-chain question on virtual hosts with dense, star and APB. With --exactness,
+/// <see cref="ExactnessDemo"/>: every mode on a random model, the exact ones checked token for token against dense.
 /// </summary>
 internal static class DemoCommand
 {
-    // Heads divisible by 4 so Ulysses runs on the default 4 hosts.
-    private static readonly ModelConfig DemoShape = ModelShapes.Get("tiny") with { NumHeads = 8, NumKvHeads = 4, NumLayers = 4 };
-
     public static Command Create()
     {
-        var tokens = new Option<int>("--tokens") { Description = "prompt length", DefaultValueFactory = _ => 8192 };
+        var model = new Option<string?>("--model", "-m") { Description = "model folder (default: the bundled demo model, demo-model/ beside apb)" };
+        var tokens = new Option<int>("--tokens") { Description = "document length in tokens", DefaultValueFactory = _ => 8192 };
         var hosts = new Option<int>("--hosts") { Description = "virtual hosts", DefaultValueFactory = _ => 4 };
-        var steps = new Option<int>("--max-new-tokens", "-n") { Description = "tokens to generate per mode", DefaultValueFactory = _ => 16 };
-        var cmd = new Command("demo", "Run every mode on virtual hosts with a small random model and compare them with dense attention.")
-            { tokens, hosts, steps };
-        cmd.SetAction(pr => CliRun.Guard(() => Run(pr.GetValue(tokens), pr.GetValue(hosts), pr.GetValue(steps))));
+        var seed = new Option<long>("--seed") { Description = "sample generator seed", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+        var exactness = new Option<bool>("--exactness") { Description = "instead: every mode (dense, ring, ulysses, star, apb) on a random model, exact modes checked against dense" };
+        var steps = new Option<int>("--max-new-tokens", "-n") { Description = "with --exactness: tokens generated per mode", DefaultValueFactory = _ => 16 };
+        var cmd = new Command("demo", "APB on virtual hosts answering questions about a long document with the bundled demo model, next to dense and star.")
+            { model, tokens, hosts, seed, device, exactness, steps };
+        cmd.SetAction(pr => CliRun.Guard(() => pr.GetValue(exactness)
+            ? ExactnessDemo.Run(pr.GetValue(tokens), pr.GetValue(hosts), pr.GetValue(steps))
+            : RetrievalDemo.Run(pr.GetValue(model) ?? RetrievalDemo.BundledModel, pr.GetValue(tokens), pr.GetValue(hosts), pr.GetValue(seed), pr.GetValue(device)!)));
         return cmd;
     }
-
-    private static int Run(int n, int hosts, int steps)
-    {
-        if (n < 64 * hosts) throw new CliUsageException($"--tokens {n}: need at least {64 * hosts} for {hosts} hosts.");
-        TorchRuntime.EnsureLoaded("cpu");
-        using var model = LlamaModel.CreateRandom(DemoShape with { MaxPositionEmbeddings = n + 1024 }, CPU, ScalarType.Float32, seed: 7);
-        var rng = new Random(7);
-        var document = Enumerable.Range(0, n).Select(_ => (long)rng.Next(3, DemoShape.VocabSize)).ToArray();
-        var question = Enumerable.Range(0, 24).Select(_ => (long)rng.Next(3, DemoShape.VocabSize)).ToArray();
-        Console.WriteLine($"ApbCluster demo: {DemoShape.NumLayers}-layer Llama-architecture model (random weights), {n}-token prompt + {question.Length}-token question, {hosts} virtual hosts on the CPU ({Environment.ProcessorCount} cores)");
-        Console.WriteLine();
-
-        var cases = new DemoCase[]
-        {
-            new("dense", ParallelMode.Dense, 1, Exact: true),
-            new("ring", ParallelMode.Ring, hosts, Exact: true),
-            new("ulysses", ParallelMode.Ulysses, hosts, Exact: true),
-            new("apb lossless", ParallelMode.Apb, hosts, Exact: true, AnchorLength: 0, PassAll: true, Compressor: new RandomCompressor(1)),
-            new("apb", ParallelMode.Apb, hosts, Exact: false, Compressor: new QueryAwareCompressor()),
-            new("star", ParallelMode.Star, hosts, Exact: false),
-        };
-        long[]? dense = null;
-        Console.WriteLine($"{"mode",-13} {"hosts",5} {"l_a",5} {"l_p",5} {"prefill ms",11} {"decode ms",10}  tokens vs dense");
-        foreach (var c in cases)
-        {
-            var plan = ApbPlan.Create(new PlanRequest
-            {
-                DocumentLength = n, QuestionLength = question.Length, Hosts = c.Hosts, Mode = c.Mode,
-                AnchorLength = c.AnchorLength, PassAll = c.PassAll, TemplateOffset = 0,
-                NumHeads = DemoShape.NumHeads, NumKvHeads = DemoShape.NumKvHeads,
-            });
-            var clock = Stopwatch.StartNew();
-            var runs = ParallelRun.InProcess(model, plan, ParallelRun.For(c.Mode, c.Compressor), new PrefillRequest(document, question),
-                new Phase2Options { MaxNewTokens = steps, StopIds = [] });
-            double total = clock.Elapsed.TotalMilliseconds;
-            foreach (var (shard, _) in runs) shard.Dispose();
-            var r = runs[^1].Result;
-            double decode = r.QuestionTime.TotalMilliseconds + r.StepTimes.Sum(t => t.TotalMilliseconds);
-            dense ??= r.Tokens;
-            int same = r.Tokens.Zip(dense).Count(p => p.First == p.Second);
-            string verdict = c.Name == "dense" ? "(reference)"
-                : c.Exact ? (same == dense.Length ? $"identical ({same}/{dense.Length}), as it must be" : $"DIFFERENT ({same}/{dense.Length}): exactness broken")
-                : $"{same}/{dense.Length} equal (lossy: compressed context)";
-            Console.WriteLine($"{c.Name,-13} {plan.Hosts,5} {plan.AnchorLength,5} {plan.PassingLength,5} {total - decode,11:F0} {decode,10:F0}  {verdict}");
-            if (c.Exact && same != dense.Length) return CliRun.Failed;
-        }
-        Console.WriteLine();
-        Console.WriteLine("Exact modes reproduce dense attention token for token; apb and star trade exactness for less work.");
-        Console.WriteLine("With trained weights, `apb ask --model DIR --context FILE --question TEXT --mode apb` answers real questions.");
-        return CliRun.Ok;
-    }
 }
-
-/// <summary>One row of the demo: a mode, its hosts, and whether it must reproduce dense exactly.</summary>
-internal sealed record DemoCase(string Name, ParallelMode Mode, int Hosts, bool Exact,
-    int? AnchorLength = null, bool PassAll = false, ICompressor? Compressor = null);

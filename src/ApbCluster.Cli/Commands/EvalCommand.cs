@@ -24,8 +24,10 @@ internal static class EvalCommand
         var seed = new Option<long>("--seed") { Description = "generator seed", DefaultValueFactory = _ => 0 };
         var heads = new Option<string?>("--retaining-heads") { Description = "safetensors file of trained retaining heads (apb train retaining-heads)" };
         var output = new Option<string>("--out", "-o") { Description = "folder for eval.json, eval.md, eval.png", Required = true };
+        var shard = new Option<string?>("--shard") { Description = "I/N: run only samples i with i mod N = I (same seeds as the whole run), to split one evaluation over N processes; join them with `apb eval merge`" };
         var cmd = new Command("eval", "Accuracy of dense, star and APB variants on synthetic long-context tasks.")
-            { tasks, lengths, hosts, modes, samples, seed, heads, output };
+            { tasks, lengths, hosts, modes, samples, seed, heads, output, shard };
+        cmd.Subcommands.Add(Merge());
         m.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
@@ -42,6 +44,11 @@ internal static class EvalCommand
                 Samples = pr.GetValue(samples),
                 Seed = pr.GetValue(seed),
             };
+            if (pr.GetValue(shard) is { } shardText)
+            {
+                var (index, count) = Usage("--shard", () => ParseShard(shardText));
+                options = options with { ShardIndex = index, ShardCount = count };
+            }
             if (options.Modes.Contains(EvalMode.ApbRetaining) && headsPath is null)
                 throw new CliUsageException($"--modes apb-retaining needs --retaining-heads FILE or {RetainingHeadsFile.DefaultFileName} in the model folder (train them with `apb train retaining-heads`).");
             if (headsPath is not null && !File.Exists(headsPath))
@@ -62,6 +69,32 @@ internal static class EvalCommand
             return CliRun.Ok;
         }));
         return cmd;
+    }
+
+    /// <summary>`apb eval merge --out DIR SHARD_DIR...`: one report (eval.json, eval.md, eval.png) from shard runs.</summary>
+    private static Command Merge()
+    {
+        var inputs = new Argument<string[]>("shards") { Description = "folders written by `apb eval --shard I/N --out DIR`", Arity = ArgumentArity.OneOrMore };
+        var output = new Option<string>("--out", "-o") { Description = "folder for the merged eval.json, eval.md, eval.png", Required = true };
+        var cmd = new Command("merge", "Join the reports of `apb eval --shard I/N` runs into one.") { inputs, output };
+        cmd.SetAction(pr => CliRun.Guard(() =>
+        {
+            var reports = pr.GetValue(inputs)!.Select(EvalReportWriter.Read).ToList();
+            var merged = Usage("shards", () => EvalReport.Merge(reports));
+            var files = EvalReportWriter.Write(merged, pr.GetValue(output)!);
+            Console.WriteLine(EvalReportWriter.Markdown(merged));
+            Console.Error.WriteLine($"merged {reports.Count} reports ({merged.Rows.Count} runs); wrote " + string.Join(", ", files));
+            return CliRun.Ok;
+        }));
+        return cmd;
+    }
+
+    private static (int Index, int Count) ParseShard(string text)
+    {
+        var parts = text.Split('/');
+        if (parts.Length != 2 || !int.TryParse(parts[0], out int index) || !int.TryParse(parts[1], out int count) || count < 1 || index < 0 || index >= count)
+            throw new ArgumentException($"'{text}' is not I/N with 0 <= I < N.");
+        return (index, count);
     }
 
     /// <summary>A progress bar on stderr, redrawn in place (one line per run when stderr is a file).</summary>

@@ -76,8 +76,9 @@ internal static class TrainCommand
         var saveDtype = new Option<string>("--save-dtype") { Description = "dtype of the saved weights: bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
         var curriculum = new Option<string?>("--curriculum") { Description = "phases as LENGTH:SHARE, e.g. 512:0.3,2k:0.2,8k:0.25,16k:0.25 (default: that, ending at --max-length)" };
         var taskWeights = new Option<string?>("--task-weights") { Description = "TASK:WEIGHT,... (default single-needle:0.15,multi-key:0.2,multi-value:0.15,variable-tracking:0.5)" };
+        var init = new Option<string?>("--init") { Description = "continue from this demo model folder's weights (same --size; the tokenizer must match) instead of fresh ones" };
         var cmd = new Command("demo-model", "Train the small demo model (own tokenizer, Llama architecture) on the eval tasks with a length curriculum.")
-            { output, steps, timeLimit, maxLength, seed, device, log, batchTokens, lr, size, saveDtype, curriculum, taskWeights };
+            { output, steps, timeLimit, maxLength, seed, device, log, batchTokens, lr, size, saveDtype, curriculum, taskWeights, init };
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             var options = new DemoTrainingOptions
@@ -87,9 +88,10 @@ internal static class TrainCommand
                 BatchTokens = pr.GetValue(batchTokens), LearningRate = pr.GetValue(lr),
                 Architecture = Usage(() => DemoArchitecture.Named(pr.GetValue(size)!)),
                 Curriculum = pr.GetValue(curriculum) is { } phases ? ParseCurriculum(phases) : null,
+                InitFrom = pr.GetValue(init),
             };
             if (pr.GetValue(taskWeights) is { } weights) options = options with { TaskWeights = ParseTaskWeights(weights) };
-            Usage(() => { options.Validate(); return 0; });
+            Usage(() => { options.Validate(); DemoModelTrainer.CheckInit(options); return 0; });
             var dtype = pr.GetValue(saveDtype)!.ToLowerInvariant() switch
             {
                 "bfloat16" or "bf16" => ScalarType.BFloat16,

@@ -21,6 +21,22 @@ public static class EvalReportWriter
         return [json, md, png];
     }
 
+    /// <summary>Reads back the eval.json of a folder written by <see cref="Write"/> (or the file itself).</summary>
+    public static EvalReport Read(string dirOrFile)
+    {
+        var path = Directory.Exists(dirOrFile) ? Path.Combine(dirOrFile, "eval.json") : dirOrFile;
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no eval.json there (expected an `apb eval --out` folder).", path);
+        try
+        {
+            return JsonSerializer.Deserialize<EvalReport>(File.ReadAllText(path))
+                ?? throw new InvalidDataException($"{path}: empty report.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: not an eval report ({e.Message}).", e);
+        }
+    }
+
     /// <summary>One table: a row per task x length x H, a column per mode (accuracy %), and an average row per length x H.</summary>
     public static string Markdown(EvalReport r)
     {

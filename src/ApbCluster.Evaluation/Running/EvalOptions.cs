@@ -12,6 +12,10 @@ public sealed record EvalOptions
     public required IReadOnlyList<EvalMode> Modes { get; init; }
     public int Samples { get; init; } = 10;
     public long Seed { get; init; }
+    /// <summary>With <see cref="ShardCount"/> N &gt; 1, this run takes only samples i with i mod N = <see cref="ShardIndex"/>
+    /// (same seeds and depths as the whole run), so N processes can share the work and `apb eval merge` joins them.</summary>
+    public int ShardIndex { get; init; }
+    public int ShardCount { get; init; } = 1;
     /// <summary>Per-run deadline for the virtual hosts (a stuck collective fails instead of hanging).</summary>
     public TimeSpan Deadline { get; init; } = TimeSpan.FromMinutes(10);
 }

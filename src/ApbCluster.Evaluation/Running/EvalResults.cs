@@ -16,7 +16,48 @@ public sealed record EvalReport(string Model, string Hardware, string Command, D
             .Select(g => new EvalCell(g.Key.Task, g.Key.Length, g.Key.Hosts, g.Key.Mode, g.Count(), g.Count(r => r.Correct),
                 100.0 * g.Count(r => r.Correct) / g.Count(), g.Average(r => r.Seconds)))
             .ToList();
+
+    /// <summary>Prefix of the note a shard's report carries (<see cref="EvalOptions.ShardCount"/> &gt; 1).</summary>
+    public const string ShardNotePrefix = "shard ";
+
+    /// <summary>
+    /// One report from the shards of one evaluation (`apb eval --shard I/N`, run in parallel processes): their rows
+    /// together, the cells aggregated again. Throws when the shards are of different models or overlap (a sample
+    /// run twice in one cell), naming the run.
+    /// </summary>
+    public static EvalReport Merge(IReadOnlyList<EvalReport> shards)
+    {
+        if (shards.Count == 0) throw new ArgumentException("nothing to merge.");
+        var models = shards.Select(s => s.Model).Distinct().ToList();
+        if (models.Count > 1) throw new ArgumentException($"the reports are of different models: {string.Join(", ", models)}.");
+        var rows = shards.SelectMany(s => s.Rows).ToList();
+        var twice = rows.GroupBy(r => (r.Task, r.Length, r.Hosts, r.Mode, r.Sample)).FirstOrDefault(g => g.Count() > 1);
+        if (twice is not null)
+            throw new ArgumentException($"sample {twice.Key.Sample} of {twice.Key.Task} {twice.Key.Length} H={twice.Key.Hosts} {twice.Key.Mode} is in more than one report (overlapping shards?).");
+        // The whole run's order: every shard ran the same loops (task, length, sample, hosts, mode), so the order of first
+        // appearance gives the tasks' and modes' order (and with it the table's columns).
+        var taskRank = Ranks(rows.Select(r => r.Task));
+        var modeRank = Ranks(rows.Select(r => r.Mode));
+        var hostsRank = Ranks(rows.Select(r => r.Hosts));
+        var lengthRank = Ranks(rows.Select(r => r.Length));
+        rows = rows.OrderBy(r => taskRank[r.Task]).ThenBy(r => lengthRank[r.Length]).ThenBy(r => r.Sample)
+            .ThenBy(r => hostsRank[r.Hosts]).ThenBy(r => modeRank[r.Mode]).ToList();
+        var notes = shards.SelectMany(s => s.Notes).Where(n => !n.StartsWith(ShardNotePrefix, StringComparison.Ordinal)).Distinct().ToList();
+        notes.Add($"merged from {shards.Count} reports of `--shard I/{shards.Count}` runs of the command above.");
+        var first = shards.MinBy(s => s.Started)!;
+        // The whole run's command: the shard's, less its --shard and --out.
+        var command = System.Text.RegularExpressions.Regex.Replace(first.Command, @" (--shard|--out|-o) \S+", "");
+        return new EvalReport(first.Model, first.Hardware, command, first.Started, rows, Aggregate(rows), notes);
+    }
+
+    private static Dictionary<T, int> Ranks<T>(IEnumerable<T> values) where T : notnull =>
+        values.Distinct().Select((v, i) => (v, i)).ToDictionary(p => p.v, p => p.i);
 }
+
+/// <summary>One timed run: its scored row, the plan it ran on, prefill and decode seconds, and the slowest host's
+/// prefill seconds per phase (qkv, compressor, passing, attention, mlp).</summary>
+public sealed record EvalRun(EvalRow Row, ApbCluster.Parallel.Plan.ApbPlan Plan, double PrefillSeconds, double DecodeSeconds,
+    IReadOnlyDictionary<string, double> PrefillPhases);
 
 /// <summary>Progress after each run: <see cref="Done"/> of <see cref="Total"/>, the cell just run and its accuracy so far.</summary>
 public sealed record EvalProgress(int Done, int Total, string Cell, double CellAccuracy);

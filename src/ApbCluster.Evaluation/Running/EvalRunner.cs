@@ -31,6 +31,8 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
         if (o.Modes.Contains(EvalMode.ApbRetaining) && retainingHeads is null)
             throw new ArgumentException("mode apb-retaining needs trained retaining heads (--retaining-heads FILE).");
         if (o.Samples < 1) throw new ArgumentException($"samples ({o.Samples}) must be at least 1.");
+        if (o.ShardCount < 1 || o.ShardIndex < 0 || o.ShardIndex >= o.ShardCount)
+            throw new ArgumentException($"shard {o.ShardIndex}/{o.ShardCount}: the index must lie in 0..{Math.Max(0, o.ShardCount - 1)}.");
         int limit = model.Config.MaxPositionEmbeddings;
         foreach (int n in o.Lengths)
             if (n + 64 > limit)
@@ -50,12 +52,17 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
         if (o.Modes.Contains(EvalMode.Dense) && o.Hosts.Any(h => h > 1))
             report.Notes.Add("dense runs on one host; its result is repeated under every H.");
         report.Notes.Add("APB: l_a = l_b/4, l_p = l_b/8 (paper defaults); the question is embedded after the header.");
+        if (o.ShardCount > 1)
+            report.Notes.Add($"{EvalReport.ShardNotePrefix}{o.ShardIndex}/{o.ShardCount}: samples i with i mod {o.ShardCount} = {o.ShardIndex} only; join the shards with `apb eval merge`.");
 
-        int total = o.Tasks.Count * o.Lengths.Count * o.Samples * o.Hosts.Count * o.Modes.Count, done = 0;
+        bool Mine(int i) => i % o.ShardCount == o.ShardIndex;
+        int samples = Enumerable.Range(0, o.Samples).Count(Mine);
+        int total = o.Tasks.Count * o.Lengths.Count * samples * o.Hosts.Count * o.Modes.Count, done = 0;
         foreach (var task in o.Tasks)
             foreach (int length in o.Lengths)
                 for (int i = 0; i < o.Samples; i++)
                 {
+                    if (!Mine(i)) continue;
                     // Depths sweep the document evenly over the samples (needle-in-a-haystack style).
                     var sample = _generator.Generate(task, length, o.Seed + i, depth: (i + 0.5) / o.Samples);
                     EvalRow? dense = null;
@@ -77,19 +84,33 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
     }
 
     /// <summary>One sample through one mode on <paramref name="hosts"/> virtual hosts.</summary>
-    public EvalRow RunOne(EvalSample s, EvalMode mode, int hosts, int sampleIndex = 0, TimeSpan? deadline = null)
+    public EvalRow RunOne(EvalSample s, EvalMode mode, int hosts, int sampleIndex = 0, TimeSpan? deadline = null) =>
+        Execute(s, mode, hosts, sampleIndex, deadline, timing: false).Row;
+
+    /// <summary>As <see cref="RunOne"/>, also with the plan and where the time went (per-phase prefill timing adds
+    /// device syncs, so the evaluation itself does not use it).</summary>
+    public EvalRun RunTimed(EvalSample s, EvalMode mode, int hosts, TimeSpan? deadline = null) =>
+        Execute(s, mode, hosts, 0, deadline, timing: true);
+
+    private EvalRun Execute(EvalSample s, EvalMode mode, int hosts, int sampleIndex, TimeSpan? deadline, bool timing)
     {
         var (plan, strategy) = Setup(s, mode, hosts);
         int maxNew = tokenizer.Encode(" " + s.AnswerText, addBos: false).Count + ExtraNewTokens;
         var clock = Stopwatch.StartNew();
         var results = ParallelRun.InProcess(model, plan, strategy, new PrefillRequest(s.DocumentIds, s.QuestionIds),
-            new Phase2Options { MaxNewTokens = maxNew, StopIds = _stopIds }, deadline ?? TimeSpan.FromMinutes(10));
+            new Phase2Options { MaxNewTokens = maxNew, StopIds = _stopIds, Timing = timing }, deadline ?? TimeSpan.FromMinutes(10));
         double seconds = clock.Elapsed.TotalSeconds;
         foreach (var (shard, _) in results) shard.Dispose();
-        var ids = results[^1].Result.Tokens.Where(t => !_stopIds.Contains(t)).Select(t => (int)t).ToArray();
+        var last = results[^1].Result;
+        var ids = last.Tokens.Where(t => !_stopIds.Contains(t)).Select(t => (int)t).ToArray();
         string prediction = tokenizer.Decode(ids, skipSpecial: true);
-        return new EvalRow(s.Task.Name(), s.TargetTokens, s.TotalTokens, hosts, mode.Name(), sampleIndex, s.Seed, s.Depth,
+        var row = new EvalRow(s.Task.Name(), s.TargetTokens, s.TotalTokens, hosts, mode.Name(), sampleIndex, s.Seed, s.Depth,
             s.Answers, prediction, AnswerScorer.IsCorrect(s, prediction), seconds);
+        double decode = last.QuestionTime.TotalSeconds + last.StepTimes.Sum(t => t.TotalSeconds);
+        // The slowest host's prefill phases: the one everybody waits for.
+        var phases = results.Select(r => r.Shard.Timings.Totals).MaxBy(t => t.Values.Sum(v => v.TotalSeconds))
+            ?.ToDictionary(kv => kv.Key, kv => kv.Value.TotalSeconds) ?? [];
+        return new EvalRun(row, plan, seconds - decode, decode, phases);
     }
 
     /// <summary>The plan and strategy of a mode: ablations zero l_a or l_p; one host has nothing to pass.</summary>

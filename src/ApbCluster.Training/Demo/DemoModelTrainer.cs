@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
+using ApbCluster.Model.Config;
+using ApbCluster.Model.Loading;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -63,7 +65,8 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
         var tokenizer = DemoTokenizer.Build();
         DemoModelFolder.WriteTokenizer(outDir, tokenizer);
         var config = o.Architecture.ToConfig(tokenizer.Size, tokenizer.BosId, tokenizer.EosId, DemoModelFolder.DtypeName(saveDtype));
-        using var model = TrainableLlama.Create(config, o.Seed, device);
+        using var model = o.InitFrom is { } init ? Continue(init, config, tokenizer, device) : TrainableLlama.Create(config, o.Seed, device);
+        if (o.InitFrom is not null) onInfo?.Invoke($"continuing from {o.InitFrom}");
         using var decayMask = model.Mask((name, shape) => shape.Length == 2 && name != "model.embed_tokens.weight"); // matrices only
         using var optimizer = new FlatAdamW(model.Flat, decayMask, o.Beta1, o.Beta2, 1e-8, o.WeightDecay);
         using var examples = new DemoExamples(outDir, o.Seed, o.TaskWeights);
@@ -290,6 +293,51 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
 
     private static string Clock(double seconds) => TimeSpan.FromSeconds(Math.Max(0, seconds)).ToString(@"m\:ss", CultureInfo.InvariantCulture);
 
+    /// <summary>Checks that <see cref="DemoTrainingOptions.InitFrom"/> (when set) holds this architecture with this build's
+    /// tokenizer (the token ids must mean the same); throws <see cref="ArgumentException"/> naming the difference.</summary>
+    public static void CheckInit(DemoTrainingOptions o)
+    {
+        if (o.InitFrom is not { } dir) return;
+        var tokenizer = DemoTokenizer.Build();
+        CheckInit(dir, o.Architecture.ToConfig(tokenizer.Size, tokenizer.BosId, tokenizer.EosId, "bfloat16"), tokenizer);
+    }
+
+    private static void CheckInit(string dir, ModelConfig config, DemoTokenizer.Files tokenizer)
+    {
+        var tokenizerPath = Path.Combine(dir, DemoTokenizer.FileName);
+        if (!File.Exists(Path.Combine(dir, ModelConfig.FileName)))
+            throw new ArgumentException($"init model {dir}: no {ModelConfig.FileName} there.");
+        if (!File.Exists(tokenizerPath) || File.ReadAllText(tokenizerPath) != tokenizer.TokenizerJson)
+            throw new ArgumentException($"init model {dir}: its {DemoTokenizer.FileName} is not this build's demo tokenizer (token ids would differ).");
+        var c = ModelConfigLoader.Load(Path.Combine(dir, ModelConfig.FileName));
+        (string Name, object Theirs, object Ours)[] fields =
+        [
+            ("num_hidden_layers", c.NumLayers, config.NumLayers), ("hidden_size", c.HiddenSize, config.HiddenSize),
+            ("num_attention_heads", c.NumHeads, config.NumHeads), ("num_key_value_heads", c.NumKvHeads, config.NumKvHeads),
+            ("intermediate_size", c.IntermediateSize, config.IntermediateSize), ("vocab_size", c.VocabSize, config.VocabSize),
+            ("max_position_embeddings", c.MaxPositionEmbeddings, config.MaxPositionEmbeddings), ("rope_theta", c.RopeTheta, config.RopeTheta),
+        ];
+        foreach (var (name, theirs, ours) in fields)
+            if (!theirs.Equals(ours))
+                throw new ArgumentException($"init model {dir}: {name} is {theirs}, this architecture has {ours} (pick the matching --size).");
+    }
+
+    /// <summary>The weights of an earlier run's folder (checked by <see cref="CheckInit(DemoTrainingOptions)"/>), as fp32 trainable weights.</summary>
+    private static TrainableLlama Continue(string dir, ModelConfig config, DemoTokenizer.Files tokenizer, Device device)
+    {
+        CheckInit(dir, config, tokenizer);
+        using var folder = ModelFolder.Open(dir);
+        var tensors = TrainableLlama.Shapes(config).ToDictionary(s => s.Name, s => folder.Weights.Load(s.Name, s.Shape, ScalarType.Float32, CPU));
+        try
+        {
+            return TrainableLlama.FromTensors(config, tensors, device);
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+    }
+
     private object Record(DemoTrainingResult r, ScalarType saveDtype)
     {
         var o = options;
@@ -297,6 +345,7 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
         {
             ["recipe"] = "apb train demo-model (docs/training.md)",
             ["seed"] = o.Seed,
+            ["init_from"] = o.InitFrom is null ? null : Path.GetFullPath(o.InitFrom),
             ["steps"] = r.Log.Count,
             ["max_steps"] = o.Steps,
             ["time_limit_s"] = o.TimeLimitSeconds,

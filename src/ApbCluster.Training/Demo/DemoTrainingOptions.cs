@@ -19,6 +19,9 @@ public sealed record DemoTrainingOptions
     /// <summary>Longest prompt (document + question tokens): the last phase's length.</summary>
     public int MaxLength { get; init; } = 16384;
     public long Seed { get; init; }
+    /// <summary>A demo model folder to continue training from (its weights; same architecture and tokenizer), or
+    /// null for fresh weights. Continued runs still follow their own curriculum and learning-rate schedule.</summary>
+    public string? InitFrom { get; init; }
     /// <summary>Tokens per step: a phase of length L batches max(1, BatchTokens / L) sequences (right-padded).</summary>
     public int BatchTokens { get; init; } = 65536;
     public double LearningRate { get; init; } = 2e-3;
@@ -67,6 +70,7 @@ public sealed record DemoTrainingOptions
         Architecture.Validate();
         if (Steps < 1) throw new ArgumentException($"steps ({Steps}) must be at least 1.");
         if (TimeLimitSeconds is { } t && !(t > 0)) throw new ArgumentException($"time limit ({t} s) must be positive.");
+        if (InitFrom is { } init && !Directory.Exists(init)) throw new ArgumentException($"init model folder {init} does not exist.");
         if (MaxLength < MinLength) throw new ArgumentException($"max length ({MaxLength}) must be at least {MinLength} tokens (room for the needles and the question).");
         if (MaxLength + 64 > Architecture.MaxPositions)
             throw new ArgumentException($"max length ({MaxLength}) + 64 answer tokens exceeds the model's max_position_embeddings ({Architecture.MaxPositions}).");
