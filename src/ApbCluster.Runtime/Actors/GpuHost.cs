@@ -52,6 +52,12 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
         Receive<CancelQuery>(c => AbortIf(c.QueryId, "cancelled by the router"));
         Receive<Terminated>(t => AbortIfCoordinator(t.ActorRef));
         Receive<ShardRun.Ended>(OnEnded);
+        // A damaged message (already logged by the serializer): end its query now rather than at the router's deadline.
+        Receive<MalformedMessage>(m =>
+        {
+            if (m.QueryId != "" && !Sender.IsNobody())
+                Sender.Tell(new ShardFailed(m.QueryId, _hostId, $"host {_hostId} could not decode a '{m.Manifest}' message ({m.Length} bytes): {m.Reason}", null, false));
+        });
     }
 
     public ITimerScheduler Timers { get; set; } = null!;

@@ -32,6 +32,27 @@ public sealed class GpuHostTests() : TestKit(ClusterTestConfig.Hocon)
     }
 
     [Fact]
+    public void A_message_the_host_could_not_decode_fails_its_query_at_once()
+    {
+        var router = CreateTestProbe();
+        var coordinator = CreateTestProbe();
+        using var listener = new DataPlaneListener("127.0.0.1", "127.0.0.1", 0);
+        var host = Sys.ActorOf(GpuHost.Props("node/gpu0", new NoModelEngine(), new CollectiveFactory(listener, "cpu"), router.Ref, TimeSpan.FromSeconds(30)));
+        router.ExpectMsg<RegisterHost>();
+        router.Reply(new HostRegistered("node/gpu0", router.Ref));
+
+        host.Tell(new MalformedMessage("RS2", 99, "ApbSerializer: malformed 'RS2' payload (99 bytes): end of stream", "q-7"), coordinator.Ref);
+        var failed = coordinator.ExpectMsg<ShardFailed>();
+        Assert.Equal(("q-7", "node/gpu0", false), (failed.QueryId, failed.HostId, failed.DataPlane));
+        Assert.Contains("could not decode a 'RS2' message (99 bytes)", failed.Reason);
+
+        host.Tell(new MalformedMessage("ZZ9", 5, "ApbSerializer: unknown manifest 'ZZ9'", ""), coordinator.Ref);
+        coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // no query to fail
+        host.Tell(GetClusterStatus.Instance);
+        Assert.Equal(HostState.Ready, Assert.Single(ExpectMsg<ClusterStatus>().Hosts).State);
+    }
+
+    [Fact]
     public void A_host_without_a_model_fails_its_rank_naming_itself_and_stays_up()
     {
         var router = CreateTestProbe();
