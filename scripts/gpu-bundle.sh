@@ -2,7 +2,7 @@
 # Builds one self-contained linux-x64 bundle of the GPU flavour (no libtorch inside: GPU hosts use their
 # PyTorch install's) holding the apb CLI, the apb-node cluster node and the GPU-capable test executables, for
 # machines without .NET.
-#   scripts/gpu-bundle.sh [out.tar.xz]        (default .device/apb-gpu.tar.xz)
+#   scripts/gpu-bundle.sh [out.tar.xz]        (default .device/apb-gpu.tar.xz; BUNDLE_DEMO_MODEL=1 adds apb demo's model)
 # On the GPU machine: scripts/gpu-env.sh sets LD_LIBRARY_PATH/APB_TORCH_LIB; then run /tmp/apb-gpu/apb etc.
 # Each app is published on its own, then merged into one folder: where two apps ship different builds of the
 # same file (e.g. apb-node's Akka.Cluster 1.5.74 and ASP.NET's Microsoft.Extensions 10 against the CLI's
@@ -60,6 +60,9 @@ for part in parts:
                 print(f"bundle: WARNING {rel} differs between {os.path.basename(held_part)} and {os.path.basename(part)} at the same version; kept the first")
 EOF
 rm -f "$stage"/libtorch*.so "$stage"/libc10*.so "$stage"/libgomp*.so* "$stage"/*.pdb "$stage"/createdump
+# The shipped demo model (13.6 MB) stays out unless asked for (BUNDLE_DEMO_MODEL=1): a device call carries at most
+# 64 MiB, and runs there usually train or evaluate a model of their own, which must fit beside the bundle.
+[ "${BUNDLE_DEMO_MODEL:-0}" = 1 ] || rm -rf "$stage/demo-model"
 for app in apb apb-node ApbCluster.Model.Tests ApbCluster.Parallel.Tests; do
   [ -x "$stage/$app" ] || { echo "gpu-bundle: $app missing from the bundle" >&2; exit 1; }
 done

@@ -5,7 +5,8 @@
 # leaves the GPU mostly idle: the host-side work is what parallelises), then `apb eval merge`.
 # Writes under $OUT: eval.md, eval.json, eval.png (merged), eval.log (this script's output and each shard's tail).
 # Usage (repository root, after scripts/gpu-bundle.sh built .device/apb-gpu.tar.xz):
-#   bash docs/benchmarks/scripts/gpu-eval-table.sh [MODEL_DIR]     (default: the demo model in the bundle)
+#   bash docs/benchmarks/scripts/gpu-eval-table.sh [MODEL_DIR]
+#   (default: the demo model in the bundle, present when it was built with BUNDLE_DEMO_MODEL=1)
 # Settings: SAMPLES (100), LENGTHS (8k,16k), HOSTS (2,4,8), SHARDS (12), DEVICE (cuda), BUDGET seconds (540).
 # CPU dry run with a local build: APB_BIN=src/ApbCluster.Cli/bin/Release/net10.0 DEVICE=cpu SAMPLES=2 LENGTHS=2k \
 #   HOSTS=2 SHARDS=2 OUT=/tmp/evt bash docs/benchmarks/scripts/gpu-eval-table.sh
@@ -17,6 +18,7 @@ if [[ $DEVICE == cuda ]]; then source scripts/gpu-env.sh .device/apb-gpu.tar.xz;
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 exec > >(tee -a "$OUT/eval.log") 2>&1
 MODEL=${1:-$APB_BIN/demo-model}
+[[ -f $MODEL/config.json ]] || { echo "no model at $MODEL (pass MODEL_DIR, or build the bundle with BUNDLE_DEMO_MODEL=1)"; exit 2; }
 W=/tmp/apb-eval-table; rm -rf $W; mkdir -p $W
 echo "$(date +%T) model $MODEL, $SAMPLES samples x tasks x lengths $LENGTHS, hosts $HOSTS, modes $MODES, $SHARDS shards on $DEVICE, budget ${BUDGET}s"
 [[ $DEVICE == cuda ]] && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
