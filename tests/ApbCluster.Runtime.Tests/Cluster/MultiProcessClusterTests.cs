@@ -82,6 +82,7 @@ public sealed class MultiProcessClusterTests : IDisposable
         Assert.NotNull(failure);
         var failedAfter = DateTime.UtcNow - killed;
         Assert.True(failure.FailingHost == hostCId, $"blamed {failure.FailingHost}: {failure.Reason}");
+        TestContext.Current.TestOutputHelper?.WriteLine($"SIGKILL of {hostCId}: failure after {failedAfter.TotalSeconds:F2} s: {failure.Reason}");
         Assert.True(failedAfter < FailureBound, $"the failure took {failedAfter}");
 
         // 3. The cluster downs the host; the next query runs on the remaining two and is right.
@@ -108,7 +109,9 @@ public sealed class MultiProcessClusterTests : IDisposable
         }
         Assert.NotNull(failure);
         Assert.True(failure.FailingHost == hostBId, $"blamed {failure.FailingHost}: {failure.Reason}");
-        Assert.True(DateTime.UtcNow - frozen < FailureBound, $"the failure took {DateTime.UtcNow - frozen}");
+        var frozenFor = DateTime.UtcNow - frozen;
+        TestContext.Current.TestOutputHelper?.WriteLine($"SIGSTOP of {hostBId}: failure after {frozenFor.TotalSeconds:F2} s: {failure.Reason}");
+        Assert.True(frozenFor < FailureBound, $"the failure took {frozenFor}");
         await using (var admin = await ConnectWithRetry(routerAdmin, ct))
             await Eventually("host-b downed and gone from gpu list", DownBound, async () => (await GpuHosts(admin, ct)).Count == 1);
         await AssertAnswerMatchesInProcess(client, "q-1-host", hosts: 1, ct);
