@@ -31,6 +31,22 @@ public static class TorchRuntime
         }
     }
 
+    /// <summary>Whether CUDA can be used here: a GPU-flavour build (host libtorch) that sees a device. Loads it if so.
+    /// CPU-only builds answer false without touching the host's PyTorch.</summary>
+    public static bool TryCuda()
+    {
+        if (BundledCpuLibTorch() is not null) return false;
+        try
+        {
+            EnsureLoaded("cuda");
+            return true;
+        }
+        catch (TorchLoadException)
+        {
+            return false;
+        }
+    }
+
     private static void LoadCpu()
     {
         // A host libtorch (GPU flavour, or APB_TORCH_LIB set) also serves CPU tensors.

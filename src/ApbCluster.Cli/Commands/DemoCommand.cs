@@ -15,7 +15,7 @@ internal static class DemoCommand
         var tokens = new Option<int>("--tokens") { Description = "document length in tokens", DefaultValueFactory = _ => 8192 };
         var hosts = new Option<int>("--hosts") { Description = "virtual hosts", DefaultValueFactory = _ => 4 };
         var seed = new Option<long>("--seed") { Description = "sample generator seed", DefaultValueFactory = _ => 0 };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "auto (a GPU when this build can use one and one is visible, else the CPU), cpu, cuda or cuda:N", DefaultValueFactory = _ => "auto" };
         var exactness = new Option<bool>("--exactness") { Description = "instead: every mode (dense, ring, ulysses, star, apb) on a random model, exact modes checked against dense" };
         var steps = new Option<int>("--max-new-tokens", "-n") { Description = "with --exactness: tokens generated per mode", DefaultValueFactory = _ => 16 };
         var cmd = new Command("demo", "APB on virtual hosts answering questions about a long document with the bundled demo model, next to dense and star.")

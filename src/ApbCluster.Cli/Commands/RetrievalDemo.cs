@@ -2,6 +2,7 @@ using ApbCluster.Evaluation.Running;
 using ApbCluster.Evaluation.Tasks;
 using ApbCluster.Model.Layers;
 using ApbCluster.Model.Loading;
+using ApbCluster.NativeInterop;
 using ApbCluster.Parallel.Compression;
 using ApbCluster.Parallel.Strategies;
 using TorchSharp;
@@ -31,7 +32,7 @@ internal static class RetrievalDemo
                 ? $"the bundled demo model is missing ({modelDir}): rebuild src/ApbCluster.Cli, pass --model DIR, or run `apb demo --exactness`."
                 : $"--model {modelDir}: no config.json there.");
         if (hosts < 2) throw new CliUsageException($"--hosts {hosts}: APB needs at least 2 hosts.");
-        var device = ModelOptions.ParseDevice(deviceName);
+        var device = ModelOptions.ParseDevice(deviceName == "auto" ? (TorchRuntime.TryCuda() ? "cuda" : "cpu") : deviceName);
         using var folder = ModelFolder.Open(modelDir);
         var config = folder.Config;
         if (tokens < 256 * hosts || tokens + 64 > config.MaxPositionEmbeddings)
