@@ -13,10 +13,10 @@ public class TrainableLlamaTests
     private static readonly DemoArchitecture Arch = DemoArchitecture.Tiny with { RopeTheta = 10_000 };
 
     /// <summary>Random weights large enough that every layer matters (the trained init is too small to test the maths).</summary>
-    private static TrainableLlama RandomModel()
+    private static TrainableLlama RandomModel(bool tied = true)
     {
         TorchRuntime.EnsureLoaded("cpu");
-        var config = Arch.ToConfig(2530, 2528, 2529, "float32");
+        var config = (Arch with { TieEmbeddings = tied }).ToConfig(2530, 2528, 2529, "float32");
         var g = new Generator(17);
         var tensors = TrainableLlama.Shapes(config).ToDictionary(s => s.Name, s => s.Name.EndsWith("norm.weight")
             ? randn(s.Shape, generator: g) * 0.1 + 1
@@ -24,17 +24,20 @@ public class TrainableLlamaTests
         return TrainableLlama.FromTensors(config, tensors, CPU);
     }
 
-    [Fact]
-    public void ExportedCheckpointLoadsWithEqualLogits()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ExportedCheckpointLoadsWithEqualLogits(bool tied)
     {
         using var dir = new TempDir();
         _ = DemoTokenizerTests.Load(dir);
-        using var trainable = RandomModel();
+        using var trainable = RandomModel(tied);
         DemoModelFolder.WriteModel(dir.Path, trainable, ScalarType.Float32);
 
         using var folder = ModelFolder.Open(dir.Path);
         Assert.Equal("plain", folder.Template.Name);
-        Assert.True(folder.Config.TieWordEmbeddings);
+        Assert.Equal(tied, folder.Config.TieWordEmbeddings);
+        Assert.Equal(!tied, folder.Weights.Contains("lm_head.weight"));
         using var model = LlamaModel.FromCheckpoint(folder.Config, folder.Weights, CPU, ScalarType.Float32);
         var ids = randint(0, 2530, [2, 77], generator: new Generator(3));
         using var expected = model.Forward(ids);
@@ -66,10 +69,12 @@ public class TrainableLlamaTests
         Assert.True(rel < 0.05, $"relative difference {rel}");
     }
 
-    [Fact]
-    public void GradientsReachEveryParameter()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void GradientsReachEveryParameter(bool tied)
     {
-        using var model = RandomModel();
+        using var model = RandomModel(tied);
         using var scope = NewDisposeScope();
         var ids = randint(0, 2530, [2, 33], generator: new Generator(5));
         model.Forward(ids, ScalarType.Float32).pow(2).mean().backward();

@@ -76,9 +76,10 @@ internal static class TrainCommand
         var saveDtype = new Option<string>("--save-dtype") { Description = "dtype of the saved weights: bfloat16 or float32", DefaultValueFactory = _ => "bfloat16" };
         var curriculum = new Option<string?>("--curriculum") { Description = "phases as LENGTH:SHARE, e.g. 512:0.3,2k:0.2,8k:0.25,16k:0.25 (default: that, ending at --max-length)" };
         var taskWeights = new Option<string?>("--task-weights") { Description = "TASK:WEIGHT,... (default single-needle:0.15,multi-key:0.2,multi-value:0.15,variable-tracking:0.5)" };
+        var untied = new Option<bool>("--untied-embeddings") { Description = "give lm_head its own weights instead of sharing the embedding table" };
         var init = new Option<string?>("--init") { Description = "continue from this demo model folder's weights (same --size; the tokenizer must match) instead of fresh ones" };
         var cmd = new Command("demo-model", "Train the small demo model (own tokenizer, Llama architecture) on the eval tasks with a length curriculum.")
-            { output, steps, timeLimit, maxLength, seed, device, log, batchTokens, lr, size, saveDtype, curriculum, taskWeights, init };
+            { output, steps, timeLimit, maxLength, seed, device, log, batchTokens, lr, size, saveDtype, curriculum, taskWeights, init, untied };
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             var options = new DemoTrainingOptions
@@ -86,7 +87,7 @@ internal static class TrainCommand
                 Steps = pr.GetValue(steps), TimeLimitSeconds = pr.GetValue(timeLimit), Seed = pr.GetValue(seed),
                 MaxLength = BenchCommand.ParseLengths(pr.GetValue(maxLength)!, "--max-length")[0],
                 BatchTokens = pr.GetValue(batchTokens), LearningRate = pr.GetValue(lr),
-                Architecture = Usage(() => DemoArchitecture.Named(pr.GetValue(size)!)),
+                Architecture = Usage(() => DemoArchitecture.Named(pr.GetValue(size)!)) with { TieEmbeddings = !pr.GetValue(untied) },
                 Curriculum = pr.GetValue(curriculum) is { } phases ? ParseCurriculum(phases) : null,
                 InitFrom = pr.GetValue(init),
             };

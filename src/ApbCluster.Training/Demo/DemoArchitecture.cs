@@ -18,6 +18,9 @@ public sealed record DemoArchitecture
     public double RopeTheta { get; init; } = 500_000;
     public int MaxPositions { get; init; } = 32_768;
     public double RmsNormEps { get; init; } = 1e-5;
+    /// <summary>lm_head shares the embedding table (the shipped model) or has its own (Llama 3 8B's choice; the
+    /// 26 tied single-capital embeddings collapsed in the shipped model, docs/training.md).</summary>
+    public bool TieEmbeddings { get; init; } = true;
 
     public static readonly DemoArchitecture Demo = new();
 
@@ -49,7 +52,7 @@ public sealed record DemoArchitecture
         RmsNormEps = RmsNormEps,
         RopeTheta = RopeTheta,
         MaxPositionEmbeddings = MaxPositions,
-        TieWordEmbeddings = true,
+        TieWordEmbeddings = TieEmbeddings,
         TorchDtype = torchDtype,
         BosTokenId = bosId,
         EosTokenIds = [eosId],

@@ -51,7 +51,7 @@ public static class DemoModelFolder
         ["rope_theta"] = c.RopeTheta,
         ["rope_scaling"] = null,
         ["max_position_embeddings"] = c.MaxPositionEmbeddings,
-        ["tie_word_embeddings"] = true,
+        ["tie_word_embeddings"] = c.TieWordEmbeddings,
         ["hidden_act"] = "silu",
         ["attention_bias"] = false,
         ["mlp_bias"] = false,

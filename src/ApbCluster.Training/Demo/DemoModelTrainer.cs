@@ -316,10 +316,11 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
             ("num_attention_heads", c.NumHeads, config.NumHeads), ("num_key_value_heads", c.NumKvHeads, config.NumKvHeads),
             ("intermediate_size", c.IntermediateSize, config.IntermediateSize), ("vocab_size", c.VocabSize, config.VocabSize),
             ("max_position_embeddings", c.MaxPositionEmbeddings, config.MaxPositionEmbeddings), ("rope_theta", c.RopeTheta, config.RopeTheta),
+            ("tie_word_embeddings", c.TieWordEmbeddings, config.TieWordEmbeddings),
         ];
         foreach (var (name, theirs, ours) in fields)
             if (!theirs.Equals(ours))
-                throw new ArgumentException($"init model {dir}: {name} is {theirs}, this architecture has {ours} (pick the matching --size).");
+                throw new ArgumentException($"init model {dir}: {name} is {theirs}, this architecture has {ours} (pick the matching --size and --untied-embeddings).");
     }
 
     /// <summary>The weights of an earlier run's folder (checked by <see cref="CheckInit(DemoTrainingOptions)"/>), as fp32 trainable weights.</summary>

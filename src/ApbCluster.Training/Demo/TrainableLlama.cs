@@ -10,7 +10,7 @@ namespace ApbCluster.Training.Demo;
 /// A Llama decoder with trainable fp32 weights under Hugging Face's names, and a differentiable forward with the
 /// inference model's maths (<see cref="LlamaModel"/>: RMSNorm in fp32 cast back before the weight, rotate-half RoPE
 /// from <see cref="RotaryEmbedding.ComputeInvFreq"/>, GQA by repeating each KV head over its query group, SwiGLU,
-/// tied lm_head). Attention is libtorch's scaled_dot_product_attention (causal), which on CUDA runs a fused kernel
+/// tied or own lm_head). Attention is libtorch's scaled_dot_product_attention (causal), which on CUDA runs a fused kernel
 /// with its backward. With a 16-bit <c>compute</c> dtype the weights are cast per forward (fp32 master weights) and
 /// the residual stream stays fp32, as autocast would do.
 /// <para>All weights live in one flat fp32 parameter (<see cref="Flat"/>); each forward takes views of it by name,
@@ -36,7 +36,6 @@ public sealed class TrainableLlama : IDisposable
 
     private TrainableLlama(ModelConfig config, Device device, Func<string, long[], Tensor> init)
     {
-        if (!config.TieWordEmbeddings) throw new ArgumentException("the trainable model ties lm_head to the embeddings.");
         if (config.AttentionBias) throw new ArgumentException("the trainable model has no attention biases.");
         Config = config;
         Device = device;
@@ -91,7 +90,7 @@ public sealed class TrainableLlama : IDisposable
             return t.to(ScalarType.Float32).clone();
         });
 
-    /// <summary>HF tensor names and shapes of a tied-embedding Llama, in a fixed order.</summary>
+    /// <summary>HF tensor names and shapes of the Llama, in a fixed order (lm_head last, when not tied).</summary>
     public static IEnumerable<(string Name, long[] Shape)> Shapes(ModelConfig c)
     {
         long h = c.HiddenSize, q = (long)c.NumHeads * c.HeadDim, kv = (long)c.NumKvHeads * c.HeadDim, m = c.IntermediateSize;
@@ -110,6 +109,7 @@ public sealed class TrainableLlama : IDisposable
             yield return (p + "mlp.down_proj.weight", [h, m]);
         }
         yield return ("model.norm.weight", [h]);
+        if (!c.TieWordEmbeddings) yield return ("lm_head.weight", [c.VocabSize, h]);
     }
 
     /// <summary>The weight <paramref name="name"/>: a view of <see cref="Flat"/> (gradients flow into the flat buffer).</summary>
@@ -172,10 +172,10 @@ public sealed class TrainableLlama : IDisposable
         return RmsNorm(h, "model.norm.weight", compute);
     }
 
-    /// <summary>Logits [..., vocab] in <paramref name="compute"/> for normalised hidden states (tied lm_head).</summary>
+    /// <summary>Logits [..., vocab] in <paramref name="compute"/> for normalised hidden states.</summary>
     public Tensor Logits(Tensor normed, ScalarType compute)
     {
-        var e = Weight("model.embed_tokens.weight");
+        var e = Weight(Config.TieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
         return nn.functional.linear(normed, compute == ScalarType.Float32 ? e : e.to(compute));
     }
 
