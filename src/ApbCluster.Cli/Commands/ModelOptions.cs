@@ -51,11 +51,13 @@ internal sealed class ModelOptions
     };
 
     /// <summary>Loads the model of --model onto --device in --dtype, reporting the time on stderr.</summary>
-    public LoadedModel Load(ParseResult pr)
+    public LoadedModel Load(ParseResult pr) => Load(pr.GetValue(Model)!, ParseDevice(pr.GetValue(Device)!), pr.GetValue(Dtype)!);
+
+    /// <summary>Loads the model folder <paramref name="dir"/> onto <paramref name="device"/> (dtype as --dtype), reporting the time on stderr.</summary>
+    public static LoadedModel Load(string dir, Device device, string dtypeText)
     {
-        var device = ParseDevice(pr.GetValue(Device)!);
-        var folder = ModelFolder.Open(pr.GetValue(Model)!);
-        var dtype = ParseDtype(pr.GetValue(Dtype)!, folder.Config, device);
+        var folder = ModelFolder.Open(dir);
+        var dtype = ParseDtype(dtypeText, folder.Config, device);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var model = LlamaModel.FromCheckpoint(folder.Config, folder.Weights, device, dtype);
         Console.Error.WriteLine($"loaded {folder.Directory} ({folder.Config.ModelType}, {folder.Config.NumLayers} layers) on {device} as {dtype} in {clock.Elapsed.TotalSeconds:F1} s");

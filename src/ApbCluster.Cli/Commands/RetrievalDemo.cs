@@ -33,12 +33,10 @@ internal static class RetrievalDemo
                 : $"--model {modelDir}: no config.json there.");
         if (hosts < 2) throw new CliUsageException($"--hosts {hosts}: APB needs at least 2 hosts.");
         var device = ModelOptions.ParseDevice(deviceName == "auto" ? (TorchRuntime.TryCuda() ? "cuda" : "cpu") : deviceName);
-        using var folder = ModelFolder.Open(modelDir);
-        var config = folder.Config;
+        using var loaded = ModelOptions.Load(modelDir, device, "auto");
+        var (folder, model, config, dtype) = (loaded.Folder, loaded.Model, loaded.Folder.Config, loaded.Model.Dtype);
         if (tokens < 256 * hosts || tokens + 64 > config.MaxPositionEmbeddings)
             throw new CliUsageException($"--tokens {tokens}: must be between {256 * hosts} ({hosts} hosts) and {config.MaxPositionEmbeddings - 64} (the model's max_position_embeddings less room for the answer).");
-        var dtype = ModelOptions.ParseDtype("auto", config, device);
-        using var model = LlamaModel.FromCheckpoint(config, folder.Weights, device, dtype);
         var headsPath = RetainingHeadsFile.Beside(modelDir);
         var heads = headsPath is null ? null : RetainingHeadsFile.Load(headsPath, config, device, dtype);
         var runner = new EvalRunner(model, folder.Tokenizer, heads);
