@@ -5,12 +5,13 @@
 #  2. prefill of dense (1 GPU) and ring, ulysses, star, apb (2 GPUs, NCCL) at 32K/64K/128K,
 #     Llama-3.1-8B shape, paper defaults (bench.json/md/png, bench.log);
 #  3. APB variants (anchor block/8 and/or the cost-balanced split; VARIANT_LENGTHS) (variants.md/log).
-# Env: GPUS (2), HOSTS (2), LENGTHS (32k,64k,128k), VARIANT_LENGTHS (128k).
+# Env: GPUS (2), HOSTS (2), LENGTHS (32k,64k,128k), VARIANT_LENGTHS (32k,64k,128k), REPEATS (timed runs after one
+# warm-up, best reported; 1).
 set -uo pipefail
 source scripts/gpu-env.sh .device/apb-gpu.tar.xz
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-GPUS=${GPUS:-2}; HOSTS=${HOSTS:-2}
+GPUS=${GPUS:-2}; HOSTS=${HOSTS:-2}; REPEATS=${REPEATS:-1}
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nvidia-smi topo -m; } > "$OUT/bench.log" 2>&1
 cat "$OUT/bench.log"
 
@@ -20,7 +21,7 @@ grep -E "Total:|\[FAIL\]|kernel|host [01]:|greedy|passing:|relative error|max ab
 
 echo "== bench: every mode, paper defaults"
 timeout 330 "$APB_BIN/apb" bench --shape llama-3.1-8b --lengths "${LENGTHS:-32k,64k,128k}" --modes dense,ring,ulysses,star,apb \
-  --gpus "$GPUS" --hosts "$HOSTS" --warmup 1 --repeats 1 --out /tmp/bench2 2>&1 | tee -a "$OUT/bench.log" | grep -v "^|"
+  --gpus "$GPUS" --hosts "$HOSTS" --warmup 1 --repeats "$REPEATS" --out /tmp/bench2 2>&1 | tee -a "$OUT/bench.log" | grep -v "^|"
 cp /tmp/bench2/bench.* "$OUT/" 2>/dev/null
 
 echo "== bench: APB variants"
@@ -30,6 +31,6 @@ for variant in "--balanced" "--anchor-divisor 8 --balanced"; do
   echo "-- apb $variant" | tee -a "$OUT/variants.log"
   # shellcheck disable=SC2086
   timeout 150 "$APB_BIN/apb" bench --shape llama-3.1-8b --lengths "${VARIANT_LENGTHS:-32k,64k,128k}" --modes apb $variant \
-    --gpus "$GPUS" --hosts "$HOSTS" --warmup 1 --repeats 1 --out "$dir" 2>&1 | tee -a "$OUT/variants.log" | grep -v "^|"
+    --gpus "$GPUS" --hosts "$HOSTS" --warmup 1 --repeats "$REPEATS" --out "$dir" 2>&1 | tee -a "$OUT/variants.log" | grep -v "^|"
   { echo; echo "### apb $variant"; echo; grep "^|" "$dir/bench.md"; } >> "$OUT/variants.md" 2>/dev/null
 done
