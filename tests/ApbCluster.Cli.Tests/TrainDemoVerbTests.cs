@@ -58,6 +58,22 @@ public class TrainDemoVerbTests
         Assert.True(Math.Abs(continued - firstLoss) > 1e-4, $"continued step-1 loss {continued} equals the fresh run's {firstLoss}");
         Assert.Contains(Path.GetFullPath(model), File.ReadAllText(Path.Combine(more, "training.json")));
 
+        // Untying on the way: lm_head starts as a copy of the tied embedding, so the outputs (and the step-1 loss on
+        // the same first batch) are those of the tied continuation; the new folder is untied.
+        var untied = Path.Combine(dir, "untied");
+        var u = ApbProcess.Run("train", "demo-model", "--out", untied, "--size", "tiny", "--max-length", "256", "--steps", "1",
+            "--batch-tokens", "512", "--curriculum", "256:1", "--init", model, "--untied-embeddings");
+        Assert.True(u.ExitCode == 0, u.Stderr);
+        var untiedLoss = double.Parse(System.Text.RegularExpressions.Regex.Match(u.Stdout, @"step 1 len 256 x2 loss ([0-9.]+)").Groups[1].Value,
+            System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(Math.Abs(untiedLoss - continued) < 1e-3, $"untied continuation's step-1 loss {untiedLoss} differs from the tied one's {continued}");
+        Assert.Contains("\"tie_word_embeddings\": false", File.ReadAllText(Path.Combine(untied, "config.json")));
+        // ... but tying an untied model would drop its lm_head: refused by name.
+        var retie = ApbProcess.Run("train", "demo-model", "--out", Path.Combine(dir, "retie"), "--size", "tiny", "--max-length", "256",
+            "--steps", "1", "--batch-tokens", "512", "--curriculum", "256:1", "--init", untied);
+        Assert.Equal(2, retie.ExitCode);
+        Assert.Contains("tie_word_embeddings is False, this architecture has True", retie.Stderr);
+
         // A model of another size is refused by name.
         var wrong = ApbProcess.Run("train", "demo-model", "--out", Path.Combine(dir, "wrong"), "--size", "demo", "--max-length", "256",
             "--steps", "1", "--init", model);

@@ -6,7 +6,8 @@
 #     Llama-3.1-8B shape, paper defaults (bench.json/md/png, bench.log);
 #  3. APB variants (anchor block/8 and/or the cost-balanced split; VARIANT_LENGTHS) (variants.md/log).
 # Env: GPUS (2), HOSTS (2), LENGTHS (32k,64k,128k), VARIANT_LENGTHS (32k,64k,128k), REPEATS (timed runs after one
-# warm-up, best reported; 1).
+# warm-up, best reported; 1), BENCH_TIMEOUT (seconds for step 2; 420). Collectives time out after 30 s; a mode
+# whose first attempt fails is retried once on new communicators, and the results say so.
 set -uo pipefail
 source scripts/gpu-env.sh .device/apb-gpu.tar.xz
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -20,8 +21,8 @@ timeout 240 "$APB_BIN/ApbCluster.Parallel.Tests" -trait Category=Gpu -verbose -s
 grep -E "Total:|\[FAIL\]|kernel|host [01]:|greedy|passing:|relative error|max abs" "$OUT/parallel-tests.log" | grep -v "^\s*$" | head -60
 
 echo "== bench: every mode, paper defaults"
-timeout 330 "$APB_BIN/apb" bench --shape llama-3.1-8b --lengths "${LENGTHS:-32k,64k,128k}" --modes dense,ring,ulysses,star,apb \
-  --gpus "$GPUS" --hosts "$HOSTS" --warmup 1 --repeats "$REPEATS" --out /tmp/bench2 2>&1 | tee -a "$OUT/bench.log" | grep -v "^|"
+timeout "${BENCH_TIMEOUT:-420}" "$APB_BIN/apb" bench --shape llama-3.1-8b --lengths "${LENGTHS:-32k,64k,128k}" --modes dense,ring,ulysses,star,apb \
+  --gpus "$GPUS" --hosts "$HOSTS" --warmup 1 --repeats "$REPEATS" --collective-timeout 30 --out /tmp/bench2 2>&1 | tee -a "$OUT/bench.log" | grep -v "^|"
 cp /tmp/bench2/bench.* "$OUT/" 2>/dev/null
 
 echo "== bench: APB variants"
@@ -31,6 +32,6 @@ for variant in "--balanced" "--anchor-divisor 8 --balanced"; do
   echo "-- apb $variant" | tee -a "$OUT/variants.log"
   # shellcheck disable=SC2086
   timeout 150 "$APB_BIN/apb" bench --shape llama-3.1-8b --lengths "${VARIANT_LENGTHS:-32k,64k,128k}" --modes apb $variant \
-    --gpus "$GPUS" --hosts "$HOSTS" --warmup 1 --repeats "$REPEATS" --out "$dir" 2>&1 | tee -a "$OUT/variants.log" | grep -v "^|"
+    --gpus "$GPUS" --hosts "$HOSTS" --warmup 1 --repeats "$REPEATS" --collective-timeout 30 --out "$dir" 2>&1 | tee -a "$OUT/variants.log" | grep -v "^|"
   { echo; echo "### apb $variant"; echo; grep "^|" "$dir/bench.md"; } >> "$OUT/variants.md" 2>/dev/null
 done

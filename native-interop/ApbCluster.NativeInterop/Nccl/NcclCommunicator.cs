@@ -90,19 +90,29 @@ public sealed partial class NcclCommunicator : IDisposable
         return comm;
     }
 
-    /// <summary>NCCL connects point-to-point channels lazily, on the first send/receive to a peer. Doing that
-    /// here, with one tiny exchange with every peer while all ranks are idle, keeps connection set-up (memory
-    /// registration, peer access) out of the first ring step, where it would race the model's kernels.</summary>
+    /// <summary>Elements (int32) of each warm-up transfer: large enough that NCCL spreads it over all the
+    /// channels it uses for big messages (16 MB a direction), so every one of them is connected here.</summary>
+    private const long WarmUpElements = 4L << 20;
+
+    /// <summary>NCCL connects channels lazily: point-to-point ones on the first send/receive to a peer, and
+    /// large messages use more channels than small ones; collective ones on the first collective. Doing all
+    /// of that here, with a large exchange with every peer and a large all-gather while all ranks are idle,
+    /// keeps connection set-up (memory registration, peer access) out of the first ring step, where it raced
+    /// the model's kernels: with only a 4-byte warm-up, a 2-GPU bench's first 64 MB ring step still hung on
+    /// one rank (docs/benchmarks/parallel-h200-2gpu/third-run).</summary>
     private void ConnectPeers()
     {
         if (Size < 2) return;
         var device = new torch.Device(DeviceType.CUDA, Device);
         var buffers = Enumerable.Range(0, Size).Where(p => p != Rank)
-            .Select(p => (Peer: p, Out: torch.zeros(1, ScalarType.Int32, device), In: torch.zeros(1, ScalarType.Int32, device))).ToList();
+            .Select(p => (Peer: p, Out: torch.zeros(WarmUpElements, ScalarType.Int32, device), In: torch.zeros(WarmUpElements, ScalarType.Int32, device))).ToList();
         try
         {
             SendRecv(buffers.SelectMany(b => new[] { PeerTransfer.SendTo(b.Out, b.Peer), PeerTransfer.ReceiveFrom(b.In, b.Peer) }).ToList(),
                 "ConnectPeers", "point-to-point warm-up");
+            using var mine = torch.zeros(WarmUpElements / Size, ScalarType.Int32, device);
+            using var all = torch.zeros(WarmUpElements / Size * Size, ScalarType.Int32, device);
+            AllGather(mine, all, "collective warm-up");
         }
         finally
         {

@@ -76,6 +76,8 @@ internal static class BenchCommand
                             : bench!.Prefill(Enum.Parse<ParallelMode>(mode, ignoreCase: true), n, pr.GetValue(warmup), pr.GetValue(repeats), apbSettings, seed: n,
                                 ttft: pr.GetValue(ttft));
                         report.Prefill.Add(m);
+                        if (m.Plan is { } p && p.TryGetValue("retried_after", out var firstFailure))
+                            report.Notes.Add($"{mode} at {n} tokens: first attempt failed ({firstFailure}); measured on reconnected communicators.");
                         Console.Error.WriteLine($"{m.Seconds:F3} s, {m.TokensPerSecond:F0} tok/s, {m.PeakGpuGiB:F1} GiB" +
                             (m.TtftSeconds is { } t ? $", ttft {t:F3} s" : "") +
                             (m.Plan is { } info && info.TryGetValue("ttft_error", out var ttftError) ? $", ttft failed: {ttftError}" : "") +

@@ -34,7 +34,10 @@ public static class ParallelRun
     {
         // Grow the RoPE table before the threads start: they only read it then.
         model.Rope.EnsureCapacity(plan.PaddedLength + plan.QuestionLength + (options?.MaxNewTokens ?? 32) + 1);
+        // Every rank lives on the model's device: collectives then hand back tensors there (a CPU rank
+        // would copy Phase 2's partial outputs off the GPU and the next layer's matmul would fail).
+        var devices = Enumerable.Repeat(model.Device, plan.Hosts).ToArray();
         return InProcessCollectiveGroup.Run(plan.Hosts, deadline ?? TimeSpan.FromMinutes(5),
-            c => Host(c, model, plan, strategy, request, options));
+            c => Host(c, model, plan, strategy, request, options), devices);
     }
 }

@@ -316,8 +316,10 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
             ("num_attention_heads", c.NumHeads, config.NumHeads), ("num_key_value_heads", c.NumKvHeads, config.NumKvHeads),
             ("intermediate_size", c.IntermediateSize, config.IntermediateSize), ("vocab_size", c.VocabSize, config.VocabSize),
             ("max_position_embeddings", c.MaxPositionEmbeddings, config.MaxPositionEmbeddings), ("rope_theta", c.RopeTheta, config.RopeTheta),
-            ("tie_word_embeddings", c.TieWordEmbeddings, config.TieWordEmbeddings),
         ];
+        // Tied -> untied is allowed (lm_head starts as a copy of the embedding table); untied -> tied would drop weights.
+        if (!c.TieWordEmbeddings && config.TieWordEmbeddings)
+            fields = [.. fields, ("tie_word_embeddings", c.TieWordEmbeddings, config.TieWordEmbeddings)];
         foreach (var (name, theirs, ours) in fields)
             if (!theirs.Equals(ours))
                 throw new ArgumentException($"init model {dir}: {name} is {theirs}, this architecture has {ours} (pick the matching --size and --untied-embeddings).");
@@ -328,7 +330,10 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
     {
         CheckInit(dir, config, tokenizer);
         using var folder = ModelFolder.Open(dir);
-        var tensors = TrainableLlama.Shapes(config).ToDictionary(s => s.Name, s => folder.Weights.Load(s.Name, s.Shape, ScalarType.Float32, CPU));
+        // Untying a tied checkpoint: lm_head starts as a copy of the embedding table, so the model's outputs are unchanged.
+        bool untie = folder.Config.TieWordEmbeddings && !config.TieWordEmbeddings;
+        var tensors = TrainableLlama.Shapes(config).ToDictionary(s => s.Name, s =>
+            folder.Weights.Load(untie && s.Name == "lm_head.weight" ? "model.embed_tokens.weight" : s.Name, s.Shape, ScalarType.Float32, CPU));
         try
         {
             return TrainableLlama.FromTensors(config, tensors, device);
