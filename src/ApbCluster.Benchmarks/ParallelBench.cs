@@ -74,6 +74,8 @@ public sealed class ParallelBench : IDisposable
         var request = new PrefillRequest(document, question);
         var times = new List<double>();
         string? retriedAfter = null;
+        Dictionary<string, double> phases;
+        IReadOnlyList<TrafficEntry> moved;
         for (int attempt = 1; ; attempt++)
         {
             try
@@ -84,25 +86,24 @@ public sealed class ParallelBench : IDisposable
                     var (seconds, _) = RunOnce(mode, plan, request, timing: false, apb.Kernel);
                     if (i >= warmup) times.Add(seconds);
                 }
+                // One more run with per-phase timing (it synchronises around every phase, so it is not timed itself),
+                // counting the bytes its collectives move.
+                _traffic.Reset();
+                (_, phases) = RunOnce(mode, plan, request, timing: true, apb.Kernel);
+                moved = _traffic.Snapshot();
                 break;
             }
             catch (Exception e)
             {
                 // A failed collective aborts the communicators: reconnect so this or the next configuration still
-                // runs. A first exchange on fresh NCCL communicators has hung on two GPUs of one process; a second
-                // attempt on new ones is reported in the results (retried_after), never hidden.
+                // runs. A second attempt on new communicators is reported in the results (retried_after), never hidden.
                 CollectiveRunner.DisposeAll(_collectives);
                 _collectives = _connect();
                 if (attempt >= 2 || e is not ApbCluster.NativeInterop.CollectiveException) throw;
                 retriedAfter = e.Message.Split('\n')[0];
-                Console.Error.WriteLine($"  {mode.ToString().ToLowerInvariant()} at {tokens} tokens: {retriedAfter}; reconnected, retrying once");
+                Console.Error.Write($"[{mode.ToString().ToLowerInvariant()} at {tokens} tokens: {retriedAfter}; reconnected, retrying once] ");
             }
         }
-        // One more run with per-phase timing (it synchronises around every phase, so it is not timed itself),
-        // counting the bytes its collectives move.
-        _traffic.Reset();
-        var (_, phases) = RunOnce(mode, plan, request, timing: true, apb.Kernel);
-        var moved = _traffic.Snapshot();
         double best = times.Min();
         double mem = _models.Values.Max(m => GpuClock.UsedGiB(m.Device));
         var planInfo = new Dictionary<string, object>

@@ -14,7 +14,7 @@ public sealed class PhaseTimer(bool enabled, Device? device = null)
     public const string Qkv = "qkv", Compressor = "compressor", Passing = "passing", Attention = "attention", Mlp = "mlp";
 
     private readonly Dictionary<string, TimeSpan> _totals = new();
-    private readonly bool _cuda = device?.type == DeviceType.CUDA;
+    private readonly Device? _cuda = device?.type == DeviceType.CUDA ? device : null;
 
     public static PhaseTimer Disabled => new(false);
     public bool Enabled { get; } = enabled;
@@ -29,9 +29,12 @@ public sealed class PhaseTimer(bool enabled, Device? device = null)
 
     public void Add(string phase, TimeSpan t) => _totals[phase] = _totals.GetValueOrDefault(phase) + t;
 
+    // This host's device, named: a bare synchronize() waits on the thread's *current* device, which for a new
+    // thread is GPU 0; with two GPUs in one process, rank 1 then waited on rank 0's NCCL kernel, which waited
+    // on rank 1: a deadlock until the collective deadline (docs/benchmarks/parallel-h200-2gpu/fourth-run).
     private void Sync()
     {
-        if (_cuda) cuda.synchronize();
+        if (_cuda is { } d) cuda.synchronize(d);
     }
 
     public readonly struct Scope : IDisposable

@@ -107,7 +107,7 @@ public sealed class LlamaShardEngine : IShardEngine
         finally
         {
             Interlocked.Exchange(ref _kvBytes, 0);
-            if (_model.Device.type == TorchSharp.DeviceType.CUDA) cuda.synchronize();
+            if (_model.Device.type == TorchSharp.DeviceType.CUDA) cuda.synchronize(_model.Device); // this host's GPU, not the thread's current one
         }
     }
 
