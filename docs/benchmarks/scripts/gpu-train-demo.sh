@@ -10,7 +10,7 @@
 # Budget: about 6.5 minutes in all (training loop 290 s, retaining heads ~30 s, eval ~20 s).
 # Usage (repository root, after scripts/gpu-bundle.sh built .device/apb-gpu.tar.xz from this branch):
 #   bash docs/benchmarks/scripts/gpu-train-demo.sh [TRAIN_SECONDS]
-#   TRAIN_ARGS="--untied-embeddings --curriculum 512:0.3,2k:0.2,4k:0.1,8k:0.2,16k:0.2" adds/overrides training options.
+#   SEED (0) seeds weights and data; TRAIN_ARGS="--untied-embeddings --curriculum 512:0.3,2k:0.2,4k:0.1,8k:0.2,16k:0.2" adds/overrides training options.
 # A CPU dry run of the same flow (tiny model, short lengths; APB_BIN = a local build of src/ApbCluster.Cli):
 #   APB_BIN=src/ApbCluster.Cli/bin/Release/net10.0 DEVICE=cpu SIZE=tiny MAX_LENGTH=512 HEAD_STEPS=3 HEAD_LEN=512 \
 #     EVAL_SAMPLES=2 OUT=/tmp/out bash docs/benchmarks/scripts/gpu-train-demo.sh 20
@@ -41,7 +41,7 @@ fi
 stamp "train demo-model: ${train_s} s, $SIZE, up to $MAX_LENGTH tokens, $DEVICE"
 t0=$SECONDS
 "$APB" train demo-model --out $M --device $DEVICE --size $SIZE --max-length $MAX_LENGTH --steps 1000000 --time-limit "$train_s" \
-  --seed 0 ${TRAIN_ARGS:-} --log "$OUT/train.csv" > "$OUT/train.log" 2>&1
+  --seed "${SEED:-0}" ${TRAIN_ARGS:-} --log "$OUT/train.csv" > "$OUT/train.log" 2>&1
 rc=$?
 stamp "train rc=$rc in $((SECONDS - t0)) s: $(tail -2 "$OUT/train.log" | head -1)"
 grep -E '^(demo model|budget|phase)' "$OUT/train.log" | tee -a "$OUT/run.txt"
