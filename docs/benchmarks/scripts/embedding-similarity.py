@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Mean and max pairwise cosine of the embedding rows of the 26 space-prefixed capitals (" A".." Z") and of 26
 letter-pair tokens, from a demo model folder's bf16 model.safetensors (no torch needed).
-Usage: embedding-similarity.py MODEL_DIR"""
+Usage: embedding-similarity.py MODEL_DIR [TENSOR]   (TENSOR: model.embed_tokens.weight, or lm_head.weight of an untied model)"""
 import json, math, os, random, struct, sys
 
 d = sys.argv[1]
 with open(os.path.join(d, 'model.safetensors'), 'rb') as f:
     n = struct.unpack('<Q', f.read(8))[0]
     header = json.loads(f.read(n))
-    e = header['model.embed_tokens.weight']
+    name = sys.argv[2] if len(sys.argv) > 2 else 'model.embed_tokens.weight'
+    e = header[name]
     assert e['dtype'] == 'BF16', e['dtype']
     rows, cols = e['shape']
     f.seek(8 + n + e['data_offsets'][0])
