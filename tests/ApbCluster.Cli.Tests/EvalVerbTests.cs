@@ -18,6 +18,7 @@ public class EvalVerbTests
     [InlineData("--retaining-heads", "/nonexistent/heads.safetensors", "file not found")]
     [InlineData("--shard", "2/2", "'2/2' is not I/N")]
     [InlineData("--shard", "1", "'1' is not I/N")]
+    [InlineData("--time-limit", "-5", "--time-limit -5: must be a positive number of seconds")]
     public void BadOptionsAreUsageErrors(string option, string value, string message)
     {
         var r = ApbProcess.Run("eval", "--model", Llama.Value, option, value, "--out", TempDir());

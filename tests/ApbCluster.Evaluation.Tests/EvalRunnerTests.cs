@@ -56,6 +56,26 @@ public class EvalRunnerTests
     }
 
     [Fact]
+    public void ATimeLimitKeepsTheSameSamplesInEveryCellAndSaysSo()
+    {
+        // A limit that has passed once the first sample is done: exactly one sample runs, in every cell.
+        var o = Options with { Samples = 3, Modes = [EvalMode.Dense, EvalMode.ApbQuery], TimeLimit = TimeSpan.FromTicks(1) };
+        var cut = Run(o);
+        Assert.Equal(o.Tasks.Count * o.Hosts.Count * o.Modes.Count, cut.Cells.Count);
+        Assert.All(cut.Cells, c => Assert.Equal(1, c.Samples));
+        Assert.All(cut.Rows, r => Assert.Equal(0, r.Sample));
+        Assert.Contains(cut.Notes, n => n == EvalRunner.TimeLimitNotePrefix + "0 s: 1 of 3 samples a cell were run.");
+
+        // Merged with a shard that ran to the end, the report says how many shards were cut and what the cells hold.
+        var rest = Run(o with { TimeLimit = null, ShardIndex = 1, ShardCount = 2 });
+        var merged = EvalReport.Merge([cut, rest]);
+        Assert.Contains(merged.Notes, n => n.StartsWith("1 of 2 shards were " + EvalRunner.TimeLimitNotePrefix, StringComparison.Ordinal)
+            && n.EndsWith("cells hold 2 samples.", StringComparison.Ordinal));
+        Assert.DoesNotContain(merged.Notes, n => n.StartsWith(EvalRunner.TimeLimitNotePrefix, StringComparison.Ordinal));
+        Assert.Contains("Samples per cell: 2.", EvalReportWriter.Markdown(merged));
+    }
+
+    [Fact]
     public void RetainingModeWithoutHeadsIsAClearError()
     {
         using var model = TinyEvalModel.Load();

@@ -26,8 +26,11 @@ echo "cpus $(nproc)"
 
 pids=()
 for ((i = 0; i < SHARDS; i++)); do
+  # --time-limit: a shard that would run long starts no sample it cannot finish in time and writes what it has (the
+  # same samples in every cell; the merged report says how many); timeout is only the backstop.
   timeout "$BUDGET" "$APB_BIN/apb" eval --model "$MODEL" --lengths "$LENGTHS" --hosts "$HOSTS" --modes "$MODES" \
-    --samples "$SAMPLES" --device "$DEVICE" --shard "$i/$SHARDS" --out "$W/shard-$i" > "$W/shard-$i.out" 2> "$W/shard-$i.err" &
+    --samples "$SAMPLES" --device "$DEVICE" --shard "$i/$SHARDS" --time-limit "$((BUDGET - 30))" \
+    --out "$W/shard-$i" > "$W/shard-$i.out" 2> "$W/shard-$i.err" &
   pids+=($!)
 done
 wait "${pids[@]}" # not a bare wait: that would also wait for the tee behind exec, forever

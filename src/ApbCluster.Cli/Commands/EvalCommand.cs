@@ -25,8 +25,9 @@ internal static class EvalCommand
         var heads = new Option<string?>("--retaining-heads") { Description = "safetensors file of trained retaining heads (apb train retaining-heads)" };
         var output = new Option<string>("--out", "-o") { Description = "folder for eval.json, eval.md, eval.png", Required = true };
         var shard = new Option<string?>("--shard") { Description = "I/N: run only samples i with i mod N = I (same seeds as the whole run), to split one evaluation over N processes; join them with `apb eval merge`" };
+        var timeLimit = new Option<double?>("--time-limit") { Description = "seconds the run should end by: no sample starts that would end later at the pace so far (the first always runs); the report holds the samples done, the same ones in every cell, and says so" };
         var cmd = new Command("eval", "Accuracy of dense, star and APB variants on synthetic long-context tasks.")
-            { tasks, lengths, hosts, modes, samples, seed, heads, output, shard };
+            { tasks, lengths, hosts, modes, samples, seed, heads, output, shard, timeLimit };
         cmd.Subcommands.Add(Merge());
         m.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
@@ -43,6 +44,9 @@ internal static class EvalCommand
                     : EvalModes.All.Where(x => x != EvalMode.ApbRetaining || headsPath != null).ToArray()),
                 Samples = pr.GetValue(samples),
                 Seed = pr.GetValue(seed),
+                TimeLimit = pr.GetValue(timeLimit) is { } seconds
+                    ? seconds > 0 ? TimeSpan.FromSeconds(seconds) : throw new CliUsageException($"--time-limit {seconds}: must be a positive number of seconds.")
+                    : null,
             };
             if (pr.GetValue(shard) is { } shardText)
             {

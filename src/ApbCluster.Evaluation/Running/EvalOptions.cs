@@ -16,6 +16,10 @@ public sealed record EvalOptions
     /// (same seeds and depths as the whole run), so N processes can share the work and `apb eval merge` joins them.</summary>
     public int ShardIndex { get; init; }
     public int ShardCount { get; init; } = 1;
+    /// <summary>Wall time the run should end by (null: none): after the first sample, no sample starts that would end
+    /// past it at the average pace so far. Samples run in order, each through every task, length, H and mode, so a
+    /// run cut short still has the same samples in every cell; the report says so.</summary>
+    public TimeSpan? TimeLimit { get; init; }
     /// <summary>Per-run deadline for the virtual hosts (a stuck collective fails instead of hanging).</summary>
     public TimeSpan Deadline { get; init; } = TimeSpan.FromMinutes(10);
 }

@@ -34,7 +34,7 @@ public sealed record EvalReport(string Model, string Hardware, string Command, D
         var twice = rows.GroupBy(r => (r.Task, r.Length, r.Hosts, r.Mode, r.Sample)).FirstOrDefault(g => g.Count() > 1);
         if (twice is not null)
             throw new ArgumentException($"sample {twice.Key.Sample} of {twice.Key.Task} {twice.Key.Length} H={twice.Key.Hosts} {twice.Key.Mode} is in more than one report (overlapping shards?).");
-        // The whole run's order: every shard ran the same loops (task, length, sample, hosts, mode), so the order of first
+        // The whole run's order: every shard ran the same loops (sample, task, length, hosts, mode), so the order of first
         // appearance gives the tasks' and modes' order (and with it the table's columns).
         var taskRank = Ranks(rows.Select(r => r.Task));
         var modeRank = Ranks(rows.Select(r => r.Mode));
@@ -42,12 +42,20 @@ public sealed record EvalReport(string Model, string Hardware, string Command, D
         var lengthRank = Ranks(rows.Select(r => r.Length));
         rows = rows.OrderBy(r => taskRank[r.Task]).ThenBy(r => lengthRank[r.Length]).ThenBy(r => r.Sample)
             .ThenBy(r => hostsRank[r.Hosts]).ThenBy(r => modeRank[r.Mode]).ToList();
-        var notes = shards.SelectMany(s => s.Notes).Where(n => !n.StartsWith(ShardNotePrefix, StringComparison.Ordinal)).Distinct().ToList();
+        bool Stopped(string n) => n.StartsWith(EvalRunner.TimeLimitNotePrefix, StringComparison.Ordinal);
+        var notes = shards.SelectMany(s => s.Notes).Where(n => !n.StartsWith(ShardNotePrefix, StringComparison.Ordinal) && !Stopped(n)).Distinct().ToList();
         notes.Add($"merged from {shards.Count} reports of `--shard I/{shards.Count}` runs of the command above.");
+        var cells = Aggregate(rows);
+        int cut = shards.Count(s => s.Notes.Any(Stopped));
+        if (cut > 0)
+        {
+            int least = cells.Min(c => c.Samples), most = cells.Max(c => c.Samples);
+            notes.Add($"{cut} of {shards.Count} shards were {EvalRunner.TimeLimitNotePrefix}their run: cells hold {(least == most ? $"{least}" : $"{least} to {most}")} samples.");
+        }
         var first = shards.MinBy(s => s.Started)!;
         // The whole run's command: the shard's, less its --shard and --out.
         var command = System.Text.RegularExpressions.Regex.Replace(first.Command, @" (--shard|--out|-o) \S+", "");
-        return new EvalReport(first.Model, first.Hardware, command, first.Started, rows, Aggregate(rows), notes);
+        return new EvalReport(first.Model, first.Hardware, command, first.Started, rows, cells, notes);
     }
 
     private static Dictionary<T, int> Ranks<T>(IEnumerable<T> values) where T : notnull =>

@@ -17,6 +17,9 @@ namespace ApbCluster.Evaluation.Running;
 /// </summary>
 public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompressor? retainingHeads = null)
 {
+    /// <summary>Starts the report note of a run stopped by <see cref="EvalOptions.TimeLimit"/>.</summary>
+    public const string TimeLimitNotePrefix = "stopped by the time limit of ";
+
     /// <summary>Tokens generated beyond the answer's own (room for a newline or EOS).</summary>
     public const int ExtraNewTokens = 2;
 
@@ -57,12 +60,22 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
 
         bool Mine(int i) => i % o.ShardCount == o.ShardIndex;
         int samples = Enumerable.Range(0, o.Samples).Count(Mine);
-        int total = o.Tasks.Count * o.Lengths.Count * samples * o.Hosts.Count * o.Modes.Count, done = 0;
-        foreach (var task in o.Tasks)
-            foreach (int length in o.Lengths)
-                for (int i = 0; i < o.Samples; i++)
+        int total = o.Tasks.Count * o.Lengths.Count * samples * o.Hosts.Count * o.Modes.Count, done = 0, samplesDone = 0;
+        var clock = Stopwatch.StartNew();
+        // Sample-major: sample i runs through every task, length, H and mode before sample i + 1 starts, so a run
+        // stopped by the time limit has the same samples in every cell.
+        for (int i = 0; i < o.Samples; i++)
+        {
+            if (!Mine(i)) continue;
+            // At least one sample (never an empty report); then none that would, at the pace so far, end past the limit.
+            if (o.TimeLimit is { } limit && samplesDone > 0 && clock.Elapsed + clock.Elapsed / samplesDone > limit)
+            {
+                report.Notes.Add($"{TimeLimitNotePrefix}{limit.TotalSeconds:0} s: {samplesDone} of {samples} samples a cell were run.");
+                break;
+            }
+            foreach (var task in o.Tasks)
+                foreach (int length in o.Lengths)
                 {
-                    if (!Mine(i)) continue;
                     // Depths sweep the document evenly over the samples (needle-in-a-haystack style).
                     var sample = _generator.Generate(task, length, o.Seed + i, depth: (i + 0.5) / o.Samples);
                     EvalRow? dense = null;
@@ -79,6 +92,8 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
                                 100.0 * cell.Count(r => r.Correct) / cell.Count));
                         }
                 }
+            samplesDone++;
+        }
         report.Cells.AddRange(EvalReport.Aggregate(report.Rows));
         return report;
     }
