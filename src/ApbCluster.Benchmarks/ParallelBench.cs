@@ -101,7 +101,6 @@ public sealed class ParallelBench : IDisposable
                 _collectives = _connect();
                 if (attempt >= 2 || e is not ApbCluster.NativeInterop.CollectiveException) throw;
                 retriedAfter = e.Message.Split('\n')[0];
-                Console.Error.Write($"[{mode.ToString().ToLowerInvariant()} at {tokens} tokens: {retriedAfter}; reconnected, retrying once] ");
             }
         }
         double best = times.Min();

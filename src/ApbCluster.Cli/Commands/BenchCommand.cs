@@ -76,12 +76,14 @@ internal static class BenchCommand
                             : bench!.Prefill(Enum.Parse<ParallelMode>(mode, ignoreCase: true), n, pr.GetValue(warmup), pr.GetValue(repeats), apbSettings, seed: n,
                                 ttft: pr.GetValue(ttft));
                         report.Prefill.Add(m);
-                        if (m.Plan is { } p && p.TryGetValue("retried_after", out var firstFailure))
-                            report.Notes.Add($"{mode} at {n} tokens: first attempt failed ({firstFailure}); measured on reconnected communicators.");
+                        var retried = m.Plan is { } p && p.TryGetValue("retried_after", out var firstFailure)
+                            ? $"first attempt failed ({firstFailure}); measured on reconnected communicators" : null;
+                        if (retried != null) report.Notes.Add($"{mode} at {n} tokens: {retried}.");
                         Console.Error.WriteLine($"{m.Seconds:F3} s, {m.TokensPerSecond:F0} tok/s, {m.PeakGpuGiB:F1} GiB" +
                             (m.TtftSeconds is { } t ? $", ttft {t:F3} s" : "") +
                             (m.Plan is { } info && info.TryGetValue("ttft_error", out var ttftError) ? $", ttft failed: {ttftError}" : "") +
-                            (m.PhaseMs.Count > 0 ? "  [" + string.Join(", ", m.PhaseMs.Select(kv => $"{kv.Key} {kv.Value:F0} ms")) + "]" : ""));
+                            (m.PhaseMs.Count > 0 ? "  [" + string.Join(", ", m.PhaseMs.Select(kv => $"{kv.Key} {kv.Value:F0} ms")) + "]" : "") +
+                            (retried != null ? $"  ({retried})" : ""));
                     }
                     catch (Exception e) when (e is not CliUsageException)
                     {

@@ -47,8 +47,8 @@ public static class EvalReportWriter
         sb.AppendLine();
         sb.AppendLine($"Command: `{r.Command}`  ");
         sb.AppendLine($"Started: {r.Started:u}  ");
-        int samples = r.Cells.Count == 0 ? 0 : r.Cells.Min(c => c.Samples), most = r.Cells.Count == 0 ? 0 : r.Cells.Max(c => c.Samples);
-        sb.AppendLine($"Samples per cell: {(most == samples ? $"{samples}" : $"{samples} to {most}")}. Accuracy in % (exact match).");
+        int least = r.Cells.Select(c => c.Samples).DefaultIfEmpty().Min(), most = r.Cells.Select(c => c.Samples).DefaultIfEmpty().Max();
+        sb.AppendLine($"Samples per cell: {(most == least ? $"{least}" : $"{least} to {most}")}. Accuracy in % (exact match).");
         sb.AppendLine();
         sb.AppendLine("| task | length | hosts | " + string.Join(" | ", modes) + " |");
         sb.AppendLine("|---|---:|---:|" + string.Concat(modes.Select(_ => "---:|")));

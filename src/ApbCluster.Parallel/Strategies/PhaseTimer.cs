@@ -14,7 +14,7 @@ public sealed class PhaseTimer(bool enabled, Device? device = null)
     public const string Qkv = "qkv", Compressor = "compressor", Passing = "passing", Attention = "attention", Mlp = "mlp";
 
     private readonly Dictionary<string, TimeSpan> _totals = new();
-    private readonly Device? _cuda = device?.type == DeviceType.CUDA ? device : null;
+    private readonly Device? _syncDevice = device?.type == DeviceType.CUDA ? device : null;
 
     public static PhaseTimer Disabled => new(false);
     public bool Enabled { get; } = enabled;
@@ -34,7 +34,7 @@ public sealed class PhaseTimer(bool enabled, Device? device = null)
     // on rank 1: a deadlock until the collective deadline (docs/benchmarks/parallel-h200-2gpu/fourth-run).
     private void Sync()
     {
-        if (_cuda is { } d) cuda.synchronize(d);
+        if (_syncDevice is { } d) cuda.synchronize(d);
     }
 
     public readonly struct Scope : IDisposable
