@@ -3,6 +3,8 @@
 # PyTorch install's) holding the apb CLI, the apb-node cluster node and the GPU-capable test executables, for
 # machines without .NET.
 #   scripts/gpu-bundle.sh [out.tar.xz]        (default .device/apb-gpu.tar.xz; BUNDLE_DEMO_MODEL=1 adds apb demo's model)
+#   BUNDLE_APPS="src/ApbCluster.Cli" builds the apb CLI alone (about half the size): enough to train and evaluate,
+#   and it leaves room in the device call's 64 MiB for a model folder carried beside it.
 # On the GPU machine: scripts/gpu-env.sh sets LD_LIBRARY_PATH/APB_TORCH_LIB; then run /tmp/apb-gpu/apb etc.
 # Each app is published on its own, then merged into one folder: where two apps ship different builds of the
 # same file (e.g. apb-node's Akka.Cluster 1.5.74 and ASP.NET's Microsoft.Extensions 10 against the CLI's
@@ -14,7 +16,8 @@ out=${1:-.device/apb-gpu.tar.xz}
 mkdir -p "$(dirname "$out")"
 parts=$(mktemp -d)
 stage=$(mktemp -d)
-for p in src/ApbCluster.Cli src/ApbCluster.Node tests/ApbCluster.Model.Tests tests/ApbCluster.Parallel.Tests; do
+apps=${BUNDLE_APPS:-src/ApbCluster.Cli src/ApbCluster.Node tests/ApbCluster.Model.Tests tests/ApbCluster.Parallel.Tests}
+for p in $apps; do
   dotnet publish "$p" -c Release -r linux-x64 --self-contained -p:ApbGpu=true -p:InvariantGlobalization=true -o "$parts/$(basename "$p")" -v quiet >&2
 done
 python3 - "$stage" "$parts"/* <<'EOF' >&2
@@ -63,7 +66,8 @@ rm -f "$stage"/libtorch*.so "$stage"/libc10*.so "$stage"/libgomp*.so* "$stage"/*
 # The shipped demo model (13.6 MB) stays out unless asked for (BUNDLE_DEMO_MODEL=1): a device call carries at most
 # 64 MiB, and runs there usually train or evaluate a model of their own, which must fit beside the bundle.
 [ "${BUNDLE_DEMO_MODEL:-0}" = 1 ] || rm -rf "$stage/demo-model"
-for app in apb apb-node ApbCluster.Model.Tests ApbCluster.Parallel.Tests; do
+for p in $apps; do
+  app=$(basename "$p"); app=${app/ApbCluster.Cli/apb}; app=${app/ApbCluster.Node/apb-node}
   [ -x "$stage/$app" ] || { echo "gpu-bundle: $app missing from the bundle" >&2; exit 1; }
 done
 tar -cJf "$out" -C "$stage" .

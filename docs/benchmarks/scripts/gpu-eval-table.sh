@@ -7,14 +7,14 @@
 # Usage (repository root, after scripts/gpu-bundle.sh built .device/apb-gpu.tar.xz):
 #   bash docs/benchmarks/scripts/gpu-eval-table.sh [MODEL_DIR]
 #   (default: the demo model in the bundle, present when it was built with BUNDLE_DEMO_MODEL=1)
-# Settings: SAMPLES (100), LENGTHS (8k,16k), HOSTS (2,4,8), SHARDS (12), DEVICE (cuda), BUDGET seconds (540).
+# Settings: BUNDLE (.device/apb-gpu.tar.xz), SAMPLES (100), LENGTHS (8k,16k), HOSTS (2,4,8), SHARDS (12), DEVICE (cuda), BUDGET seconds (540).
 # CPU dry run with a local build: APB_BIN=src/ApbCluster.Cli/bin/Release/net10.0 DEVICE=cpu SAMPLES=2 LENGTHS=2k \
 #   HOSTS=2 SHARDS=2 OUT=/tmp/evt bash docs/benchmarks/scripts/gpu-eval-table.sh
 set -uo pipefail
 DEVICE=${DEVICE:-cuda}; SAMPLES=${SAMPLES:-100}; LENGTHS=${LENGTHS:-8k,16k}; HOSTS=${HOSTS:-2,4,8}
 SHARDS=${SHARDS:-12}; BUDGET=${BUDGET:-540}
 MODES=${MODES:-dense,star,apb-query,apb-retaining,apb-random,apb-no-anchor,apb-no-passing}
-if [[ $DEVICE == cuda ]]; then source scripts/gpu-env.sh .device/apb-gpu.tar.xz; fi
+if [[ $DEVICE == cuda ]]; then source scripts/gpu-env.sh "${BUNDLE:-.device/apb-gpu.tar.xz}"; fi
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 exec > >(tee -a "$OUT/eval.log") 2>&1
 MODEL=${1:-$APB_BIN/demo-model}

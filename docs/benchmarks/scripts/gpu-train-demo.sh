@@ -10,6 +10,7 @@
 # Budget: about 6.5 minutes in all (training loop 290 s, retaining heads ~30 s, eval ~20 s).
 # Usage (repository root, after scripts/gpu-bundle.sh built .device/apb-gpu.tar.xz from this branch):
 #   bash docs/benchmarks/scripts/gpu-train-demo.sh [TRAIN_SECONDS]
+#   BUNDLE (.device/apb-gpu.tar.xz) names the bundle, e.g. the CLI-only one (BUNDLE_APPS=src/ApbCluster.Cli scripts/gpu-bundle.sh);
 #   SEED (0) seeds weights and data; TRAIN_ARGS="--untied-embeddings --curriculum 512:0.3,2k:0.2,4k:0.1,8k:0.2,16k:0.2" adds/overrides training options.
 # A CPU dry run of the same flow (tiny model, short lengths; APB_BIN = a local build of src/ApbCluster.Cli):
 #   APB_BIN=src/ApbCluster.Cli/bin/Release/net10.0 DEVICE=cpu SIZE=tiny MAX_LENGTH=512 HEAD_STEPS=3 HEAD_LEN=512 \
@@ -18,7 +19,7 @@ set -uo pipefail
 train_s=${1:-290}
 DEVICE=${DEVICE:-cuda}; SIZE=${SIZE:-demo}; MAX_LENGTH=${MAX_LENGTH:-16k}
 HEAD_STEPS=${HEAD_STEPS:-600}; HEAD_LEN=${HEAD_LEN:-4k}; EVAL_SAMPLES=${EVAL_SAMPLES:-25}
-if [[ $DEVICE == cuda ]]; then source scripts/gpu-env.sh .device/apb-gpu.tar.xz; fi
+if [[ $DEVICE == cuda ]]; then source scripts/gpu-env.sh "${BUNDLE:-.device/apb-gpu.tar.xz}"; fi
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 W=/tmp/apb-demo; rm -rf $W; mkdir -p $W
 M=$W/apb-demo-model
