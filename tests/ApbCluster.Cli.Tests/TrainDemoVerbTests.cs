@@ -56,7 +56,12 @@ public class TrainDemoVerbTests
         var continued = double.Parse(System.Text.RegularExpressions.Regex.Match(c.Stdout, @"step 1 len 256 x2 loss ([0-9.]+)").Groups[1].Value,
             System.Globalization.CultureInfo.InvariantCulture);
         Assert.True(Math.Abs(continued - firstLoss) > 1e-4, $"continued step-1 loss {continued} equals the fresh run's {firstLoss}");
-        Assert.Contains(Path.GetFullPath(model), File.ReadAllText(Path.Combine(more, "training.json")));
+        var record = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(more, "training.json")))!;
+        Assert.Equal(Path.GetFullPath(model), (string?)record["init_from"]);
+        // The lineage: the first run's own record (3 steps, no init of its own) nested inside.
+        Assert.Equal(3, (int?)record["init_record"]?["steps"]);
+        Assert.Null(record["init_record"]?["init_record"]);
+        Assert.Equal(1, (int?)record["steps"]);
 
         // Untying on the way: lm_head starts as a copy of the tied embedding, so the outputs (and the step-1 loss on
         // the same first batch) are those of the tied continuation; the new folder is untied.

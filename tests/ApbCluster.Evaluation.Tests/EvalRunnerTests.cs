@@ -76,6 +76,54 @@ public class EvalRunnerTests
     }
 
     [Fact]
+    public void AMergeNamesTheShardsWhoseReportsAreMissing()
+    {
+        var o = Options with { Tasks = [EvalTask.SingleNeedle], Hosts = [2], Modes = [EvalMode.Dense], Samples = 3, ShardCount = 3 };
+        var all = Enumerable.Range(0, 3).Select(i => Run(o with { ShardIndex = i })).ToList();
+        Assert.Contains("merged from the 3 reports of `--shard I/3` runs of the command above.", EvalReport.Merge(all).Notes);
+        Assert.Contains("merged from 2 of the 3 reports of `--shard I/3` runs of the command above; missing (failed runs): shard 1.",
+            EvalReport.Merge([all[0], all[2]]).Notes);
+    }
+
+    /// <summary>Fails the calls numbered [from, to) (counting from 0) and passes the others to the heads.</summary>
+    private sealed class FailingCompressor(ICompressor inner, int from, int to) : ICompressor
+    {
+        public int Calls;
+        public bool NeedsQuestion => inner.NeedsQuestion;
+        public TorchSharp.torch.Tensor Score(CompressorInput input)
+        {
+            int call = Interlocked.Increment(ref Calls) - 1;
+            return call >= from && call < to ? throw new InvalidOperationException("injected kernel failure") : inner.Score(input);
+        }
+    }
+
+    [Fact]
+    public void AFailedRunDropsItsSampleFromEveryCellAndTheEvaluationGoesOn()
+    {
+        using var model = TinyEvalModel.Load();
+        var c = model.Config;
+        var heads = RetainingHeadCompressor.CreateRandom(c.NumLayers, c.NumHeads * c.HeadDim, c.NumKvHeads * c.HeadDim, c.NumKvHeads, seed: 3);
+        var o = Options with { Tasks = [EvalTask.SingleNeedle], Hosts = [2], Modes = [EvalMode.Dense, EvalMode.ApbRetaining], Samples = 1 };
+        // How many times one sample calls the heads, then a run whose second sample fails on its first call.
+        var counter = new FailingCompressor(heads, 0, 0);
+        new EvalRunner(model, TinyEvalModel.Folder.Tokenizer, counter).Run(o, "tiny", "CPU", "test");
+        int perSample = counter.Calls;
+        Assert.True(perSample > 0);
+        var failing = new FailingCompressor(heads, perSample, perSample + 1);
+        var report = new EvalRunner(model, TinyEvalModel.Folder.Tokenizer, failing).Run(o with { Samples = 3 }, "tiny", "CPU", "test");
+        Assert.All(report.Cells, cell => Assert.Equal(2, cell.Samples));
+        Assert.Equal([0, 2], report.Rows.Select(r => r.Sample).Distinct().Order());
+        Assert.Contains(report.Notes, n => n.StartsWith(EvalRunner.ErrorNotePrefix + "sample 1, in single-needle 640 H=2 apb-retaining: ", StringComparison.Ordinal)
+            && n.Contains("injected kernel failure", StringComparison.Ordinal));
+
+        // An error on every sample is no passing fault: the run ends with it instead of an empty report.
+        var always = new FailingCompressor(heads, 0, int.MaxValue);
+        var e = Assert.ThrowsAny<Exception>(() => new EvalRunner(model, TinyEvalModel.Folder.Tokenizer, always).Run(o with { Samples = 5 }, "tiny", "CPU", "test"));
+        Assert.Contains("injected kernel failure", e.ToString());
+        Assert.InRange(always.Calls, EvalRunner.MaxFailedSamples, EvalRunner.MaxFailedSamples * perSample); // 3 samples tried, not 5
+    }
+
+    [Fact]
     public void RetainingModeWithoutHeadsIsAClearError()
     {
         using var model = TinyEvalModel.Load();

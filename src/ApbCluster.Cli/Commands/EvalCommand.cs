@@ -70,6 +70,8 @@ internal static class EvalCommand
             var files = EvalReportWriter.Write(report, pr.GetValue(output)!);
             Console.WriteLine(EvalReportWriter.Markdown(report));
             Console.Error.WriteLine("wrote " + string.Join(", ", files));
+            foreach (var dropped in report.Notes.Where(n => n.StartsWith(EvalRunner.ErrorNotePrefix, StringComparison.Ordinal)))
+                Console.Error.WriteLine("warning: " + dropped);
             return CliRun.Ok;
         }));
         return cmd;

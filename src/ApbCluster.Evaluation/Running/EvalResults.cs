@@ -44,7 +44,7 @@ public sealed record EvalReport(string Model, string Hardware, string Command, D
             .ThenBy(r => hostsRank[r.Hosts]).ThenBy(r => modeRank[r.Mode]).ToList();
         bool Stopped(string n) => n.StartsWith(EvalRunner.TimeLimitNotePrefix, StringComparison.Ordinal);
         var notes = shards.SelectMany(s => s.Notes).Where(n => !n.StartsWith(ShardNotePrefix, StringComparison.Ordinal) && !Stopped(n)).Distinct().ToList();
-        notes.Add($"merged from {shards.Count} reports of `--shard I/{shards.Count}` runs of the command above.");
+        notes.Add(ShardsNote(shards));
         var cells = Aggregate(rows);
         int cut = shards.Count(s => s.Notes.Any(Stopped));
         if (cut > 0)
@@ -56,6 +56,20 @@ public sealed record EvalReport(string Model, string Hardware, string Command, D
         // The whole run's command: the shard's, less its --shard and --out.
         var command = System.Text.RegularExpressions.Regex.Replace(first.Command, @" (--shard|--out|-o) \S+", "");
         return new EvalReport(first.Model, first.Hardware, command, first.Started, rows, cells, notes);
+    }
+
+    /// <summary>Which shards the merge holds, from the shard notes: a shard that died without a report is named, not hidden.</summary>
+    private static string ShardsNote(IReadOnlyList<EvalReport> shards)
+    {
+        var specs = shards.Select(s => s.Notes.Select(n => System.Text.RegularExpressions.Regex.Match(n, $@"^{ShardNotePrefix}(\d+)/(\d+):"))
+            .FirstOrDefault(m => m.Success)).ToList();
+        if (specs.Any(m => m is null) || specs.Select(m => m!.Groups[2].Value).Distinct().Count() != 1)
+            return $"merged from {shards.Count} reports.";
+        int of = int.Parse(specs[0]!.Groups[2].Value);
+        var missing = Enumerable.Range(0, of).Except(specs.Select(m => int.Parse(m!.Groups[1].Value))).ToList();
+        return missing.Count == 0
+            ? $"merged from the {of} reports of `--shard I/{of}` runs of the command above."
+            : $"merged from {shards.Count} of the {of} reports of `--shard I/{of}` runs of the command above; missing (failed runs): shard {string.Join(", ", missing)}.";
     }
 
     private static Dictionary<T, int> Ranks<T>(IEnumerable<T> values) where T : notnull =>

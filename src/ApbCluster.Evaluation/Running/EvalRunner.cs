@@ -20,6 +20,12 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
     /// <summary>Starts the report note of a run stopped by <see cref="EvalOptions.TimeLimit"/>.</summary>
     public const string TimeLimitNotePrefix = "stopped by the time limit of ";
 
+    /// <summary>Starts the report note of a sample dropped because a run of it failed.</summary>
+    public const string ErrorNotePrefix = "dropped after an error: ";
+
+    /// <summary>Failed samples after which a run stops (an error that repeats is not a passing fault).</summary>
+    public const int MaxFailedSamples = 3;
+
     /// <summary>Tokens generated beyond the answer's own (room for a newline or EOS).</summary>
     public const int ExtraNewTokens = 2;
 
@@ -61,6 +67,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
         bool Mine(int i) => i % o.ShardCount == o.ShardIndex;
         int samples = Enumerable.Range(0, o.Samples).Count(Mine);
         int total = o.Tasks.Count * o.Lengths.Count * samples * o.Hosts.Count * o.Modes.Count, done = 0, samplesDone = 0;
+        var failures = new List<Exception>();
         var clock = Stopwatch.StartNew();
         // Sample-major: sample i runs through every task, length, H and mode before sample i + 1 starts, so a run
         // stopped by the time limit has the same samples in every cell.
@@ -73,27 +80,50 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
                 report.Notes.Add($"{TimeLimitNotePrefix}{limit.TotalSeconds:0} s: {samplesDone} of {samples} samples a cell were run.");
                 break;
             }
-            foreach (var task in o.Tasks)
-                foreach (int length in o.Lengths)
-                {
-                    // Depths sweep the document evenly over the samples (needle-in-a-haystack style).
-                    var sample = _generator.Generate(task, length, o.Seed + i, depth: (i + 0.5) / o.Samples);
-                    EvalRow? dense = null;
-                    foreach (int hosts in o.Hosts)
-                        foreach (var mode in o.Modes)
-                        {
-                            var row = mode == EvalMode.Dense && dense is not null
-                                ? dense with { Hosts = hosts }
-                                : RunOne(sample, mode, hosts, i, o.Deadline);
-                            if (mode == EvalMode.Dense) dense = row;
-                            report.Rows.Add(row);
-                            var cell = report.Rows.Where(r => r.Task == row.Task && r.Length == length && r.Hosts == hosts && r.Mode == row.Mode).ToList();
-                            progress?.Invoke(new EvalProgress(++done, total, $"{row.Task} {length} H={hosts} {row.Mode}",
-                                100.0 * cell.Count(r => r.Correct) / cell.Count));
-                        }
-                }
+            // A run that throws (e.g. cuDNN's intermittent kernel failure) drops its whole sample, so every cell still
+            // holds the same samples, and the evaluation goes on; the report names the sample, the run and the error.
+            int rowsBefore = report.Rows.Count;
+            string current = "";
+            try
+            {
+                foreach (var task in o.Tasks)
+                    foreach (int length in o.Lengths)
+                    {
+                        // Depths sweep the document evenly over the samples (needle-in-a-haystack style).
+                        var sample = _generator.Generate(task, length, o.Seed + i, depth: (i + 0.5) / o.Samples);
+                        EvalRow? dense = null;
+                        foreach (int hosts in o.Hosts)
+                            foreach (var mode in o.Modes)
+                            {
+                                current = $"{task.Name()} {length} H={hosts} {mode.Name()}";
+                                var row = mode == EvalMode.Dense && dense is not null
+                                    ? dense with { Hosts = hosts }
+                                    : RunOne(sample, mode, hosts, i, o.Deadline);
+                                if (mode == EvalMode.Dense) dense = row;
+                                report.Rows.Add(row);
+                                var cell = report.Rows.Where(r => r.Task == row.Task && r.Length == length && r.Hosts == hosts && r.Mode == row.Mode).ToList();
+                                progress?.Invoke(new EvalProgress(++done, total, $"{row.Task} {length} H={hosts} {row.Mode}",
+                                    100.0 * cell.Count(r => r.Correct) / cell.Count));
+                            }
+                    }
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                report.Rows.RemoveRange(rowsBefore, report.Rows.Count - rowsBefore);
+                failures.Add(e);
+                string message = e.Message.Split('\n').Select(l => l.Trim()).LastOrDefault(l => l.Length > 0) ?? e.GetType().Name;
+                report.Notes.Add($"{ErrorNotePrefix}sample {i}, in {current}: {message}");
+                if (failures.Count < MaxFailedSamples) continue;
+                if (samplesDone == 0) throw;
+                report.Notes.Add($"stopped after {failures.Count} failed samples: {samplesDone} of {samples} samples a cell were run.");
+                break;
+            }
             samplesDone++;
         }
+        if (samplesDone == 0 && failures.Count > 0)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failures[^1]).Throw();
+        if (ApbCluster.Model.Attention.FusedAttention.CudnnDisabledBecause is { } why)
+            report.Notes.Add($"cuDNN's fused attention failed once ({why}); the flash kernel served the rest of the run.");
         report.Cells.AddRange(EvalReport.Aggregate(report.Rows));
         return report;
     }

@@ -14,6 +14,9 @@ namespace ApbCluster.Model.Attention;
 /// flash kernel (native GQA, bottom-right causal) otherwise; APB_ATTENTION_BACKEND=flash|cudnn
 /// forces one; fp32 on CUDA takes the memory-efficient kernel. CPU: libtorch's CPU flash kernel.
 /// Both are internal aten ops, reached through TorchScript because TorchSharp does not bind them.
+/// cuDNN's kernel fails now and then on H200 ("mha_graph.execute(...).is_good()", pytorch/pytorch#190321, seen here
+/// once in ~1,000 calls with 14 processes sharing a GPU): the call is then redone with the flash kernel, which serves
+/// the process from then on (<see cref="CudnnDisabledBecause"/> says why), unless cuDNN was forced.
 /// </summary>
 public static class FusedAttention
 {
@@ -38,6 +41,11 @@ def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tu
 
     private static readonly string GpuBackend =
         (Environment.GetEnvironmentVariable("APB_ATTENTION_BACKEND") ?? "auto").ToLowerInvariant();
+
+    private static volatile string? _cudnnDisabledBecause;
+
+    /// <summary>Null while cuDNN's kernel serves; else the error that made this process switch to the flash kernel.</summary>
+    public static string? CudnnDisabledBecause => _cudnnDisabledBecause;
 
     private static readonly Lazy<jit.CompilationUnit> Unit = new(() => jit.compile(Script));
 
@@ -77,15 +85,22 @@ def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tu
         if (q.device.type == DeviceType.CUDA)
         {
             // cuDNN's causal mask is top-left aligned: it serves non-causal calls and square causal ones.
-            bool cudnn = GpuBackend != "flash" && (!causal || sq == sk);
+            bool cudnn = GpuBackend != "flash" && (GpuBackend == "cudnn" || _cudnnDisabledBecause is null) && (!causal || sq == sk);
             if (cudnn)
             {
                 // cuDNN wants equal head counts; expanding K/V is what stock SDPA callers do too.
                 long groups = hq / hkv;
                 var ke = groups == 1 ? k : k.repeat_interleave(groups, dim: 2);
                 var ve = groups == 1 ? v : v.repeat_interleave(groups, dim: 2);
-                var (co, clse) = Invoke("gpu_cudnn", q, ke, ve, causal, scale);
-                return (co, clse.reshape(b, hq, sq).to(ScalarType.Float32));
+                try
+                {
+                    var (co, clse) = Invoke("gpu_cudnn", q, ke, ve, causal, scale);
+                    return (co, clse.reshape(b, hq, sq).to(ScalarType.Float32));
+                }
+                catch (Exception e) when (GpuBackend != "cudnn" && e.Message.Contains("mha_graph", StringComparison.Ordinal))
+                {
+                    _cudnnDisabledBecause = e.Message.Split('\n').FirstOrDefault(l => l.Contains("mha_graph", StringComparison.Ordinal))?.Trim() ?? e.Message;
+                }
             }
             var (o, lse) = Invoke("gpu_flash", q, k, v, causal, scale);
             return (o, lse);

@@ -68,6 +68,16 @@ public static class DemoModelFolder
         _ => throw new ArgumentException($"cannot save weights as {t}: expected bfloat16, float16 or float32."),
     };
 
+    /// <summary>The training record of an earlier run's folder, or null when it has none (a model trained elsewhere);
+    /// a record that is not JSON is named in the error rather than silently dropped.</summary>
+    public static System.Text.Json.Nodes.JsonNode? ReadTrainingRecord(string dir)
+    {
+        var path = Path.Combine(dir, TrainingFileName);
+        if (!File.Exists(path)) return null;
+        try { return System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path)); }
+        catch (JsonException e) { throw new ArgumentException($"{path} is not valid JSON: {e.Message}"); }
+    }
+
     private static void Write(string dir, string name, object value) =>
         File.WriteAllText(Path.Combine(dir, name), JsonSerializer.Serialize(value, DemoTokenizer.JsonOptions) + "\n");
 }

@@ -59,6 +59,8 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
         var o = options;
         o.Validate();
         _ = DemoModelFolder.DtypeName(saveDtype);
+        // Read before anything is written: --out may be the --init folder itself.
+        _initRecord = o.InitFrom is { } from ? DemoModelFolder.ReadTrainingRecord(from) : null;
         var phases = o.Phases;
         var compute = device.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32;
 
@@ -344,6 +346,8 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
         }
     }
 
+    private System.Text.Json.Nodes.JsonNode? _initRecord;
+
     private object Record(DemoTrainingResult r, ScalarType saveDtype)
     {
         var o = options;
@@ -378,6 +382,8 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
             ["saved_dtype"] = DemoModelFolder.DtypeName(saveDtype),
             ["phases"] = r.Phases,
             ["sample_seeds"] = $"from {DemoExamples.SeedBase} + seed x 1e8 + phase x 1e7 (eval uses small seeds)",
+            // The whole lineage of a continued model: the init folder's own record, nested.
+            ["init_record"] = _initRecord,
         };
     }
 }
