@@ -51,7 +51,7 @@ public class EvalRunnerTests
         var files = EvalReportWriter.Write(first, dir);
         Assert.All(files, f => Assert.True(new FileInfo(f).Length > 0, f));
         var md = File.ReadAllText(Path.Combine(dir, "eval.md"));
-        Assert.Contains("| task | length | hosts | dense | star | apb-query | apb-retaining | apb-random | apb-no-anchor | apb-no-passing |", md);
+        Assert.Contains("| task | length | hosts | dense | star | apb-query | apb-retaining | apb-random | apb-no-anchor | apb-no-passing | apb-plain-anchor |", md);
         Assert.Contains("| **average** | 640 | 4 |", md);
     }
 

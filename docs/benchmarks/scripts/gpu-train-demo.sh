@@ -33,7 +33,7 @@ if [[ $DEVICE == cuda ]]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$OUT/run.txt"
   python3 -c 'import torch;print("torch",torch.__version__,"cuda",torch.version.cuda)' | tee -a "$OUT/run.txt"
 fi
-echo "cpus $(nproc)" | tee -a "$OUT/run.txt"
+echo "cpus $(nproc --all)" | tee -a "$OUT/run.txt"
 if ! "$APB" train demo-model --help > /dev/null 2>&1; then
   stamp "error: this bundle's apb has no 'train demo-model' verb: rebuild it with scripts/gpu-bundle.sh from the train branch"
   exit 2

@@ -1,7 +1,9 @@
 namespace ApbCluster.Evaluation.Running;
 
 /// <summary>The attention modes an eval compares; APB variants differ in compressor or in an ablated part.</summary>
-public enum EvalMode { Dense, Star, ApbQuery, ApbRetaining, ApbRandom, ApbNoAnchor, ApbNoPassing }
+/// <summary>Dense and star baselines; APB with each compressor; the paper's ablations (no anchor, no passing block,
+/// and an anchor without the embedded question: the plain document start).</summary>
+public enum EvalMode { Dense, Star, ApbQuery, ApbRetaining, ApbRandom, ApbNoAnchor, ApbNoPassing, ApbPlainAnchor }
 
 public static class EvalModes
 {
@@ -16,6 +18,7 @@ public static class EvalModes
         EvalMode.ApbRandom => "apb-random",
         EvalMode.ApbNoAnchor => "apb-no-anchor",
         EvalMode.ApbNoPassing => "apb-no-passing",
+        EvalMode.ApbPlainAnchor => "apb-plain-anchor",
         _ => throw new ArgumentOutOfRangeException(nameof(m)),
     };
 

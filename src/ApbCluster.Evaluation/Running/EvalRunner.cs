@@ -54,10 +54,12 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
     {
         Validate(o);
         var report = new EvalReport(modelName, hardware, command, DateTimeOffset.UtcNow, [], [], []);
-        if (o.Modes.Contains(EvalMode.ApbNoAnchor))
+        foreach (var ablation in o.Modes.Where(m => m is EvalMode.ApbNoAnchor or EvalMode.ApbPlainAnchor))
             report.Notes.Add(retainingHeads is null
-                ? "apb-no-anchor selects with random scores (no retaining heads given; the query-aware compressor needs the question in the anchor)."
-                : "apb-no-anchor selects with the retaining heads.");
+                ? $"{ablation.Name()} selects with random scores (no retaining heads given; the query-aware compressor needs the question in the anchor)."
+                : $"{ablation.Name()} selects with the retaining heads.");
+        if (o.Modes.Contains(EvalMode.ApbPlainAnchor))
+            report.Notes.Add("apb-plain-anchor: the anchor is the plain document start, without the embedded question.");
         if (o.Modes.Contains(EvalMode.Dense) && o.Hosts.Any(h => h > 1))
             report.Notes.Add("dense runs on one host; its result is repeated under every H.");
         report.Notes.Add("APB: l_a = l_b/4, l_p = l_b/8 (paper defaults); the question is embedded after the header.");
@@ -168,6 +170,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
             Mode = parallel, Hosts = h, DocumentLength = s.DocumentIds.Length, QuestionLength = s.QuestionIds.Length,
             TemplateOffset = s.TemplateOffset, NumHeads = model.Config.NumHeads, NumKvHeads = model.Config.NumKvHeads,
             AnchorLength = mode == EvalMode.ApbNoAnchor ? 0 : null,
+            EmbedQuestion = mode == EvalMode.ApbPlainAnchor ? false : null,
             PassingLength = parallel == ParallelMode.Apb && (mode == EvalMode.ApbNoPassing || h == 1) ? 0 : null,
         };
         ICompressor? compressor = mode switch
@@ -175,7 +178,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
             EvalMode.ApbQuery => new QueryAwareCompressor(),
             EvalMode.ApbRetaining => retainingHeads,
             EvalMode.ApbRandom => new RandomCompressor(s.Seed),
-            EvalMode.ApbNoAnchor => retainingHeads ?? new RandomCompressor(s.Seed),
+            EvalMode.ApbNoAnchor or EvalMode.ApbPlainAnchor => retainingHeads ?? new RandomCompressor(s.Seed),
             _ => null,
         };
         return (ApbPlan.Create(request), ParallelRun.For(parallel, compressor));

@@ -10,9 +10,11 @@ namespace ApbCluster.Model.Attention;
 /// Hq a multiple of Hkv (GQA). Returns out [B, Sq, Hq, D] in q's dtype and lse [B, Hq, Sq] in fp32.
 /// Causal masks are bottom-right aligned: query i sees keys 0..Sk-Sq+i (a query block at the end
 /// of its keys, as in a KV-cached decode step).
-/// GPU: cuDNN's fused kernel for square blocks (about 1.8x the flash kernel on Hopper), libtorch's
-/// flash kernel (native GQA, bottom-right causal) otherwise; APB_ATTENTION_BACKEND=flash|cudnn
-/// forces one; fp32 on CUDA takes the memory-efficient kernel. CPU: libtorch's CPU flash kernel.
+/// GPU: cuDNN's fused kernel for large blocks (about 1.8x the flash kernel on Hopper for square prefill blocks),
+/// libtorch's flash kernel (native GQA, bottom-right causal) otherwise; APB_ATTENTION_BACKEND=flash|cudnn
+/// forces one; fp32 on CUDA takes the memory-efficient kernel. Small blocks go to flash because libtorch keeps
+/// cuDNN's execution graphs in a per-thread cache keyed by shape: a decode step (one query, one more key each
+/// time) or a fresh host thread would build a new graph on every call, which costs far more than the kernel. CPU: libtorch's CPU flash kernel.
 /// Both are internal aten ops, reached through TorchScript because TorchSharp does not bind them.
 /// cuDNN's kernel fails now and then on H200 ("mha_graph.execute(...).is_good()", pytorch/pytorch#190321, seen here
 /// once in ~1,000 calls with 14 processes sharing a GPU): the call is then redone with the flash kernel, which serves
@@ -41,6 +43,10 @@ def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tu
 
     private static readonly string GpuBackend =
         (Environment.GetEnvironmentVariable("APB_ATTENTION_BACKEND") ?? "auto").ToLowerInvariant();
+
+    /// <summary>Query rows from which cuDNN serves (unless forced): prefill blocks of long prompts, where one graph
+    /// serves every layer and the kernel's speed pays for building it.</summary>
+    public const long CudnnMinQueries = 4096;
 
     private static volatile string? _cudnnDisabledBecause;
 
@@ -85,7 +91,8 @@ def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tu
         if (q.device.type == DeviceType.CUDA)
         {
             // cuDNN's causal mask is top-left aligned: it serves non-causal calls and square causal ones.
-            bool cudnn = GpuBackend != "flash" && (GpuBackend == "cudnn" || _cudnnDisabledBecause is null) && (!causal || sq == sk);
+            bool cudnn = GpuBackend == "cudnn" || (GpuBackend != "flash" && _cudnnDisabledBecause is null && sq >= CudnnMinQueries);
+            cudnn &= !causal || sq == sk;
             if (cudnn)
             {
                 // cuDNN wants equal head counts; expanding K/V is what stock SDPA callers do too.
