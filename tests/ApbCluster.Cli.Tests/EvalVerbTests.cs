@@ -19,6 +19,7 @@ public class EvalVerbTests
     [InlineData("--shard", "2/2", "'2/2' is not I/N")]
     [InlineData("--shard", "1", "'1' is not I/N")]
     [InlineData("--time-limit", "-5", "--time-limit -5: must be a positive number of seconds")]
+    [InlineData("--anchor-divisor", "0", "--anchor-divisor 0: must be at least 1")]
     public void BadOptionsAreUsageErrors(string option, string value, string message)
     {
         var r = ApbProcess.Run("eval", "--model", Llama.Value, option, value, "--out", TempDir());

@@ -124,6 +124,24 @@ public class EvalRunnerTests
     }
 
     [Fact]
+    public void TheAnchorDivisorSizesApbsAnchorAndOnlyIt()
+    {
+        using var model = TinyEvalModel.Load();
+        var runner = new EvalRunner(model, TinyEvalModel.Folder.Tokenizer);
+        // Long enough for l_b/8 to hold the embedded question (the plan never cuts the anchor shorter than that).
+        var sample = runner.Generator.Generate(EvalTask.SingleNeedle, 2048, seed: 1, depth: 0.5);
+        var paper = runner.RunTimed(sample, EvalMode.ApbQuery, 2).Plan;
+        var small = runner.RunTimed(sample, EvalMode.ApbQuery, 2, anchorDivisor: 8).Plan;
+        Assert.Equal(paper.BlockLength / 4, paper.AnchorLength);
+        Assert.Equal(paper.BlockLength / 8, small.AnchorLength);
+        Assert.Equal(paper.PassingLength, small.PassingLength);
+        // Star's anchor is its whole first block whatever the divisor.
+        Assert.Equal(runner.RunTimed(sample, EvalMode.Star, 2).Plan.AnchorLength, runner.RunTimed(sample, EvalMode.Star, 2, anchorDivisor: 16).Plan.AnchorLength);
+        var e = Assert.Throws<ArgumentException>(() => runner.Validate(Options with { Modes = [EvalMode.Dense], AnchorDivisor = 0 }));
+        Assert.Contains("anchor divisor (0)", e.Message);
+    }
+
+    [Fact]
     public void RetainingModeWithoutHeadsIsAClearError()
     {
         using var model = TinyEvalModel.Load();

@@ -40,6 +40,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
         if (o.Modes.Contains(EvalMode.ApbRetaining) && retainingHeads is null)
             throw new ArgumentException("mode apb-retaining needs trained retaining heads (--retaining-heads FILE).");
         if (o.Samples < 1) throw new ArgumentException($"samples ({o.Samples}) must be at least 1.");
+        if (o.AnchorDivisor < 1) throw new ArgumentException($"anchor divisor ({o.AnchorDivisor}) must be at least 1 (l_a = l_b / divisor).");
         if (o.ShardCount < 1 || o.ShardIndex < 0 || o.ShardIndex >= o.ShardCount)
             throw new ArgumentException($"shard {o.ShardIndex}/{o.ShardCount}: the index must lie in 0..{Math.Max(0, o.ShardCount - 1)}.");
         int limit = model.Config.MaxPositionEmbeddings;
@@ -62,7 +63,9 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
             report.Notes.Add("apb-plain-anchor: the anchor is the plain document start, without the embedded question.");
         if (o.Modes.Contains(EvalMode.Dense) && o.Hosts.Any(h => h > 1))
             report.Notes.Add("dense runs on one host; its result is repeated under every H.");
-        report.Notes.Add("APB: l_a = l_b/4, l_p = l_b/8 (paper defaults); the question is embedded after the header.");
+        report.Notes.Add(o.AnchorDivisor == 4
+            ? "APB: l_a = l_b/4, l_p = l_b/8 (paper defaults); the question is embedded after the header."
+            : $"APB: l_a = l_b/{o.AnchorDivisor} (the paper's is l_b/4), l_p = l_b/8; the question is embedded after the header.");
         if (o.ShardCount > 1)
             report.Notes.Add($"{EvalReport.ShardNotePrefix}{o.ShardIndex}/{o.ShardCount}: samples i with i mod {o.ShardCount} = {o.ShardIndex} only; join the shards with `apb eval merge`.");
 
@@ -100,7 +103,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
                                 current = $"{task.Name()} {length} H={hosts} {mode.Name()}";
                                 var row = mode == EvalMode.Dense && dense is not null
                                     ? dense with { Hosts = hosts }
-                                    : RunOne(sample, mode, hosts, i, o.Deadline);
+                                    : RunOne(sample, mode, hosts, i, o.Deadline, o.AnchorDivisor);
                                 if (mode == EvalMode.Dense) dense = row;
                                 report.Rows.Add(row);
                                 var cell = report.Rows.Where(r => r.Task == row.Task && r.Length == length && r.Hosts == hosts && r.Mode == row.Mode).ToList();
@@ -131,17 +134,17 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
     }
 
     /// <summary>One sample through one mode on <paramref name="hosts"/> virtual hosts.</summary>
-    public EvalRow RunOne(EvalSample s, EvalMode mode, int hosts, int sampleIndex = 0, TimeSpan? deadline = null) =>
-        Execute(s, mode, hosts, sampleIndex, deadline, timing: false).Row;
+    public EvalRow RunOne(EvalSample s, EvalMode mode, int hosts, int sampleIndex = 0, TimeSpan? deadline = null, int anchorDivisor = 4) =>
+        Execute(s, mode, hosts, sampleIndex, deadline, timing: false, anchorDivisor).Row;
 
     /// <summary>As <see cref="RunOne"/>, also with the plan and where the time went (per-phase prefill timing adds
     /// device syncs, so the evaluation itself does not use it).</summary>
-    public EvalRun RunTimed(EvalSample s, EvalMode mode, int hosts, TimeSpan? deadline = null) =>
-        Execute(s, mode, hosts, 0, deadline, timing: true);
+    public EvalRun RunTimed(EvalSample s, EvalMode mode, int hosts, TimeSpan? deadline = null, int anchorDivisor = 4) =>
+        Execute(s, mode, hosts, 0, deadline, timing: true, anchorDivisor);
 
-    private EvalRun Execute(EvalSample s, EvalMode mode, int hosts, int sampleIndex, TimeSpan? deadline, bool timing)
+    private EvalRun Execute(EvalSample s, EvalMode mode, int hosts, int sampleIndex, TimeSpan? deadline, bool timing, int anchorDivisor)
     {
-        var (plan, strategy) = Setup(s, mode, hosts);
+        var (plan, strategy) = Setup(s, mode, hosts, anchorDivisor);
         int maxNew = tokenizer.Encode(" " + s.AnswerText, addBos: false).Count + ExtraNewTokens;
         var clock = Stopwatch.StartNew();
         var results = ParallelRun.InProcess(model, plan, strategy, new PrefillRequest(s.DocumentIds, s.QuestionIds),
@@ -161,7 +164,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
     }
 
     /// <summary>The plan and strategy of a mode: ablations zero l_a or l_p; one host has nothing to pass.</summary>
-    private (ApbPlan Plan, PrefillStrategy Strategy) Setup(EvalSample s, EvalMode mode, int hosts)
+    private (ApbPlan Plan, PrefillStrategy Strategy) Setup(EvalSample s, EvalMode mode, int hosts, int anchorDivisor)
     {
         var parallel = mode switch { EvalMode.Dense => ParallelMode.Dense, EvalMode.Star => ParallelMode.Star, _ => ParallelMode.Apb };
         int h = mode.IsSingleHost() ? 1 : hosts;
@@ -170,6 +173,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
             Mode = parallel, Hosts = h, DocumentLength = s.DocumentIds.Length, QuestionLength = s.QuestionIds.Length,
             TemplateOffset = s.TemplateOffset, NumHeads = model.Config.NumHeads, NumKvHeads = model.Config.NumKvHeads,
             AnchorLength = mode == EvalMode.ApbNoAnchor ? 0 : null,
+            AnchorDivisor = anchorDivisor,
             EmbedQuestion = mode == EvalMode.ApbPlainAnchor ? false : null,
             PassingLength = parallel == ParallelMode.Apb && (mode == EvalMode.ApbNoPassing || h == 1) ? 0 : null,
         };
