@@ -19,6 +19,7 @@ public class TrainDemoVerbTests
     [InlineData("--task-weights", "haystack:1", "unknown task 'haystack'")]
     [InlineData("--task-weights", "single-needle:-1", "task weights must be non-negative")]
     [InlineData("--init", "/no/such/model", "init model folder /no/such/model does not exist")]
+    [InlineData("--question-in-context", "1.5", "question-in-context share (1.5) must lie in [0, 1]")]
     public void BadOptionsAreUsageErrors(string option, string value, string message)
     {
         var r = ApbProcess.Run("train", "demo-model", "--out", TempDir(), option, value);

@@ -86,6 +86,31 @@ public class DemoTrainingTests
     }
 
     [Fact]
+    public void QuestionInContextPutsTheQuestionAfterTheHeaderAsApbsAnchorDoes()
+    {
+        using var dir = new TempDir();
+        var tok = DemoTokenizerTests.Load(dir);
+        var weights = new Dictionary<EvalTask, double> { [EvalTask.SingleNeedle] = 1 };
+        using var plain = new DemoExamples(dir.Path, seed: 2, weights);
+        using var embedded = new DemoExamples(dir.Path, seed: 2, weights, questionInContext: 1);
+        var p = plain.Make(phase: 0, index: 3, length: 512);
+        var e = embedded.Make(phase: 0, index: 3, length: 512);
+        // The same sample, with the question (the tokens between the document and the answer) also after the header.
+        var question = p.Ids[(p.PromptLength - (e.Ids.Length - p.Ids.Length))..p.PromptLength];
+        var s = new SampleGenerator(tok).Generate(EvalTask.SingleNeedle, 512, seed: 1, depth: 0.5);
+        int offset = s.TemplateOffset;
+        Assert.Equal(p.Ids[..offset], e.Ids[..offset]);
+        Assert.Equal(question, e.Ids[offset..(offset + question.Length)]);
+        Assert.Equal(p.Ids[offset..], e.Ids[(offset + question.Length)..]);
+        Assert.Equal(p.PromptLength + question.Length, e.PromptLength);
+        string text = tok.Decode(e.Ids.Take(e.PromptLength).Select(i => (int)i), skipSpecial: true);
+        Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(text, "Question:").Count);
+        // Share 0 draws nothing extra: the plain examples are those of a run without the option.
+        using var zero = new DemoExamples(dir.Path, seed: 2, weights, questionInContext: 0);
+        Assert.Equal(p.Ids, zero.Make(0, 3, 512).Ids);
+    }
+
+    [Fact]
     public void LossPositionsCoverTheAnswerAndEosAndEveryNthOtherToken()
     {
         TorchRuntime.EnsureLoaded("cpu");

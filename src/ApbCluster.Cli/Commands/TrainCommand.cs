@@ -77,9 +77,10 @@ internal static class TrainCommand
         var curriculum = new Option<string?>("--curriculum") { Description = "phases as LENGTH:SHARE, e.g. 512:0.3,2k:0.2,8k:0.25,16k:0.25 (default: that, ending at --max-length)" };
         var taskWeights = new Option<string?>("--task-weights") { Description = "TASK:WEIGHT,... (default single-needle:0.15,multi-key:0.2,multi-value:0.15,variable-tracking:0.5)" };
         var untied = new Option<bool>("--untied-embeddings") { Description = "give lm_head its own weights instead of sharing the embedding table" };
+        var questionInContext = new Option<double>("--question-in-context") { Description = "share of examples (0-1) whose document also holds the question after its header, as APB's anchor has it", DefaultValueFactory = _ => 0 };
         var init = new Option<string?>("--init") { Description = "continue from this demo model folder's weights (same --size; the tokenizer must match) instead of fresh ones" };
         var cmd = new Command("demo-model", "Train the small demo model (own tokenizer, Llama architecture) on the eval tasks with a length curriculum.")
-            { output, steps, timeLimit, maxLength, seed, device, log, batchTokens, lr, size, saveDtype, curriculum, taskWeights, init, untied };
+            { output, steps, timeLimit, maxLength, seed, device, log, batchTokens, lr, size, saveDtype, curriculum, taskWeights, init, untied, questionInContext };
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             var options = new DemoTrainingOptions
@@ -90,6 +91,7 @@ internal static class TrainCommand
                 Architecture = Usage(() => DemoArchitecture.Named(pr.GetValue(size)!)) with { TieEmbeddings = !pr.GetValue(untied) },
                 Curriculum = pr.GetValue(curriculum) is { } phases ? ParseCurriculum(phases) : null,
                 InitFrom = pr.GetValue(init),
+                QuestionInContextShare = pr.GetValue(questionInContext),
             };
             if (pr.GetValue(taskWeights) is { } weights) options = options with { TaskWeights = ParseTaskWeights(weights) };
             Usage(() => { options.Validate(); DemoModelTrainer.CheckInit(options); return 0; });

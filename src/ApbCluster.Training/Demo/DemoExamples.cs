@@ -31,14 +31,19 @@ public sealed class DemoExamples : IDisposable
     private readonly (EvalTask Task, double Cumulative)[] _tasks;
     private readonly int _eosId;
     private readonly int _ahead;
+    private readonly double _questionInContext;
     private readonly Queue<(BatchKey Key, Task<DemoExample[]> Batch)> _pending = new();
     private readonly CancellationTokenSource _stop = new();
 
     /// <param name="tokenizerDir">Folder holding tokenizer.json; each worker loads its own tokenizer from it.</param>
     /// <param name="taskWeights">Relative share of each task.</param>
     /// <param name="ahead">Batches prepared ahead of the one being consumed.</param>
-    public DemoExamples(string tokenizerDir, long seed, IReadOnlyDictionary<EvalTask, double> taskWeights, int ahead = 3)
+    /// <param name="questionInContext">Share of examples whose document also holds the question after its header
+    /// (where APB's anchor embeds it).</param>
+    public DemoExamples(string tokenizerDir, long seed, IReadOnlyDictionary<EvalTask, double> taskWeights, int ahead = 3,
+        double questionInContext = 0)
     {
+        _questionInContext = questionInContext;
         _newGenerator = () => new SampleGenerator(TextTokenizer.Load(tokenizerDir));
         var first = _newGenerator();
         _eosId = first.Tokenizer.EosIds.Count > 0 ? first.Tokenizer.EosIds[0] : throw new ArgumentException($"{tokenizerDir}: the tokenizer has no EOS token.");
@@ -76,18 +81,18 @@ public sealed class DemoExamples : IDisposable
         var task = _tasks.First(t => u < t.Cumulative || t.Task == _tasks[^1].Task).Task;
         int tokens = length - rng.Next(length / 4 + 1);
         double depth = rng.NextDouble();
+        // Drawn last, and only when asked for, so a run without it sees exactly the examples it always did.
+        bool embed = _questionInContext > 0 && rng.NextDouble() < _questionInContext;
         if (!_generators.TryTake(out var generator)) generator = _newGenerator();
         try
         {
             var s = generator.Generate(task, tokens, sampleSeed, depth);
             var answer = generator.Tokenizer.Encode(" " + s.AnswerText, addBos: false);
-            var ids = new long[s.DocumentIds.Length + s.QuestionIds.Length + answer.Count + 1];
-            s.DocumentIds.CopyTo(ids, 0);
-            s.QuestionIds.CopyTo(ids, s.DocumentIds.Length);
-            int at = s.DocumentIds.Length + s.QuestionIds.Length;
-            for (int i = 0; i < answer.Count; i++) ids[at + i] = answer[i];
-            ids[^1] = _eosId;
-            return new DemoExample(task, ids, at);
+            // The document, with the question after its header as APB's anchor has it, then the question and the answer.
+            int offset = embed ? Math.Min(s.TemplateOffset, s.DocumentIds.Length) : s.DocumentIds.Length;
+            var prompt = s.DocumentIds.Take(offset).Concat(embed ? s.QuestionIds : []).Concat(s.DocumentIds.Skip(offset)).Concat(s.QuestionIds);
+            var ids = prompt.Concat(answer.Select(a => (long)a)).Append(_eosId).ToArray();
+            return new DemoExample(task, ids, ids.Length - answer.Count - 1);
         }
         finally
         {

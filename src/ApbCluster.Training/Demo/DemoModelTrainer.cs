@@ -71,7 +71,7 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
         if (o.InitFrom is not null) onInfo?.Invoke($"continuing from {o.InitFrom}");
         using var decayMask = model.Mask((name, shape) => shape.Length == 2 && name != "model.embed_tokens.weight"); // matrices only
         using var optimizer = new FlatAdamW(model.Flat, decayMask, o.Beta1, o.Beta2, 1e-8, o.WeightDecay);
-        using var examples = new DemoExamples(outDir, o.Seed, o.TaskWeights);
+        using var examples = new DemoExamples(outDir, o.Seed, o.TaskWeights, questionInContext: o.QuestionInContextShare);
 
         onInfo?.Invoke($"demo model: {model.ParameterCount:N0} parameters ({config.NumLayers} layers, hidden {config.HiddenSize}, " +
                        $"{config.NumHeads}/{config.NumKvHeads} heads of {config.HeadDim}, MLP {config.IntermediateSize}), " +
@@ -374,6 +374,7 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
             ["lm_weight"] = o.LmWeight,
             ["lm_stride"] = o.LmStride,
             ["task_weights"] = o.TaskWeights.ToDictionary(p => p.Key.ToString(), p => p.Value),
+            ["question_in_context_share"] = o.QuestionInContextShare,
             ["architecture"] = o.Architecture,
             ["parameters"] = r.Parameters,
             ["tokenizer_size"] = r.TokenizerSize,

@@ -38,6 +38,9 @@ public sealed record DemoTrainingOptions
     public double LmWeight { get; init; } = 0.1;
     /// <summary>The LM loss takes every n-th non-answer position (logits over the vocabulary cost memory traffic).</summary>
     public int LmStride { get; init; } = 4;
+    /// <summary>Share of examples whose document also holds the question right after its header, where APB's anchor
+    /// embeds it (0: none, the recipe of the shipped model): teaches the layout later hosts see (docs/evaluation.md).</summary>
+    public double QuestionInContextShare { get; init; }
     public DemoArchitecture Architecture { get; init; } = DemoArchitecture.Demo;
     /// <summary>Null: <see cref="DefaultCurriculum"/> of <see cref="MaxLength"/>.</summary>
     public IReadOnlyList<CurriculumPhase>? Curriculum { get; init; }
@@ -77,6 +80,8 @@ public sealed record DemoTrainingOptions
         if (BatchTokens < 1) throw new ArgumentException($"batch tokens ({BatchTokens}) must be positive.");
         if (!(LearningRate > 0)) throw new ArgumentException($"learning rate ({LearningRate}) must be positive.");
         if (LmStride < 1) throw new ArgumentException($"LM stride ({LmStride}) must be at least 1.");
+        if (!(QuestionInContextShare >= 0 && QuestionInContextShare <= 1))
+            throw new ArgumentException($"question-in-context share ({QuestionInContextShare}) must lie in [0, 1].");
         if (LmWeight < 0) throw new ArgumentException($"LM loss weight ({LmWeight}) must not be negative.");
         if (TaskWeights.Count == 0 || TaskWeights.Values.Any(w => !(w >= 0)) || !(TaskWeights.Values.Sum() > 0))
             throw new ArgumentException("task weights must be non-negative with a positive sum.");
