@@ -75,6 +75,13 @@ public class EvalRunnerTests
         Assert.Contains("Samples per cell: 2.", EvalReportWriter.Markdown(merged));
     }
 
+    [Theory]
+    [InlineData("injected kernel failure", "injected kernel failure")]
+    [InlineData("The following operation failed in the TorchScript interpreter.\n  r = torch._x()\nRuntimeError: Expected mha_graph.execute(...) to be true\n", "RuntimeError: Expected mha_graph.execute(...) to be true")]
+    [InlineData("INTERNAL ASSERT FAILED at c10/core/Scalar.h:123\nException raised from toLong at c10/core/Scalar.h:123 (most recent call first):\nframe #0: c10::Error\nframe #1: [0x7ff3]", "INTERNAL ASSERT FAILED at c10/core/Scalar.h:123")]
+    public void AnErrorsHeadlineIsItsMessageNotItsStack(string message, string headline) =>
+        Assert.Equal(headline, EvalRunner.Headline(new InvalidOperationException(message)));
+
     [Fact]
     public void AMergeNamesTheShardsWhoseReportsAreMissing()
     {

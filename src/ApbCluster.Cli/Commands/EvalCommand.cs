@@ -71,7 +71,11 @@ internal static class EvalCommand
             Usage("--lengths", () => { runner.Validate(options); return 0; });
             string hardware = model.Device.type == DeviceType.CUDA ? $"CUDA GPU ({model.Dtype})" : $"CPU ({Environment.ProcessorCount} cores, {model.Dtype})";
             var command = "apb " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
-            var report = runner.Run(options, Path.GetFileName(Path.TrimEndingDirectorySeparator(loaded.Folder.Directory)), hardware, command, ProgressLine);
+            // A dropped sample's whole error goes to stderr (the report keeps its headline), without libtorch's C++ frames.
+            var report = runner.Run(options, Path.GetFileName(Path.TrimEndingDirectorySeparator(loaded.Folder.Directory)), hardware, command, ProgressLine,
+                e => Console.Error.WriteLine($"\nerror (its sample is dropped): {e.GetType().Name}: " +
+                    string.Join("\n", e.Message.Split('\n').Where(l => !l.TrimStart().StartsWith("frame #", StringComparison.Ordinal))) +
+                    (e.InnerException is { } inner ? $"\n  inner: {inner.GetType().Name}: {EvalRunner.Headline(inner)}" : "")));
             Console.Error.WriteLine();
             var files = EvalReportWriter.Write(report, pr.GetValue(output)!);
             Console.WriteLine(EvalReportWriter.Markdown(report));

@@ -51,7 +51,9 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
             if (h < 1) throw new ArgumentException($"hosts ({h}) must be at least 1.");
     }
 
-    public EvalReport Run(EvalOptions o, string modelName, string hardware, string command, Action<EvalProgress>? progress = null)
+    /// <param name="failed">Called with each run's exception when its sample is dropped (the report keeps one line of it).</param>
+    public EvalReport Run(EvalOptions o, string modelName, string hardware, string command, Action<EvalProgress>? progress = null,
+        Action<Exception>? failed = null)
     {
         Validate(o);
         var report = new EvalReport(modelName, hardware, command, DateTimeOffset.UtcNow, [], [], []);
@@ -116,8 +118,8 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
             {
                 report.Rows.RemoveRange(rowsBefore, report.Rows.Count - rowsBefore);
                 failures.Add(e);
-                string message = e.Message.Split('\n').Select(l => l.Trim()).LastOrDefault(l => l.Length > 0) ?? e.GetType().Name;
-                report.Notes.Add($"{ErrorNotePrefix}sample {i}, in {current}: {message}");
+                report.Notes.Add($"{ErrorNotePrefix}sample {i}, in {current}: {Headline(e)}");
+                failed?.Invoke(e);
                 if (failures.Count < MaxFailedSamples) continue;
                 if (samplesDone == 0) throw;
                 report.Notes.Add($"stopped after {failures.Count} failed samples: {samplesDone} of {samples} samples a cell were run.");
@@ -131,6 +133,16 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
             report.Notes.Add($"cuDNN's fused attention failed once ({why}); the flash kernel served the rest of the run.");
         report.Cells.AddRange(EvalReport.Aggregate(report.Rows));
         return report;
+    }
+
+    /// <summary>The line of an error that says what went wrong: a TorchScript error's `RuntimeError:` line, else the
+    /// first line that is not part of libtorch's C++ stack (`Exception raised from ...`, `frame #N: ...`).</summary>
+    public static string Headline(Exception e)
+    {
+        var lines = e.Message.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0).ToList();
+        return lines.FirstOrDefault(l => l.StartsWith("RuntimeError:", StringComparison.Ordinal))
+            ?? lines.FirstOrDefault(l => !l.StartsWith("frame #", StringComparison.Ordinal) && !l.StartsWith("Exception raised from", StringComparison.Ordinal))
+            ?? e.GetType().Name;
     }
 
     /// <summary>One sample through one mode on <paramref name="hosts"/> virtual hosts.</summary>
