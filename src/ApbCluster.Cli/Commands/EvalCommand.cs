@@ -73,8 +73,7 @@ internal static class EvalCommand
             var command = "apb " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
             // A dropped sample's whole error goes to stderr (the report keeps its headline), without libtorch's C++ frames.
             var report = runner.Run(options, Path.GetFileName(Path.TrimEndingDirectorySeparator(loaded.Folder.Directory)), hardware, command, ProgressLine,
-                e => Console.Error.WriteLine($"\nerror (its sample is dropped): {e.GetType().Name}: " +
-                    string.Join("\n", e.Message.Split('\n').Where(l => !l.TrimStart().StartsWith("frame #", StringComparison.Ordinal))) +
+                e => Console.Error.WriteLine($"\nerror (its sample is dropped): {e.GetType().Name}: {EvalRunner.WithoutNativeStack(e.Message)}" +
                     (e.InnerException is { } inner ? $"\n  inner: {inner.GetType().Name}: {EvalRunner.Headline(inner)}" : "")));
             Console.Error.WriteLine();
             var files = EvalReportWriter.Write(report, pr.GetValue(output)!);

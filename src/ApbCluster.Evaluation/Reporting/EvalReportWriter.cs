@@ -47,8 +47,7 @@ public static class EvalReportWriter
         sb.AppendLine();
         sb.AppendLine($"Command: `{r.Command}`  ");
         sb.AppendLine($"Started: {r.Started:u}  ");
-        int least = r.Cells.Select(c => c.Samples).DefaultIfEmpty().Min(), most = r.Cells.Select(c => c.Samples).DefaultIfEmpty().Max();
-        sb.AppendLine($"Samples per cell: {(most == least ? $"{least}" : $"{least} to {most}")}. Accuracy in % (exact match).");
+        sb.AppendLine($"Samples per cell: {EvalReport.SamplesPerCell(r.Cells)}. Accuracy in % (exact match).");
         sb.AppendLine();
         sb.AppendLine("| task | length | hosts | " + string.Join(" | ", modes) + " |");
         sb.AppendLine("|---|---:|---:|" + string.Concat(modes.Select(_ => "---:|")));

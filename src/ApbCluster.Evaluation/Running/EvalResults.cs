@@ -49,13 +49,19 @@ public sealed record EvalReport(string Model, string Hardware, string Command, D
         int cut = shards.Count(s => s.Notes.Any(Stopped));
         if (cut > 0)
         {
-            int least = cells.Min(c => c.Samples), most = cells.Max(c => c.Samples);
-            notes.Add($"{cut} of {shards.Count} shards were {EvalRunner.TimeLimitNotePrefix}their run: cells hold {(least == most ? $"{least}" : $"{least} to {most}")} samples.");
+            notes.Add($"{cut} of {shards.Count} shards were {EvalRunner.TimeLimitNotePrefix}their run: cells hold {SamplesPerCell(cells)} samples.");
         }
         var first = shards.MinBy(s => s.Started)!;
         // The whole run's command: the shard's, less its --shard and --out.
         var command = System.Text.RegularExpressions.Regex.Replace(first.Command, @" (--shard|--out|-o) \S+", "");
         return new EvalReport(first.Model, first.Hardware, command, first.Started, rows, cells, notes);
+    }
+
+    /// <summary>"N", or "least to most" when the cells hold different numbers of samples.</summary>
+    public static string SamplesPerCell(IReadOnlyCollection<EvalCell> cells)
+    {
+        int least = cells.Select(c => c.Samples).DefaultIfEmpty().Min(), most = cells.Select(c => c.Samples).DefaultIfEmpty().Max();
+        return least == most ? $"{least}" : $"{least} to {most}";
     }
 
     /// <summary>Which shards the merge holds, from the shard notes: a shard that died without a report is named, not hidden.</summary>

@@ -121,12 +121,12 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
                 report.Notes.Add($"{ErrorNotePrefix}sample {i}, in {current}: {Headline(e)}");
                 failed?.Invoke(e);
                 if (failures.Count < MaxFailedSamples) continue;
-                if (samplesDone == 0) throw;
                 report.Notes.Add($"stopped after {failures.Count} failed samples: {samplesDone} of {samples} samples a cell were run.");
                 break;
             }
             samplesDone++;
         }
+        // Nothing succeeded: the error itself ends the run, rather than an empty report.
         if (samplesDone == 0 && failures.Count > 0)
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failures[^1]).Throw();
         if (ApbCluster.Model.Attention.FusedAttention.CudnnDisabledBecause is { } why)
@@ -139,11 +139,13 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
     /// first line that is not part of libtorch's C++ stack (`Exception raised from ...`, `frame #N: ...`).</summary>
     public static string Headline(Exception e)
     {
-        var lines = e.Message.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0).ToList();
-        return lines.FirstOrDefault(l => l.StartsWith("RuntimeError:", StringComparison.Ordinal))
-            ?? lines.FirstOrDefault(l => !l.StartsWith("frame #", StringComparison.Ordinal) && !l.StartsWith("Exception raised from", StringComparison.Ordinal))
-            ?? e.GetType().Name;
+        var lines = WithoutNativeStack(e.Message).Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0).ToList();
+        return lines.FirstOrDefault(l => l.StartsWith("RuntimeError:", StringComparison.Ordinal)) ?? lines.FirstOrDefault() ?? e.GetType().Name;
     }
+
+    /// <summary>An error message less libtorch's C++ stack (`Exception raised from ...`, `frame #N: ...` lines).</summary>
+    public static string WithoutNativeStack(string message) => string.Join('\n', message.Split('\n').Where(l =>
+        !l.TrimStart().StartsWith("frame #", StringComparison.Ordinal) && !l.TrimStart().StartsWith("Exception raised from", StringComparison.Ordinal)));
 
     /// <summary>One sample through one mode on <paramref name="hosts"/> virtual hosts.</summary>
     public EvalRow RunOne(EvalSample s, EvalMode mode, int hosts, int sampleIndex = 0, TimeSpan? deadline = null, int anchorDivisor = 4) =>

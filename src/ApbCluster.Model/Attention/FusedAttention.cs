@@ -14,11 +14,11 @@ namespace ApbCluster.Model.Attention;
 /// libtorch's flash kernel (native GQA, bottom-right causal) otherwise; APB_ATTENTION_BACKEND=flash|cudnn
 /// forces one; fp32 on CUDA takes the memory-efficient kernel. Small blocks go to flash because libtorch keeps
 /// cuDNN's execution graphs in a per-thread cache keyed by shape: a decode step (one query, one more key each
-/// time) or a fresh host thread would build a new graph on every call, which costs far more than the kernel. CPU: libtorch's CPU flash kernel.
-/// Both are internal aten ops, reached through TorchScript because TorchSharp does not bind them.
-/// cuDNN's kernel fails now and then on H200 ("mha_graph.execute(...).is_good()", pytorch/pytorch#190321, seen here
-/// once in ~1,000 calls with 14 processes sharing a GPU): the call is then redone with the flash kernel, which serves
-/// the process from then on (<see cref="CudnnDisabledBecause"/> says why), unless cuDNN was forced.
+/// time) or a fresh host thread would build a new graph on every call, which costs far more than the kernel.
+/// CPU: libtorch's CPU flash kernel. Both are internal aten ops, reached through TorchScript because TorchSharp does
+/// not bind them. cuDNN's kernel fails now and then on H200 ("mha_graph.execute(...).is_good()",
+/// pytorch/pytorch#190321; here in 4 of 14 processes of one GPU evaluation): the call is then redone with the flash
+/// kernel, which serves the process from then on (<see cref="CudnnDisabledBecause"/> says why), unless cuDNN was forced.
 /// </summary>
 public static class FusedAttention
 {

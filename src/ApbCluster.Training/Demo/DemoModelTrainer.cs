@@ -60,7 +60,7 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
         o.Validate();
         _ = DemoModelFolder.DtypeName(saveDtype);
         // Read before anything is written: --out may be the --init folder itself.
-        _initRecord = o.InitFrom is { } from ? DemoModelFolder.ReadTrainingRecord(from) : null;
+        var initRecord = o.InitFrom is { } from ? DemoModelFolder.ReadTrainingRecord(from) : null;
         var phases = o.Phases;
         var compute = device.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32;
 
@@ -162,7 +162,7 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
         var summaries = phases.Select((p, i) => new DemoPhaseSummary(p.Length, BatchSize(p), p.Share, phaseSteps[i], phaseSeconds[i], phaseTokens[i],
             Mean(log, i, s => s.Loss), Mean(log, i, s => s.AnswerExact))).ToArray();
         var result = new DemoTrainingResult(log, summaries, total, stop, model.ParameterCount, tokenizer.Size, device.ToString(), compute.ToString());
-        DemoModelFolder.WriteTrainingRecord(outDir, Record(result, saveDtype));
+        DemoModelFolder.WriteTrainingRecord(outDir, Record(result, saveDtype, initRecord));
         return result;
 
         double Progress(int stepsDone, double seconds) =>
@@ -346,9 +346,7 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
         }
     }
 
-    private System.Text.Json.Nodes.JsonNode? _initRecord;
-
-    private object Record(DemoTrainingResult r, ScalarType saveDtype)
+    private object Record(DemoTrainingResult r, ScalarType saveDtype, System.Text.Json.Nodes.JsonNode? initRecord)
     {
         var o = options;
         return new Dictionary<string, object?>
@@ -384,7 +382,7 @@ public sealed class DemoModelTrainer(DemoTrainingOptions options, Device device)
             ["phases"] = r.Phases,
             ["sample_seeds"] = $"from {DemoExamples.SeedBase} + seed x 1e8 + phase x 1e7 (eval uses small seeds)",
             // The whole lineage of a continued model: the init folder's own record, nested.
-            ["init_record"] = _initRecord,
+            ["init_record"] = initRecord,
         };
     }
 }
