@@ -62,7 +62,30 @@ public static class EvalReportWriter
         }
         sb.AppendLine();
         foreach (var n in r.Notes) sb.AppendLine("- " + n);
+        // The goals are stated against dense and star: say how sure each difference is, on the same samples.
+        DifferenceTable(sb, r, "dense", "every mode", _ => true);
+        DifferenceTable(sb, r, "star", "the APB modes", m => m.StartsWith("apb", StringComparison.Ordinal));
         return sb.ToString();
+    }
+
+    /// <summary>A table of paired differences against <paramref name="reference"/> (a row per length x H, a column per
+    /// mode), or nothing when the report lacks the reference or anything to compare with it.</summary>
+    private static void DifferenceTable(StringBuilder sb, EvalReport r, string reference, string what, Func<string, bool> modes)
+    {
+        var diffs = PairedDifferences.Against(r.Rows, reference, modes);
+        if (diffs.Count == 0) return;
+        var cols = diffs.Select(d => d.Mode).Distinct().ToList();
+        var byKey = diffs.ToDictionary(d => (d.Length, d.Hosts, d.Mode));
+        sb.AppendLine();
+        sb.AppendLine($"## {what} minus {reference}, on the same samples");
+        sb.AppendLine();
+        sb.AppendLine("Accuracy points over all tasks (paired per task and sample; ± is the 95 % interval).");
+        sb.AppendLine();
+        sb.AppendLine("| length | hosts | " + string.Join(" | ", cols) + " |");
+        sb.AppendLine("|---:|---:|" + string.Concat(cols.Select(_ => "---:|")));
+        foreach (var (length, hosts) in diffs.Select(d => (d.Length, d.Hosts)).Distinct().OrderBy(k => k.Length).ThenBy(k => k.Hosts))
+            sb.AppendLine($"| {length} | {hosts} | " +
+                string.Join(" | ", cols.Select(m => byKey.TryGetValue((length, hosts, m), out var d) ? d.Text() : "")) + " |");
     }
 
     private static void Plot(EvalReport r, string path)
