@@ -8,8 +8,10 @@
 #   bash docs/benchmarks/scripts/gpu-eval-table.sh [MODEL_DIR]
 #   (default: the demo model in the bundle, present when it was built with BUNDLE_DEMO_MODEL=1)
 # Settings: BUNDLE (.device/apb-gpu.tar.xz), SAMPLES (100), LENGTHS (8k,16k), HOSTS (2,4,8), SHARDS (14), OMP_NUM_THREADS (1), DEVICE (cuda), BUDGET seconds (540).
-# CPU dry run with a local build: APB_BIN=src/ApbCluster.Cli/bin/Release/net10.0 DEVICE=cpu SAMPLES=2 LENGTHS=2k \
-#   HOSTS=2 SHARDS=2 OUT=/tmp/evt bash docs/benchmarks/scripts/gpu-eval-table.sh
+# On a CPU with a local build (the 100-sample table in docs/benchmarks/demo-model-cpu-table, 2 cores, ~80 min):
+#   APB_BIN=src/ApbCluster.Cli/bin/Release/net10.0 DEVICE=cpu LENGTHS=1k,2k SHARDS=2 BUDGET=6000 OUT=DIR \
+#   bash docs/benchmarks/scripts/gpu-eval-table.sh
+# (a dry run: SAMPLES=2 LENGTHS=2k HOSTS=2).
 set -uo pipefail
 DEVICE=${DEVICE:-cuda}; SAMPLES=${SAMPLES:-100}; LENGTHS=${LENGTHS:-8k,16k}; HOSTS=${HOSTS:-2,4,8}
 SHARDS=${SHARDS:-14}; BUDGET=${BUDGET:-540}
