@@ -53,8 +53,8 @@ public sealed class DecoderLayer : nn.Module
     /// <summary>o_proj(attentionOut [B,S,Hq,D]) + residual, then post-attention RMSNorm, MLP, + residual.</summary>
     public Tensor Finish(Tensor hidden, Tensor attentionOut)
     {
-        var h = hidden + self_attn.Output(attentionOut);
-        return h + mlp.Forward(post_attention_layernorm.Forward(h));
+        var h = TorchConstants.Plus(hidden, self_attn.Output(attentionOut));
+        return TorchConstants.Plus(h, mlp.Forward(post_attention_layernorm.Forward(h)));
     }
 
     // Same maths as RotaryEmbedding.Apply, sharing one cos/sin gather between q and k.

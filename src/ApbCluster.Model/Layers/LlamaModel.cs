@@ -122,7 +122,7 @@ public sealed class LlamaModel : nn.Module
         long past = cache?.Length ?? 0, s = tokenIds.shape[1];
         Rope.EnsureCapacity(past + s);
         var ids = tokenIds.device.type == Device.type && tokenIds.dtype == ScalarType.Int64 ? tokenIds : tokenIds.to(ScalarType.Int64, Device);
-        var positions = arange(past, past + s, dtype: ScalarType.Int64, device: Device);
+        var positions = TorchConstants.Positions(past, past + s, Device);
         var h = Embed(ids);
         var (cos, sin) = Rope.CosSin(positions, h.dtype);
         foreach (var layer in Layers)

@@ -1,3 +1,4 @@
+using ApbCluster.Model;
 using ApbCluster.Model.Attention;
 using ApbCluster.Model.Generation;
 using ApbCluster.Model.Layers;
@@ -81,7 +82,7 @@ public static class Phase2Decoder
     private static Tensor Step(ICollective c, LlamaModel model, HostShard shard, KvCache? own, long[] ids, long position, PhaseTimer timer)
     {
         var device = model.Device;
-        var positions = arange(position, position + ids.Length, dtype: ScalarType.Int64, device: device);
+        var positions = TorchConstants.Positions(position, position + ids.Length, device);
         var h = model.Embed(tensor(ids, dtype: ScalarType.Int64).reshape(1, -1).to(device));
         var (cos, sin) = model.Rope.CosSin(positions, h.dtype); // once for all layers
         for (int i = 0; i < model.Layers.Count; i++)

@@ -1,3 +1,4 @@
+using ApbCluster.Model;
 using ApbCluster.Model.Attention;
 using ApbCluster.Model.Layers;
 using ApbCluster.Parallel.Collectives;
@@ -76,7 +77,7 @@ public class ApbStrategy(ICompressor? compressor) : PrefillStrategy
         if (compressor.NeedsQuestion)
         {
             var rows = QuestionRows(plan);
-            var truePos = arange(plan.DocumentLength, plan.DocumentLength + rows.Length, dtype: ScalarType.Int64, device: hidden.device);
+            var truePos = TorchConstants.Positions(plan.DocumentLength, plan.DocumentLength + rows.Length, hidden.device);
             questionQ = ctx.Model.Layers[layer].Project(hidden.narrow(1, rows.Start, rows.Length), truePos).Q;
         }
         var input = new CompressorInput(layer, ctx.Host, p.QPre.narrow(1, la, ll), p.KPre.narrow(1, la, ll), p.VPre.narrow(1, la, ll), kLocal, questionQ);

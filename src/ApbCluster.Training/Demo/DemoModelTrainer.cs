@@ -1,3 +1,4 @@
+using ApbCluster.Model;
 using System.Diagnostics;
 using System.Globalization;
 using ApbCluster.Model.Config;

@@ -1,3 +1,4 @@
+using ApbCluster.Model;
 using static TorchSharp.torch;
 
 namespace ApbCluster.Training.Demo;

@@ -1,3 +1,4 @@
+using ApbCluster.Model;
 using ApbCluster.Model.Config;
 using ApbCluster.Model.Layers;
 using TorchSharp;
@@ -212,15 +213,4 @@ public sealed class TrainableLlama : IDisposable
         _sin.Dispose();
         _eps.Dispose();
     }
-}
-
-/// <summary>
-/// Scalars that live as long as the process. TorchSharp turns a C# number used with a tensor into a <c>Scalar</c>
-/// (even <c>a + b</c> is <c>add(b, alpha: 1)</c>) and leaves it to the finalizer, which can free it while the native
-/// call still reads it when a GC runs meanwhile (seen: "INTERNAL ASSERT FAILED at c10/core/Scalar.h" in pow, with
-/// the data workers allocating; dotnet/TorchSharp#1434). The training step passes these, or 0-dim tensors, instead.
-/// </summary>
-public static class TorchConstants
-{
-    public static readonly Scalar One = 1.ToScalar();
 }
