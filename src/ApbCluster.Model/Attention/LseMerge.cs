@@ -16,7 +16,7 @@ public static class LseMerge
         var wa = Weight(a.Lse, lse);
         var wb = Weight(b.Lse, lse);
         var outDtype = a.Out.dtype;
-        var merged = a.Out.to(ScalarType.Float32) * wa + b.Out.to(ScalarType.Float32) * wb;
+        var merged = TorchConstants.Plus(a.Out.to(ScalarType.Float32) * wa, b.Out.to(ScalarType.Float32) * wb);
         return (merged.to(outDtype), lse);
     }
 

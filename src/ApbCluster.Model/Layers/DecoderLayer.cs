@@ -62,6 +62,6 @@ public sealed class DecoderLayer : nn.Module
     {
         long half = x.shape[^1] / 2;
         var rotated = cat([x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)], -1);
-        return x * cos + rotated * sin;
+        return TorchConstants.Plus(x * cos, rotated * sin);
     }
 }

@@ -50,7 +50,7 @@ public sealed class RotaryEmbedding : IDisposable
     public Tensor Apply(Tensor x, Tensor positions)
     {
         var (cos, sin) = CosSin(positions, x.dtype);
-        return x * cos + RotateHalf(x) * sin;
+        return TorchConstants.Plus(x * cos, RotateHalf(x) * sin);
     }
 
     /// <summary>cos and sin for the positions, shaped to broadcast over [B, S, H, D].</summary>
