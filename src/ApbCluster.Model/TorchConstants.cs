@@ -13,6 +13,7 @@ namespace ApbCluster.Model;
 public static class TorchConstants
 {
     public static readonly Scalar One = 1.ToScalar();
+    public static readonly Scalar MinusInfinity = double.NegativeInfinity.ToScalar();
 
     /// <summary><c>a + b</c> without a temporary alpha.</summary>
     public static Tensor Plus(Tensor a, Tensor b) => a.add(b, One);

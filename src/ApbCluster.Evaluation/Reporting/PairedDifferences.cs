@@ -30,8 +30,9 @@ public static class PairedDifferences
             .GroupBy(r => (r.Length, r.Hosts, r.Mode))
             .Select(g =>
             {
-                var d = g.Where(r => refs.ContainsKey((r.Task, r.Length, r.Hosts, r.Sample)))
-                    .Select(r => (r.Correct ? 1.0 : 0.0) - (refs[(r.Task, r.Length, r.Hosts, r.Sample)] ? 1.0 : 0.0)).ToList();
+                var d = g.Select(r => refs.TryGetValue((r.Task, r.Length, r.Hosts, r.Sample), out bool byReference)
+                        ? Score(r.Correct) - Score(byReference) : (double?)null)
+                    .OfType<double>().ToList();
                 if (d.Count == 0) return null;
                 double mean = d.Average();
                 double sd = d.Count > 1 ? Math.Sqrt(d.Sum(x => (x - mean) * (x - mean)) / (d.Count - 1)) : 0;
@@ -40,4 +41,6 @@ public static class PairedDifferences
             .OfType<PairedDifference>()
             .ToList();
     }
+
+    private static double Score(bool correct) => correct ? 1 : 0;
 }

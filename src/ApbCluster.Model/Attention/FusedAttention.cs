@@ -62,7 +62,7 @@ def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tu
     // handle, so a GC on any thread before the native call reads it can finalize (free) it: seen as
     // "INTERNAL ASSERT ... c10::Scalar::toLong" in THSJIT_CompilationUnit_Invoke under parallel tests. Scalars
     // passed as Scalar objects are used as they are: these stay alive (static, or referenced until after the call).
-    private static readonly Scalar CausalTrue = true.ToScalar(), CausalFalse = false.ToScalar(), MinusInfinity = double.NegativeInfinity.ToScalar();
+    private static readonly Scalar CausalTrue = true.ToScalar(), CausalFalse = false.ToScalar();
 
     private static (Tensor, Tensor) Invoke(string function, Tensor q, Tensor k, Tensor v, bool causal, double scale)
     {
@@ -82,7 +82,7 @@ def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tu
         long b = q.shape[0], sq = q.shape[1], hq = q.shape[2], sk = k.shape[1], hkv = k.shape[2];
         if (hq % hkv != 0) throw new ArgumentException($"query heads ({hq}) must be a multiple of key/value heads ({hkv}).");
         if (sq == 0 || sk == 0)
-            return (zeros_like(q), full(new[] { b, hq, sq }, MinusInfinity, dtype: ScalarType.Float32, device: q.device));
+            return (zeros_like(q), full(new[] { b, hq, sq }, TorchConstants.MinusInfinity, dtype: ScalarType.Float32, device: q.device));
         if (causal && sk < sq)
             throw new ArgumentException($"causal attention needs at least as many keys ({sk}) as queries ({sq}).");
 

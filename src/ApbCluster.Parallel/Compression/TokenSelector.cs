@@ -1,3 +1,4 @@
+using ApbCluster.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -34,8 +35,6 @@ public static class TokenSelector
     /// has them as anchor), takes the top-<paramref name="count"/> tokens per KV head and gathers their K, V.
     /// scores [B, S, n_kv] fp32; positions [S] int64 global positions; k, v [B, S, n_kv, D] post-RoPE.
     /// </summary>
-    private static readonly Scalar MinusInfinity = double.NegativeInfinity.ToScalar();
-
     public static CompressedBlock Select(Tensor scores, Tensor positions, int anchorLength, int count, Tensor k, Tensor v)
     {
         long b = k.shape[0], s = k.shape[1], hkv = k.shape[2], d = k.shape[3];
@@ -45,7 +44,7 @@ public static class TokenSelector
         // Explicit Scalars, kept alive across the native calls (an implicit temporary may be freed by the GC first).
         using var anchorEnd = anchorLength.ToScalar();
         var forbidden = positions.to(pooled.device).lt(anchorEnd).reshape(1, s, 1);
-        pooled = pooled.masked_fill(forbidden, MinusInfinity);
+        pooled = pooled.masked_fill(forbidden, TorchConstants.MinusInfinity);
         var idx = pooled.topk(count, dim: 1).indexes; // [B, l_p, n_kv]
         var gatherIdx = idx.unsqueeze(-1).expand(b, count, hkv, d);
         return new CompressedBlock(
