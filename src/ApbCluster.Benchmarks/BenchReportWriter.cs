@@ -35,22 +35,33 @@ public static class BenchReportWriter
             bool ttft = r.Prefill.Any(p => p.TtftSeconds is not null);
             sb.AppendLine("## Prefill");
             sb.AppendLine();
-            sb.Append("| mode | tokens | hosts | GPUs | seconds (best) | tokens/s | speed-up vs dense | GPU memory GiB | MiB moved (passing) |");
-            if (ttft) sb.Append(" TTFT s (best) |");
+            bool projected = r.Prefill.Any(p => Value(p, "projected_seconds_one_gpu_per_host") is not null);
+            sb.Append("| mode | tokens | hosts | GPUs | split | blocks | seconds (best) | seconds (median) | tokens/s | speed-up vs dense |");
+            if (projected) sb.Append(" projected s, a GPU per host |");
+            sb.Append(" GPU memory GiB | MiB moved (passing) | host wait ms |");
+            if (ttft) sb.Append(" TTFT s (best) | TTFT s (median) |");
             foreach (var ph in phases) sb.Append($" {ph} ms |");
             sb.AppendLine();
-            sb.Append("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-            if (ttft) sb.Append("---:|");
+            sb.Append("|---|---:|---:|---:|---|---|---:|---:|---:|---:|");
+            if (projected) sb.Append("---:|");
+            sb.Append("---:|---:|---|");
+            if (ttft) sb.Append("---:|---:|");
             foreach (var _ in phases) sb.Append("---:|");
             sb.AppendLine();
             foreach (var p in r.Prefill.OrderBy(p => p.Tokens).ThenBy(p => ModeOrder(p.Mode)))
             {
                 string speedup = dense.TryGetValue(p.Tokens, out var d) ? (d.Seconds / p.Seconds).ToString("F2", inv) + "x" : "";
-                sb.Append(inv, $"| {p.Mode} | {p.Tokens} | {p.Hosts} | {p.Gpus} | {p.Seconds:F3} | {p.TokensPerSecond:F0} | {speedup} | {p.PeakGpuGiB:F1} | {Moved(p)} |");
-                if (ttft) sb.Append(p.TtftSeconds is { } t ? string.Format(inv, " {0:F3} |", t) : " |");
+                sb.Append(inv, $"| {p.Mode} | {p.Tokens} | {p.Hosts} | {p.Gpus} | {Value(p, "split")} | {List(p, "blocks")} | {p.Seconds:F3} | {p.MedianSeconds:F3} | {p.TokensPerSecond:F0} | {speedup} |");
+                if (projected) sb.Append($" {Value(p, "projected_seconds_one_gpu_per_host")} |");
+                sb.Append(inv, $" {p.PeakGpuGiB:F1} | {Moved(p)} | {List(p, "host_wait_ms")} |");
+                if (ttft) sb.Append(p.TtftSeconds is { } t ? string.Format(inv, " {0:F3} | {1:F3} |", t, p.MedianTtftSeconds) : " | |");
                 foreach (var ph in phases) sb.Append(p.PhaseMs.TryGetValue(ph, out var v) ? string.Format(inv, " {0:F0} |", v) : " |");
                 sb.AppendLine();
             }
+            sb.AppendLine();
+            sb.AppendLine("Seconds: wall time of the timed repeats. Phases: a separate run with per-phase timers, each phase's slowest host. " +
+                "Host wait: per host, the time it would idle at the collectives for the slowest host. GPU memory: the high-water of the process " +
+                "that ran only this configuration (weights included).");
             sb.AppendLine();
         }
         if (r.Decode.Count > 0)
@@ -70,11 +81,33 @@ public static class BenchReportWriter
     /// <summary>Bytes all hosts' collectives sent in one prefill, and how much of it was APB's passing.</summary>
     private static string Moved(PrefillMeasurement p)
     {
-        if (p.Plan is null || !p.Plan.TryGetValue("collective_bytes_sent", out var all)) return "";
-        double mib = Convert.ToDouble(all, CultureInfo.InvariantCulture) / (1 << 20);
-        double passing = p.Plan.TryGetValue("passing_bytes_sent", out var pb) ? Convert.ToDouble(pb, CultureInfo.InvariantCulture) / (1 << 20) : 0;
-        return string.Format(CultureInfo.InvariantCulture, "{0:F1} ({1:F1})", mib, passing);
+        if (Number(Value(p, "collective_bytes_sent")) is not { } all) return "";
+        double passing = Number(Value(p, "passing_bytes_sent")) ?? 0;
+        return string.Format(CultureInfo.InvariantCulture, "{0:F1} ({1:F1})", all / (1 << 20), passing / (1 << 20));
     }
+
+    /// <summary>A plan entry as text (a report read back from JSON holds JsonElements, a fresh one CLR values).</summary>
+    private static string? Value(PrefillMeasurement p, string key) =>
+        p.Plan is not null && p.Plan.TryGetValue(key, out var v) ? v switch
+        {
+            JsonElement { ValueKind: JsonValueKind.String } e => e.GetString(),
+            IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+            _ => v.ToString(),
+        } : null;
+
+    private static string List(PrefillMeasurement p, string key)
+    {
+        if (p.Plan is null || !p.Plan.TryGetValue(key, out var v)) return "";
+        var items = v switch
+        {
+            JsonElement { ValueKind: JsonValueKind.Array } e => e.EnumerateArray().Select(x => x.GetRawText()),
+            System.Collections.IEnumerable list => list.Cast<object>().Select(x => Convert.ToString(x, CultureInfo.InvariantCulture) ?? ""),
+            _ => [v.ToString() ?? ""],
+        };
+        return string.Join(", ", items);
+    }
+
+    private static double? Number(string? text) => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var x) ? x : null;
 
     private static readonly string[] Modes = ["dense", "ring", "ulysses", "star", "apb"];
 

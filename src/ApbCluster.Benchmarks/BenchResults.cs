@@ -1,9 +1,9 @@
 namespace ApbCluster.Benchmarks;
 
-/// <summary>One prefill configuration measured: best of the repeats, all repeats, throughput, memory,
-/// and per-phase milliseconds (the slowest host's, when the mode has phases). With `--ttft`, also the time to
-/// the first token (prefill, the question pass and the first decode step with its broadcast, as a query's
-/// time to first token), best and all repeats.</summary>
+/// <summary>One prefill configuration measured: best and median of the repeats, all repeats, throughput, the GPU
+/// memory high-water of the process that ran only this configuration (weights included), and per-phase milliseconds
+/// (each phase's slowest host, when the mode has phases). With `--ttft`, also the time to the first token (prefill,
+/// the question pass and the first decode step with its broadcast, as a query's time to first token).</summary>
 public sealed record PrefillMeasurement(
     string Mode,
     int Tokens,
@@ -16,7 +16,11 @@ public sealed record PrefillMeasurement(
     IReadOnlyDictionary<string, double> PhaseMs,
     IReadOnlyDictionary<string, object>? Plan = null,
     double? TtftSeconds = null,
-    IReadOnlyList<double>? AllTtftSeconds = null);
+    IReadOnlyList<double>? AllTtftSeconds = null)
+{
+    public double MedianSeconds { get; init; }
+    public double? MedianTtftSeconds { get; init; }
+}
 
 /// <summary>Decode steps at a given context: milliseconds per generated token.</summary>
 public sealed record DecodeMeasurement(string Mode, int Context, int Steps, double MsPerTokenMedian, double MsPerTokenMean);

@@ -25,7 +25,7 @@ public static class DenseBench
         }
         double best = times.Min();
         return new PrefillMeasurement("dense", tokens, Hosts: 1, Gpus: model.Device.type == DeviceType.CUDA ? 1 : 0,
-            best, times, tokens / best, GpuClock.UsedGiB(model.Device), new Dictionary<string, double>());
+            best, times, tokens / best, GpuClock.UsedGiB(model.Device), new Dictionary<string, double>()) { MedianSeconds = ParallelBench.Median(times) };
     }
 
     /// <summary>Greedy decode steps after a <paramref name="context"/>-token prefill; per-step wall time

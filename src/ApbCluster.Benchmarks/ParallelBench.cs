@@ -6,6 +6,7 @@ using ApbCluster.Parallel.Compression;
 using ApbCluster.Parallel.Kernels;
 using ApbCluster.Parallel.Phase2;
 using ApbCluster.Parallel.Plan;
+using ApbCluster.Parallel.Serving;
 using ApbCluster.Parallel.Strategies;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -14,8 +15,9 @@ namespace ApbCluster.Benchmarks;
 
 /// <summary>
 /// Phase-1 prefill of the parallel modes (ring, ulysses, star, apb) on H hosts spread over the GPUs of this
-/// process: one model copy per GPU, one thread per host, NCCL between hosts when each has its own GPU,
-/// the in-process collective otherwise (several hosts per GPU; their kernels then share that GPU).
+/// process: one model copy per GPU, one long-lived thread per host (every mode runs on the same warm threads),
+/// NCCL between hosts when each has its own GPU, the in-process collective otherwise (several hosts per GPU; their
+/// kernels then share that GPU, and the timing run takes turns on it to project one GPU per host).
 /// </summary>
 public sealed class ParallelBench : IDisposable
 {
@@ -26,6 +28,8 @@ public sealed class ParallelBench : IDisposable
     private readonly Func<ICollective[]> _connect;
     private ICollective[] _collectives;
     private readonly CollectiveTraffic _traffic = new();
+    private readonly RankThreads _threads;
+    private readonly bool _sharedGpus;
 
     public int Hosts => _hostDevices.Length;
     public int Gpus { get; }
@@ -51,6 +55,8 @@ public sealed class ParallelBench : IDisposable
             .Select(r => r.WithTraffic(_traffic)).ToArray();
         _collectives = _connect();
         Collective = nccl ? "NCCL" : "in-process";
+        _threads = new RankThreads(hosts);
+        _sharedGpus = hosts > gpus.Length && gpus[0].type == DeviceType.CUDA;
     }
 
     /// <summary>The model copy on <paramref name="device"/> (the dense baseline reuses GPU 0's).</summary>
@@ -63,18 +69,16 @@ public sealed class ParallelBench : IDisposable
         int vocab = Math.Min(_config.VocabSize, 32000);
         var document = Enumerable.Range(0, tokens).Select(_ => (long)rng.Next(vocab)).ToArray();
         var question = Enumerable.Range(0, apb.QuestionTokens).Select(_ => (long)rng.Next(vocab)).ToArray();
-        var plan = ApbPlan.Create(new PlanRequest
+        // The plan the cluster serves (the bench measures what users get), with a synthetic question after the
+        // Llama 3 template's 16 opening tokens.
+        var plan = ServingPlan.Create(mode, Hosts, tokens, question.Length, templateOffset: 16, new PlanChoices
         {
-            DocumentLength = tokens, QuestionLength = question.Length, Hosts = Hosts, Mode = mode,
-            AnchorDivisor = apb.AnchorDivisor, AnchorLength = mode == ParallelMode.Apb ? apb.AnchorLength : null,
-            PassingLength = mode == ParallelMode.Apb ? apb.PassingLength : null,
-            Balanced = apb.Balanced && mode is ParallelMode.Apb or ParallelMode.Star,
-            NumHeads = _config.NumHeads, NumKvHeads = _config.NumKvHeads,
-        });
+            AnchorDivisor = apb.AnchorDivisor, AnchorLength = apb.AnchorLength, PassingLength = apb.PassingLength, Split = apb.Split,
+        }, _config);
         var request = new PrefillRequest(document, question);
         var times = new List<double>();
         string? retriedAfter = null;
-        Dictionary<string, double> phases;
+        RunTiming timing;
         IReadOnlyList<TrafficEntry> moved;
         for (int attempt = 1; ; attempt++)
         {
@@ -83,13 +87,13 @@ public sealed class ParallelBench : IDisposable
                 times.Clear();
                 for (int i = 0; i < warmup + repeats; i++)
                 {
-                    var (seconds, _) = RunOnce(mode, plan, request, timing: false, apb.Kernel);
+                    double seconds = RunOnce(mode, plan, request, apb.Kernel);
                     if (i >= warmup) times.Add(seconds);
                 }
                 // One more run with per-phase timing (it synchronises around every phase, so it is not timed itself),
                 // counting the bytes its collectives move.
                 _traffic.Reset();
-                (_, phases) = RunOnce(mode, plan, request, timing: true, apb.Kernel);
+                timing = TimedRun(mode, plan, request, apb.Kernel);
                 moved = _traffic.Snapshot();
                 break;
             }
@@ -108,12 +112,20 @@ public sealed class ParallelBench : IDisposable
         var planInfo = new Dictionary<string, object>
         {
             ["hosts"] = Hosts, ["collective"] = Collective, ["block"] = plan.BlockLength, ["anchor"] = plan.AnchorLength,
-            ["passing"] = plan.PassingLength, ["balanced"] = plan.Balanced, ["padding"] = plan.Padding,
+            ["passing"] = plan.PassingLength, ["split"] = plan.Split.ToString().ToLowerInvariant(), ["padding"] = plan.Padding,
             ["apb_kernel"] = apb.Kernel.ToString().ToLowerInvariant(),
             ["blocks"] = plan.Blocks.Select(b => b.Length).ToArray(),
             ["collective_bytes_sent"] = moved.Sum(e => e.BytesSent),
             ["passing_bytes_sent"] = moved.Where(e => e.What.Contains("passing block")).Sum(e => e.BytesSent),
+            ["host_phases_ms"] = timing.HostPhases,
+            ["host_compute_ms"] = timing.ComputeMs.Select(Round).ToArray(),
+            ["host_wait_ms"] = timing.WaitMs.Select(Round).ToArray(),
+            ["timing_run"] = _sharedGpus
+                ? "hosts took turns on their shared GPU; wait = time a host would idle for the slowest with one GPU each"
+                : "hosts ran in parallel; wait = idle for the slowest host, transfer = the rest of the time in collectives",
         };
+        if (_sharedGpus) planInfo["projected_seconds_one_gpu_per_host"] = Math.Round(timing.ProjectedSeconds, 4);
+        else planInfo["host_transfer_ms"] = timing.TransferMs.Select(Round).ToArray();
         if (retriedAfter != null) planInfo["retried_after"] = retriedAfter;
         List<double>? ttfts = null;
         if (ttft)
@@ -122,8 +134,8 @@ public sealed class ParallelBench : IDisposable
             try { ttfts = TimeToFirstToken(mode, plan, request, warmup, repeats); }
             catch (Exception e) { planInfo["ttft_error"] = e.Message.Split('\n')[0]; }
         }
-        return new PrefillMeasurement(mode.ToString().ToLowerInvariant(), tokens, Hosts, Gpus, best, times, tokens / best, mem, phases, planInfo,
-            ttfts?.Min(), ttfts);
+        return new PrefillMeasurement(mode.ToString().ToLowerInvariant(), tokens, Hosts, Gpus, best, times, tokens / best, mem, timing.Phases, planInfo,
+            ttfts?.Min(), ttfts) { MedianSeconds = Median(times), MedianTtftSeconds = ttfts is null ? null : Median(ttfts) };
     }
 
     /// <summary>
@@ -140,7 +152,7 @@ public sealed class ParallelBench : IDisposable
         {
             foreach (var m in _models.Values) GpuClock.Sync(m.Device);
             var clock = Stopwatch.StartNew();
-            CollectiveRunner.Run(_collectives, c =>
+            _threads.Run(_collectives, c =>
             {
                 var model = _models[_hostDevices[c.Rank].index];
                 var strategy = ParallelRun.For(mode, mode == ParallelMode.Apb ? _heads[_hostDevices[c.Rank].index] : null);
@@ -153,35 +165,68 @@ public sealed class ParallelBench : IDisposable
         return times;
     }
 
-    /// <summary>One prefill on every host; wall time until the slowest host is done, and the slowest host's phases.</summary>
-    private (double Seconds, Dictionary<string, double> Phases) RunOnce(ParallelMode mode, ApbPlan plan, PrefillRequest request, bool timing, ApbKernel apbKernel)
+    /// <summary>One prefill on every host: wall time until the slowest host is done.</summary>
+    private double RunOnce(ParallelMode mode, ApbPlan plan, PrefillRequest request, ApbKernel apbKernel)
     {
         foreach (var m in _models.Values) GpuClock.Sync(m.Device);
         var clock = Stopwatch.StartNew();
-        var timers = CollectiveRunner.Run(_collectives, c =>
+        _threads.Run(_collectives, c =>
         {
             var device = _hostDevices[c.Rank];
-            var model = _models[device.index];
-            var strategy = mode == ParallelMode.Apb
-                ? new ApbStrategy(_heads[device.index]) { Kernel = apbKernel }
-                : ParallelRun.For(mode);
-            var timer = new PhaseTimer(timing, device);
-            using var shard = strategy.Prefill(c, model, plan, request, timer);
+            using var shard = Strategy(mode, device, apbKernel).Prefill(c, _models[device.index], plan, request);
             GpuClock.Sync(device);
+            return 0;
+        });
+        return clock.Elapsed.TotalSeconds;
+    }
+
+    private sealed record RunTiming(Dictionary<string, double> Phases, Dictionary<string, double>[] HostPhases,
+        double[] ComputeMs, double[] WaitMs, double[] TransferMs, double ProjectedSeconds);
+
+    /// <summary>One prefill with per-phase timers and a collective timeline. The phases reported are each phase's
+    /// slowest host (the compressor's is then a host that scores, not the last host, which sends zeros).</summary>
+    private RunTiming TimedRun(ParallelMode mode, ApbPlan plan, PrefillRequest request, ApbKernel apbKernel)
+    {
+        var timeline = new CollectiveTimeline(Hosts, exclusive: _sharedGpus);
+        var timed = _collectives.Select(timeline.Wrap).ToArray();
+        var timers = _threads.Run(timed, c =>
+        {
+            var device = _hostDevices[c.Rank];
+            var timer = new PhaseTimer(true, device);
+            timeline.Begin(c.Rank, device);
+            try
+            {
+                using var shard = Strategy(mode, device, apbKernel).Prefill(c, _models[device.index], plan, request, timer);
+            }
+            finally { timeline.End(c.Rank, device); }
             return timer;
         });
-        double seconds = clock.Elapsed.TotalSeconds;
-        var slowest = timers.OrderByDescending(t => t.Totals.Values.Sum(x => x.TotalMilliseconds)).First();
-        return (seconds, slowest.Totals.ToDictionary(kv => kv.Key, kv => kv.Value.TotalMilliseconds));
+        var hosts = timers.Select(t => t.Totals.ToDictionary(kv => kv.Key, kv => Round(kv.Value.TotalMilliseconds))).ToArray();
+        var phases = hosts.SelectMany(h => h.Keys).Distinct().ToDictionary(k => k, k => hosts.Max(h => h.GetValueOrDefault(k)));
+        var (compute, wait, transfer, projected) = timeline.Summarise();
+        return new RunTiming(phases, hosts, compute, wait, transfer, projected);
+    }
+
+    private PrefillStrategy Strategy(ParallelMode mode, Device device, ApbKernel apbKernel) => mode == ParallelMode.Apb
+        ? new ApbStrategy(_heads[device.index]) { Kernel = apbKernel }
+        : ParallelRun.For(mode);
+
+    private static double Round(double ms) => Math.Round(ms, 1);
+
+    internal static double Median(IReadOnlyList<double> xs)
+    {
+        var s = xs.Order().ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 
     public void Dispose()
     {
         CollectiveRunner.DisposeAll(_collectives);
+        _threads.Dispose();
         foreach (var m in _models.Values) m.Dispose();
     }
 }
 
-/// <summary>APB lengths for a bench run: null = the paper's defaults (anchor = block/divisor, passing = block/8).</summary>
-public sealed record BenchApbSettings(int AnchorDivisor = 4, int? AnchorLength = null, int? PassingLength = null, bool Balanced = false,
-    int QuestionTokens = 64, ApbKernel Kernel = ApbKernel.Merge);
+/// <summary>APB lengths for a bench run: null = the served defaults (anchor = block/divisor, passing = block/8, balanced split).</summary>
+public sealed record BenchApbSettings(int AnchorDivisor = ApbPlan.DefaultAnchorDivisor, int? AnchorLength = null, int? PassingLength = null,
+    BlockSplit? Split = null, int QuestionTokens = 64, ApbKernel Kernel = ApbKernel.Merge);

@@ -10,6 +10,17 @@ public enum AttentionMode : byte
     Apb = 4,
 }
 
+/// <summary>How apb and star split the document into the hosts' blocks. Default: the router's setting
+/// (apb.router.block-split, balanced unless configured otherwise).</summary>
+public enum BlockSplitMode : byte
+{
+    Default = 0,
+    /// <summary>About equal prefill cost per host (unequal blocks).</summary>
+    Balanced = 1,
+    /// <summary>Equal blocks (the paper's layout).</summary>
+    Equal = 2,
+}
+
 /// <summary>The long context, either raw text (the router tokenizes) or token ids.</summary>
 public sealed record QueryContext(string? Text, IReadOnlyList<int>? TokenIds)
 {

@@ -3,6 +3,7 @@ namespace ApbCluster.Contracts;
 /// <summary>
 /// Submit a query to the router. Replies (QueryAccepted, PrefillProgress, TokenChunk,
 /// QueryCompleted | QueryFailed | RouterBusy) go to the Sender, so no reply-to field.
+/// <c>EchoPrompt</c>: QueryCompleted carries the prompt's token ids (as the router built them) too.
 /// </summary>
 public sealed record SubmitQuery(
     string QueryId,
@@ -10,14 +11,22 @@ public sealed record SubmitQuery(
     string Question,
     GenerationOptions Generation,
     AttentionMode Mode,
-    ApbOptions? Apb) : IQueryMessage;
+    ApbOptions? Apb,
+    BlockSplitMode Split = BlockSplitMode.Default,
+    bool EchoPrompt = false) : IQueryMessage;
 
-/// <summary>The plan the router made: hosts in ring order and each host's block length.</summary>
+/// <summary>The plan the router made: hosts in ring order, each host's block length (the last blocks may end in
+/// padding beyond the document), the anchor and passing lengths, and what they were made for.</summary>
 public sealed record QueryPlanSummary(
     IReadOnlyList<string> HostsInRingOrder,
     IReadOnlyList<int> BlockLengths,
     int AnchorLength,
-    int PassingLength);
+    int PassingLength,
+    AttentionMode Mode = AttentionMode.Dense,
+    int DocumentTokens = 0,
+    int QuestionTokens = 0,
+    BlockSplitMode Split = BlockSplitMode.Default,
+    string Compressor = "");
 
 public sealed record QueryAccepted(string QueryId, QueryPlanSummary Plan) : IQueryMessage;
 
@@ -44,13 +53,17 @@ public sealed record PhaseTimings(
     double DecodeMs,
     double TotalMs);
 
+/// <summary>The answer. <c>TokenIds</c>: the generated ids; <c>PromptTokenIds</c>: the prompt (document then
+/// question part, as the router built it), only when the query asked for <c>EchoPrompt</c>, else empty.</summary>
 public sealed record QueryCompleted(
     string QueryId,
     string Answer,
     FinishReason FinishReason,
     PhaseTimings Timings,
     int PromptTokens,
-    int GeneratedTokens) : IQueryMessage;
+    int GeneratedTokens,
+    IReadOnlyList<int>? TokenIds = null,
+    IReadOnlyList<int>? PromptTokenIds = null) : IQueryMessage;
 
 /// <summary>The query failed; FailingHost names the host when one is to blame.</summary>
 public sealed record QueryFailed(string QueryId, string Reason, string? FailingHost) : IQueryMessage;

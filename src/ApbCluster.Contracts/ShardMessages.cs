@@ -4,8 +4,7 @@ namespace ApbCluster.Contracts;
 
 /// <summary>
 /// Internal: the router's instructions to one host for one query (the "anchor broadcast": every
-/// host gets the whole document and the question and builds the same plan from the resolved
-/// lengths). HostIds and DataEndpoints are indexed by rank (ring order). Tensor bytes never travel here: ranks exchange them on the data plane, over TCP at
+/// host gets the whole document and the question, and the router's plan, which it re-creates and checks). HostIds and DataEndpoints are indexed by rank (ring order). Tensor bytes never travel here: ranks exchange them on the data plane, over TCP at
 /// <c>DataEndpoints[rank]</c> or over NCCL when <c>NcclRingId</c> is set.
 /// <para>NCCL rings: a communicator is kept warm across queries for the same ordered hosts. <c>NcclRingId</c>
 /// names the ring; with <c>NcclReuse</c> false every rank joins it fresh with <c>NcclUniqueId</c> (made by rank 0,
@@ -21,8 +20,7 @@ public sealed record RunShard(
     IReadOnlyList<string> DataEndpoints,
     byte[]? NcclUniqueId,
     AttentionMode Mode,
-    int AnchorLength,
-    int PassingLength,
+    ShardPlan Plan,
     string Compressor,
     IReadOnlyList<int> Document,
     IReadOnlyList<int> Question,
@@ -61,3 +59,7 @@ public sealed record NcclRingStatus(string QueryId, string HostId, string RingId
 /// <summary>Internal: the router gave up NCCL ring <c>RingId</c> (a member was lost, re-registered or became
 /// unreachable, or a query on it failed): a host holding it aborts its communicator.</summary>
 public sealed record DropNcclRing(string RingId, string Reason) : IApbMessage;
+
+/// <summary>Internal: the plan the router made, as a host needs it: every host's block length in ring order,
+/// l_a, l_p, where the question sits in the anchor, and whether it is embedded there.</summary>
+public sealed record ShardPlan(IReadOnlyList<int> BlockLengths, int AnchorLength, int PassingLength, int TemplateOffset, bool EmbedQuestion);

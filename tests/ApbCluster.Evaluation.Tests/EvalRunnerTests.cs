@@ -137,8 +137,8 @@ public class EvalRunnerTests
         var runner = new EvalRunner(model, TinyEvalModel.Folder.Tokenizer);
         // Long enough for l_b/8 to hold the embedded question (the plan never cuts the anchor shorter than that).
         var sample = runner.Generator.Generate(EvalTask.SingleNeedle, 2048, seed: 1, depth: 0.5);
-        var paper = runner.RunTimed(sample, EvalMode.ApbQuery, 2).Plan;
-        var small = runner.RunTimed(sample, EvalMode.ApbQuery, 2, anchorDivisor: 8).Plan;
+        var paper = runner.RunTimed(sample, EvalMode.ApbQuery, 2, anchorDivisor: 4).Plan;
+        var small = runner.RunTimed(sample, EvalMode.ApbQuery, 2).Plan; // the served default, block / 8
         Assert.Equal(paper.BlockLength / 4, paper.AnchorLength);
         Assert.Equal(paper.BlockLength / 8, small.AnchorLength);
         Assert.Equal(paper.PassingLength, small.PassingLength);

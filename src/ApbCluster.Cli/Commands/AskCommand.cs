@@ -32,15 +32,16 @@ internal static class AskCommand
         var question = new Option<string>("--question", "-q") { Description = "the question", Required = true };
         var hosts = new Option<int>("--hosts") { Description = "hosts (virtual, in this process)", DefaultValueFactory = _ => 4 };
         var mode = new Option<string>("--mode") { Description = "dense, ring, ulysses, star or apb", DefaultValueFactory = _ => "apb" };
-        var anchor = new Option<int?>("--anchor") { Description = "APB anchor length l_a (default block/4)" };
+        var anchor = new Option<int?>("--anchor") { Description = $"APB anchor length l_a (default block/{ApbPlan.DefaultAnchorDivisor})" };
         var passing = new Option<string?>("--passing") { Description = "APB passing length l_p per host (default block/8), or 'all' (lossless: equals dense)" };
         var compressor = new Option<string?>("--compressor") { Description = "retaining (needs --retaining-heads), query (training-free; default without heads) or random" };
         var heads = new Option<string?>("--retaining-heads") { Description = "safetensors with model.layers.{i}.self_attn.fc1/fc2.weight" };
         var maxNew = new Option<int>("--max-new-tokens", "-n") { Description = "most tokens to generate", DefaultValueFactory = _ => 64 };
+        var split = new Option<string?>("--split") { Description = "apb and star blocks: balanced (about equal prefill cost per host; the default) or equal" };
         var json = new Option<bool>("--json") { Description = "one JSON object on stdout" };
         var cluster = new Option<string?>("--cluster") { Description = "host:port of a router node: ask a running cluster instead" };
         var cmd = new Command("ask", "Answer a question about a long context across hosts (dense, ring, ulysses, star or apb).")
-            { context, contextTokens, contextSeed, question, hosts, mode, anchor, passing, compressor, heads, maxNew, json, cluster };
+            { context, contextTokens, contextSeed, question, hosts, mode, anchor, passing, compressor, heads, split, maxNew, json, cluster };
         m.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
@@ -54,20 +55,22 @@ internal static class AskCommand
                     ? QueryContext.FromTokens(SyntheticContext(n, pr.GetValue(contextSeed)))
                     : QueryContext.FromText(ReadContext(pr.GetValue(context)!));
                 return AskCluster(endpoint, ctx, pr.GetValue(question)!, parallelMode, pr.GetValue(anchor), pr.GetValue(passing),
-                    pr.GetValue(compressor), pr.GetValue(maxNew), pr.GetValue(json));
+                    pr.GetValue(compressor), SplitOf(pr.GetValue(split)), pr.GetValue(maxNew), pr.GetValue(json));
             }
             if (pr.GetValue(contextTokens) is not null) throw new CliUsageException("--context-tokens is for --cluster; in-process runs read --context.");
             string doc = ReadContext(pr.GetValue(context)!);
             if (pr.GetValue(m.Model) is null) throw new CliUsageException("--model is required (or --cluster to ask a running cluster).");
             return AskInProcess(pr, m, doc, pr.GetValue(question)!, parallelMode, pr.GetValue(hosts), pr.GetValue(anchor),
-                pr.GetValue(passing), pr.GetValue(compressor),
+                pr.GetValue(passing), pr.GetValue(compressor), SplitOf(pr.GetValue(split)),
                 pr.GetValue(heads) ?? RetainingHeadsFile.Beside(pr.GetValue(m.Model)!), pr.GetValue(maxNew), pr.GetValue(json));
         }));
         return cmd;
     }
 
+    private static BlockSplit? SplitOf(string? text) => text is null ? null : BenchCommand.ParseSplit(text);
+
     private static int AskInProcess(ParseResult pr, ModelOptions m, string document, string question, ParallelMode mode, int hosts,
-        int? anchor, string? passing, string? compressorName, string? headsFile, int maxNew, bool json)
+        int? anchor, string? passing, string? compressorName, BlockSplit? split, string? headsFile, int maxNew, bool json)
     {
         if (hosts < 1) throw new CliUsageException($"--hosts {hosts}: must be at least 1.");
         if (mode == ParallelMode.Dense && hosts != 1)
@@ -81,12 +84,8 @@ internal static class AskCommand
         bool passAll = passing == "all";
         int? passingLength = passAll || passing is null ? null
             : int.TryParse(passing, out int p) && p >= 0 ? p : throw new CliUsageException($"--passing '{passing}': a length or 'all'.");
-        var plan = ApbPlan.Create(new PlanRequest
-        {
-            DocumentLength = layout.Document.Length, QuestionLength = layout.Question.Length, Hosts = hosts, Mode = mode,
-            AnchorLength = anchor, PassingLength = passingLength, PassAll = passAll, TemplateOffset = layout.TemplateOffset,
-            NumHeads = folder.Config.NumHeads, NumKvHeads = folder.Config.NumKvHeads,
-        });
+        var plan = ServingPlan.Create(mode, hosts, layout.Document.Length, layout.Question.Length, layout.TemplateOffset,
+            new PlanChoices { AnchorLength = anchor, PassingLength = passingLength, PassAll = passAll, Split = split }, folder.Config);
         // Lossless passing keeps every token whatever the scores, so any compressor will do; take the cheapest.
         ICompressor? CompressorOn(Device device) => mode != ParallelMode.Apb ? null
             : passAll ? new RandomCompressor(seed: 1)
@@ -119,13 +118,10 @@ internal static class AskCommand
                 token_ids = ids,
                 text,
                 finish_reason = finish,
+                prompt_tokens = layout.Length,
+                generated_tokens = ids.Count,
                 timings = new { prefill_ms = prefillMs, question_ms = questionMs, decode_ms = decodeMs, total_ms = totalMs, hosts = hostPhases },
-                plan = new
-                {
-                    mode = plan.Mode.ToString().ToLowerInvariant(), hosts = plan.Hosts, document_tokens = plan.DocumentLength,
-                    question_tokens = plan.QuestionLength, block = plan.BlockLength, anchor = plan.AnchorLength, passing = plan.PassingLength,
-                    blocks = plan.Blocks.Select(b => b.Length), padding = plan.Padding, compressor = compressor?.GetType().Name,
-                },
+                plan = PlanJson.From(plan, compressor),
             }));
         else Console.WriteLine(text);
         Console.Error.WriteLine($"{ids.Count} tokens ({finish}); prefill {prefillMs:F0} ms, question {questionMs:F0} ms, decode {decodeMs:F0} ms");
@@ -181,7 +177,7 @@ internal static class AskCommand
     }
 
     private static int AskCluster(string endpoint, QueryContext context, string question, ParallelMode mode, int? anchor, string? passing,
-        string? compressor, int maxNew, bool json)
+        string? compressor, BlockSplit? split, int maxNew, bool json)
     {
         if (passing == "all") throw new CliUsageException("--passing all is for in-process runs; give a length with --cluster.");
         ApbOptions? apb = null;
@@ -199,8 +195,14 @@ internal static class AskCommand
             };
             apb = new ApbOptions(anchor.Value, p, wire);
         }
+        var attention = mode switch
+        {
+            ParallelMode.Dense => AttentionMode.Dense, ParallelMode.Ring => AttentionMode.Ring, ParallelMode.Ulysses => AttentionMode.Ulysses,
+            ParallelMode.Star => AttentionMode.Star, _ => AttentionMode.Apb,
+        };
+        var splitMode = split switch { BlockSplit.Balanced => BlockSplitMode.Balanced, BlockSplit.Equal => BlockSplitMode.Equal, _ => BlockSplitMode.Default };
         var query = new SubmitQuery(Guid.NewGuid().ToString("N"), context, question,
-            Contracts.GenerationOptions.Greedy(maxNew), (AttentionMode)(byte)mode, apb);
+            Contracts.GenerationOptions.Greedy(maxNew), attention, apb, splitMode, EchoPrompt: json);
         return AskClusterAsync(endpoint, query, json).GetAwaiter().GetResult();
     }
 
@@ -235,7 +237,7 @@ internal static class AskCommand
             submitted_unix_ms = submittedUnixMs, accepted_ms = acceptedMs, first_prefill_progress_ms = progressMs,
             ttft_ms = firstTokenMs, total_ms = clock.Elapsed.TotalMilliseconds,
         };
-        object? Plan() => plan is null ? null : new { hosts = plan.HostsInRingOrder, blocks = plan.BlockLengths, anchor = plan.AnchorLength, passing = plan.PassingLength };
+        object? Plan() => plan is null ? null : PlanJson.From(plan);
         void Failed(string reason, string? host)
         {
             Console.Error.WriteLine($"\nerror: {reason}");
@@ -262,7 +264,13 @@ internal static class AskCommand
                     break;
                 case QueryCompleted c:
                     Console.Error.WriteLine();
-                    if (json) stdout.WriteLine(JsonSerializer.Serialize(new { text = c.Answer, finish_reason = c.FinishReason.ToString().ToLowerInvariant(), prompt_tokens = c.PromptTokens, generated_tokens = c.GeneratedTokens, timings = c.Timings, client = Client(), plan = Plan() }));
+                    // The fields of in-process `ask --json`, plus the client's own times.
+                    if (json) stdout.WriteLine(JsonSerializer.Serialize(new
+                    {
+                        prompt_token_ids = c.PromptTokenIds, token_ids = c.TokenIds, text = c.Answer,
+                        finish_reason = c.FinishReason.ToString().ToLowerInvariant(), prompt_tokens = c.PromptTokens,
+                        generated_tokens = c.GeneratedTokens, timings = c.Timings, client = Client(), plan = Plan(),
+                    }));
                     else stdout.WriteLine();
                     return CliRun.Ok;
                 case QueryFailed f:

@@ -1,5 +1,7 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using ApbCluster.Benchmarks;
 using ApbCluster.Model.Config;
 using ApbCluster.Model.Layers;
@@ -12,7 +14,10 @@ using static TorchSharp.torch;
 namespace ApbCluster.Cli.Commands;
 
 /// <summary>`apb bench`: prefill (and decode) time of each mode at a named real model shape with random
-/// weights; writes bench.json, bench.md and bench.png.</summary>
+/// weights; writes bench.json, bench.md and bench.png.
+/// <para>On CUDA every (mode, length) runs in a child process of its own: libtorch's caching allocator keeps what a
+/// run reserved and TorchSharp offers no peak reset, so only a fresh process gives each configuration its own GPU
+/// memory high-water (and no configuration inherits another's cached blocks or warm kernels).</para></summary>
 internal static class BenchCommand
 {
     public static Command Create()
@@ -22,85 +27,92 @@ internal static class BenchCommand
         var modes = new Option<string>("--modes") { Description = "comma-separated: dense, ring, ulysses, star, apb", DefaultValueFactory = _ => "dense" };
         var gpus = new Option<int>("--gpus") { Description = "GPUs to use (hosts are spread over them)", DefaultValueFactory = _ => 1 };
         var hosts = new Option<int?>("--hosts") { Description = "hosts of the parallel modes (default: one per GPU)" };
-        var anchorDivisor = new Option<int>("--anchor-divisor") { Description = "APB anchor = block / this (paper: 4, or 8 at 512K)", DefaultValueFactory = _ => 4 };
+        var anchorDivisor = new Option<int>("--anchor-divisor") { Description = $"APB anchor = block / this (default {ApbPlan.DefaultAnchorDivisor}; the paper's is 4)", DefaultValueFactory = _ => ApbPlan.DefaultAnchorDivisor };
         var anchor = new Option<int?>("--anchor") { Description = "APB anchor length (overrides --anchor-divisor)" };
         var passing = new Option<int?>("--passing") { Description = "APB passing length per host (default block/8)" };
-        var balanced = new Option<bool>("--balanced") { Description = "cost-balanced block split for apb and star" };
+        var split = new Option<string>("--split") { Description = "apb and star blocks: balanced (equal cost per host, the default) or equal", DefaultValueFactory = _ => "balanced" };
         var apbKernel = new Option<string>("--apb-kernel") { Description = "APB local rows: merge (two fused calls + LSE merge) or single (one bottom-right causal flash call)", DefaultValueFactory = _ => "merge" };
         var collectiveTimeout = new Option<int>("--collective-timeout") { Description = "seconds a collective may take before it is aborted", DefaultValueFactory = _ => 120 };
         var device = new Option<string>("--device") { Description = "cuda or cpu", DefaultValueFactory = _ => "cuda" };
         var dtype = new Option<string>("--dtype") { Description = "bfloat16, float16 or float32", DefaultValueFactory = _ => "bfloat16" };
         var warmup = new Option<int>("--warmup") { Description = "untimed runs per configuration", DefaultValueFactory = _ => 1 };
-        var repeats = new Option<int>("--repeats") { Description = "timed runs per configuration (best is reported)", DefaultValueFactory = _ => 2 };
+        var repeats = new Option<int>("--repeats") { Description = "timed runs per configuration (best and median are reported)", DefaultValueFactory = _ => 3 };
         var decodeContext = new Option<string?>("--decode-context") { Description = "also time dense decode at this context, e.g. 32k" };
         var decodeSteps = new Option<int>("--decode-steps") { Description = "decode steps to time", DefaultValueFactory = _ => 32 };
         var ttft = new Option<bool>("--ttft") { Description = "parallel modes: also time prefill to first token (question pass and first decode step included), as a query's time to first token" };
+        var calibrate = new Option<bool>("--calibrate") { Description = "also measure the attention and token rates of the balanced split's cost model on this device" };
+        var isolate = new Option<string>("--isolate") { Description = "each (mode, length) in its own process: auto (on CUDA), on or off", DefaultValueFactory = _ => "auto" };
+        var childOut = new Option<string?>("--child-out") { Hidden = true, Description = "internal: run in this process and write the report as JSON here" };
         var output = new Option<string>("--out", "-o") { Description = "folder for bench.json, bench.md, bench.png", Required = true };
         var cmd = new Command("bench", "Benchmark prefill/decode at a real model shape with random weights.")
-            { shape, lengths, modes, gpus, hosts, anchorDivisor, anchor, passing, balanced, apbKernel, collectiveTimeout, device, dtype, warmup, repeats, decodeContext, decodeSteps, ttft, output };
+        {
+            shape, lengths, modes, gpus, hosts, anchorDivisor, anchor, passing, split, apbKernel, collectiveTimeout, device, dtype, warmup,
+            repeats, decodeContext, decodeSteps, ttft, calibrate, isolate, childOut, output,
+        };
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             var config = ModelShapes.Get(pr.GetValue(shape)!);
             var lens = ParseLengths(pr.GetValue(lengths)!, "--lengths");
             var modeList = pr.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            var parallelModes = modeList.Where(m => m != "dense").Select(m => Enum.TryParse<ParallelMode>(m, ignoreCase: true, out var pm)
-                ? pm : throw new CliUsageException($"--modes: '{m}' is not one of dense, ring, ulysses, star, apb.")).ToArray();
+            foreach (var m in modeList.Where(m => m != "dense"))
+                if (!Enum.TryParse<ParallelMode>(m, ignoreCase: true, out _) || int.TryParse(m, out _))
+                    throw new CliUsageException($"--modes: '{m}' is not one of dense, ring, ulysses, star, apb.");
+            if (pr.GetValue(repeats) < 1) throw new CliUsageException($"--repeats {pr.GetValue(repeats)}: at least 1 timed run (3 or more for a median worth reporting).");
+            if (pr.GetValue(warmup) < 0) throw new CliUsageException($"--warmup {pr.GetValue(warmup)}: must not be negative.");
+            if (pr.GetValue(collectiveTimeout) <= 0) throw new CliUsageException("--collective-timeout must be a positive number of seconds.");
             var dev = ModelOptions.ParseDevice(pr.GetValue(device)!);
             int gpuCount = pr.GetValue(gpus);
             if (dev.type == DeviceType.CUDA && gpuCount > cuda.device_count())
                 throw new CliUsageException($"--gpus {gpuCount}: this machine has {cuda.device_count()} CUDA device(s).");
             var gpuList = Enumerable.Range(0, Math.Max(1, gpuCount)).Select(i => dev.type == DeviceType.CUDA ? new Device(DeviceType.CUDA, i) : CPU).ToArray();
-            int hostCount = pr.GetValue(hosts) ?? gpuList.Length;
             var dt = ModelOptions.ParseDtype(pr.GetValue(dtype)!, config, dev);
+            var apbSettings = new BenchApbSettings(pr.GetValue(anchorDivisor) >= 1 ? pr.GetValue(anchorDivisor) : throw new CliUsageException("--anchor-divisor must be at least 1."),
+                pr.GetValue(anchor), pr.GetValue(passing), ParseSplit(pr.GetValue(split)!), Kernel: ParseKernel(pr.GetValue(apbKernel)!));
             var report = new BenchReport(pr.GetValue(shape)!, dt.ToString(), Hardware(dev), "apb " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
                 DateTimeOffset.UtcNow, [], [], []);
-
-            Console.Error.WriteLine($"bench: {report.Shape} {dt} on {report.Hardware}; libtorch: {TorchRuntime.Source}");
-            using var bench = parallelModes.Length > 0 ? new ParallelBench(config, dt, gpuList, hostCount, seed: 1,
-                TimeSpan.FromSeconds(pr.GetValue(collectiveTimeout) > 0 ? pr.GetValue(collectiveTimeout) : throw new CliUsageException("--collective-timeout must be a positive number of seconds."))) : null;
-            using var ownModel = bench is null ? LlamaModel.CreateRandom(config, gpuList[0], dt, seed: 1) : null;
-            var model = bench?.ModelOn(gpuList[0]) ?? ownModel!;
-            if (bench != null) report.Notes.Add($"parallel modes: {bench.Hosts} hosts on {bench.Gpus} GPU(s), {bench.Collective} collective");
-            var kernel = Enum.TryParse<ApbKernel>(pr.GetValue(apbKernel), ignoreCase: true, out var k) && !int.TryParse(pr.GetValue(apbKernel), out _)
-                ? k : throw new CliUsageException($"--apb-kernel: '{pr.GetValue(apbKernel)}' is not merge or single.");
-            var apbSettings = new BenchApbSettings(pr.GetValue(anchorDivisor), pr.GetValue(anchor), pr.GetValue(passing), pr.GetValue(balanced), Kernel: kernel);
-            foreach (int n in lens)
+            bool isolated = pr.GetValue(childOut) is null && pr.GetValue(isolate) switch
             {
-                foreach (var mode in modeList)
+                "auto" => dev.type == DeviceType.CUDA,
+                "on" => true,
+                "off" => false,
+                var v => throw new CliUsageException($"--isolate '{v}': expected auto, on or off."),
+            };
+            Console.Error.WriteLine($"bench: {report.Shape} {dt} on {report.Hardware}; libtorch: {TorchRuntime.Source}{(isolated ? "; one process per configuration" : "")}");
+
+            if (isolated)
+            {
+                foreach (int n in lens)
+                    foreach (var mode in modeList)
+                        Merge(report, RunChild(Environment.GetCommandLineArgs().Skip(2).ToArray(), mode, n), $"{mode} at {n} tokens");
+            }
+            else
+                RunPrefill(report, config, dt, gpuList, pr.GetValue(hosts) ?? gpuList.Length, modeList, lens, apbSettings, pr.GetValue(warmup),
+                    pr.GetValue(repeats), pr.GetValue(ttft), TimeSpan.FromSeconds(pr.GetValue(collectiveTimeout)));
+
+            if (pr.GetValue(decodeContext) is { } || pr.GetValue(calibrate))
+            {
+                using var model = LlamaModel.CreateRandom(config, gpuList[0], dt, seed: 1);
+                if (pr.GetValue(calibrate))
                 {
-                    Console.Error.Write($"  {mode,-8} prefill {n,7} tokens ... ");
-                    try
-                    {
-                        var m = mode == "dense"
-                            ? DenseBench.Prefill(model, n, pr.GetValue(warmup), pr.GetValue(repeats), seed: n)
-                            : bench!.Prefill(Enum.Parse<ParallelMode>(mode, ignoreCase: true), n, pr.GetValue(warmup), pr.GetValue(repeats), apbSettings, seed: n,
-                                ttft: pr.GetValue(ttft));
-                        report.Prefill.Add(m);
-                        var retried = m.Plan is { } p && p.TryGetValue("retried_after", out var firstFailure)
-                            ? $"first attempt failed ({firstFailure}); measured on reconnected communicators" : null;
-                        if (retried != null) report.Notes.Add($"{mode} at {n} tokens: {retried}.");
-                        Console.Error.WriteLine($"{m.Seconds:F3} s, {m.TokensPerSecond:F0} tok/s, {m.PeakGpuGiB:F1} GiB" +
-                            (m.TtftSeconds is { } t ? $", ttft {t:F3} s" : "") +
-                            (m.Plan is { } info && info.TryGetValue("ttft_error", out var ttftError) ? $", ttft failed: {ttftError}" : "") +
-                            (m.PhaseMs.Count > 0 ? "  [" + string.Join(", ", m.PhaseMs.Select(kv => $"{kv.Key} {kv.Value:F0} ms")) + "]" : "") +
-                            (retried != null ? $"  ({retried})" : ""));
-                    }
-                    catch (Exception e) when (e is not CliUsageException)
-                    {
-                        // One configuration that does not fit (e.g. dense out of memory) must not lose the others.
-                        string reason = e.Message.Split('\n')[0];
-                        report.Notes.Add($"{mode} at {n} tokens failed: {reason}");
-                        Console.Error.WriteLine("failed: " + reason);
-                    }
+                    Console.Error.Write("  calibrate the cost model at 16384 tokens ... ");
+                    var c = CostCalibration.Measure(model, 16384);
+                    report.Notes.Add(string.Create(CultureInfo.InvariantCulture,
+                        $"cost model calibration ({c.Tokens} tokens, one layer): token {c.TokenMs:F2} ms, causal attention {c.CausalMs:F2} ms, unmasked attention over half the keys {c.UnmaskedMs:F2} ms => attention {c.Rates.AttentionFlopsPerSecond / 1e12:F0} TFLOP/s, token work {c.Rates.TokenFlopsPerSecond / 1e12:F0} TFLOP/s"));
+                    Console.Error.WriteLine(report.Notes[^1]);
+                }
+                if (pr.GetValue(decodeContext) is { } dc)
+                {
+                    int ctx = ParseLengths(dc, "--decode-context")[0];
+                    Console.Error.Write($"  dense decode at {ctx} context ... ");
+                    var d = DenseBench.Decode(model, ctx, pr.GetValue(decodeSteps), seed: 5);
+                    report.Decode.Add(d);
+                    Console.Error.WriteLine($"{d.MsPerTokenMedian:F2} ms/token (median)");
                 }
             }
-            if (pr.GetValue(decodeContext) is { } dc)
+            if (pr.GetValue(childOut) is { } childFile)
             {
-                int ctx = ParseLengths(dc, "--decode-context")[0];
-                Console.Error.Write($"  dense decode at {ctx} context ... ");
-                var d = DenseBench.Decode(model, ctx, pr.GetValue(decodeSteps), seed: 5);
-                report.Decode.Add(d);
-                Console.Error.WriteLine($"{d.MsPerTokenMedian:F2} ms/token (median)");
+                File.WriteAllText(childFile, JsonSerializer.Serialize(report));
+                return CliRun.Ok;
             }
             var files = BenchReportWriter.Write(report, pr.GetValue(output)!);
             Console.WriteLine(BenchReportWriter.Markdown(report));
@@ -109,6 +121,100 @@ internal static class BenchCommand
         }));
         return cmd;
     }
+
+    private static void RunPrefill(BenchReport report, ModelConfig config, ScalarType dt, Device[] gpuList, int hostCount, string[] modeList,
+        int[] lens, BenchApbSettings apb, int warmup, int repeats, bool ttft, TimeSpan collectiveTimeout)
+    {
+        bool parallel = modeList.Any(m => m != "dense");
+        using var bench = parallel ? new ParallelBench(config, dt, gpuList, hostCount, seed: 1, collectiveTimeout) : null;
+        using var ownModel = bench is null ? LlamaModel.CreateRandom(config, gpuList[0], dt, seed: 1) : null;
+        var model = bench?.ModelOn(gpuList[0]) ?? ownModel!;
+        if (bench != null) report.Notes.Add($"parallel modes: {bench.Hosts} hosts on {bench.Gpus} GPU(s), {bench.Collective} collective");
+        foreach (int n in lens)
+            foreach (var mode in modeList)
+            {
+                Console.Error.Write($"  {mode,-8} prefill {n,7} tokens ... ");
+                try
+                {
+                    var m = mode == "dense"
+                        ? DenseBench.Prefill(model, n, warmup, repeats, seed: n)
+                        : bench!.Prefill(Enum.Parse<ParallelMode>(mode, ignoreCase: true), n, warmup, repeats, apb, seed: n, ttft: ttft);
+                    report.Prefill.Add(m);
+                    var retried = m.Plan is { } p && p.TryGetValue("retried_after", out var firstFailure)
+                        ? $"first attempt failed ({firstFailure}); measured on reconnected communicators" : null;
+                    if (retried != null) report.Notes.Add($"{mode} at {n} tokens: {retried}.");
+                    Console.Error.WriteLine($"{m.Seconds:F3} s (median {m.MedianSeconds:F3}), {m.TokensPerSecond:F0} tok/s, {m.PeakGpuGiB:F1} GiB" +
+                        (m.TtftSeconds is { } t ? $", ttft {t:F3} s" : "") +
+                        (m.Plan is { } info && info.TryGetValue("ttft_error", out var ttftError) ? $", ttft failed: {ttftError}" : "") +
+                        (m.Plan is { } pi && pi.TryGetValue("projected_seconds_one_gpu_per_host", out var proj) ? $", projected with a GPU per host {proj} s" : "") +
+                        (m.PhaseMs.Count > 0 ? "  [" + string.Join(", ", m.PhaseMs.Select(kv => $"{kv.Key} {kv.Value:F0} ms")) + "]" : "") +
+                        (retried != null ? $"  ({retried})" : ""));
+                }
+                catch (Exception e) when (e is not CliUsageException)
+                {
+                    // One configuration that does not fit (e.g. dense out of memory) must not lose the others.
+                    string reason = e.Message.Split('\n')[0];
+                    report.Notes.Add($"{mode} at {n} tokens failed: {reason}");
+                    Console.Error.WriteLine("failed: " + reason);
+                }
+            }
+    }
+
+    /// <summary>This command again for one (mode, length), prefill only, in a new process; its report, or null with the
+    /// reason noted when it died (an out-of-memory kill must not lose the other configurations). <paramref name="args"/>:
+    /// this process's arguments after the verb.</summary>
+    private static (BenchReport? Report, string? Error) RunChild(string[] args, string mode, int length)
+    {
+        var file = Path.GetTempFileName();
+        var keep = new List<string>();
+        for (int i = 0; i < args.Length; i++)
+        {
+            // Drop what the child gets anew or must not do: its configuration, output, decode and calibration.
+            if (args[i] is "--lengths" or "--modes" or "--out" or "-o" or "--isolate" or "--decode-context") { i++; continue; }
+            if (args[i] is "--calibrate") continue;
+            if (args[i].StartsWith("--lengths=") || args[i].StartsWith("--modes=") || args[i].StartsWith("--out=") || args[i].StartsWith("--isolate=")
+                || args[i].StartsWith("--decode-context=")) continue;
+            keep.Add(args[i]);
+        }
+        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardError = false, RedirectStandardOutput = true, UseShellExecute = false };
+        // The `apb` apphost, or `dotnet apb.dll` when started that way.
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") psi.ArgumentList.Add(Environment.GetCommandLineArgs()[0]);
+        psi.ArgumentList.Add("bench");
+        foreach (var a in keep) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "--lengths", length.ToString(CultureInfo.InvariantCulture), "--modes", mode, "--out", Path.GetTempPath(), "--child-out", file })
+            psi.ArgumentList.Add(a);
+        try
+        {
+            using var p = Process.Start(psi)!;
+            p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0 || new FileInfo(file).Length == 0) return (null, $"its process exited with code {p.ExitCode}");
+            return (JsonSerializer.Deserialize<BenchReport>(File.ReadAllText(file)), null);
+        }
+        finally { File.Delete(file); }
+    }
+
+    private static void Merge(BenchReport into, (BenchReport? Report, string? Error) child, string what)
+    {
+        if (child.Report is not { } r)
+        {
+            into.Notes.Add($"{what} failed: {child.Error}");
+            return;
+        }
+        into.Prefill.AddRange(r.Prefill);
+        foreach (var note in r.Notes.Where(n => !into.Notes.Contains(n))) into.Notes.Add(note);
+    }
+
+    internal static BlockSplit ParseSplit(string text) => text.ToLowerInvariant() switch
+    {
+        "balanced" => BlockSplit.Balanced,
+        "equal" => BlockSplit.Equal,
+        _ => throw new CliUsageException($"--split '{text}': expected balanced or equal."),
+    };
+
+    private static ApbKernel ParseKernel(string text) =>
+        Enum.TryParse<ApbKernel>(text, ignoreCase: true, out var k) && !int.TryParse(text, out _)
+            ? k : throw new CliUsageException($"--apb-kernel: '{text}' is not merge or single.");
 
     internal static int[] ParseLengths(string text, string option) =>
         text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s =>
@@ -127,8 +233,8 @@ internal static class BenchCommand
     {
         try
         {
-            var psi = new System.Diagnostics.ProcessStartInfo("nvidia-smi", "--query-gpu=name --format=csv,noheader") { RedirectStandardOutput = true };
-            using var p = System.Diagnostics.Process.Start(psi)!;
+            var psi = new ProcessStartInfo("nvidia-smi", "--query-gpu=name --format=csv,noheader") { RedirectStandardOutput = true };
+            using var p = Process.Start(psi)!;
             var name = p.StandardOutput.ReadToEnd().Split('\n')[0].Trim();
             p.WaitForExit(5000);
             return name;

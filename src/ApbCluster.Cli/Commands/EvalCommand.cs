@@ -25,10 +25,11 @@ internal static class EvalCommand
         var heads = new Option<string?>("--retaining-heads") { Description = "safetensors file of trained retaining heads (apb train retaining-heads)" };
         var output = new Option<string>("--out", "-o") { Description = "folder for eval.json, eval.md, eval.png", Required = true };
         var shard = new Option<string?>("--shard") { Description = "I/N: run only samples i with i mod N = I (same seeds as the whole run), to split one evaluation over N processes; join them with `apb eval merge`" };
-        var anchorDivisor = new Option<int>("--anchor-divisor") { Description = "APB's anchor length l_a = l_b / N (the paper's 4); an ablation of the anchor's size", DefaultValueFactory = _ => 4 };
+        var anchorDivisor = new Option<int>("--anchor-divisor") { Description = $"APB's anchor length l_a = l_b / N (default {ApbCluster.Parallel.Plan.ApbPlan.DefaultAnchorDivisor}; the paper's 4)", DefaultValueFactory = _ => ApbCluster.Parallel.Plan.ApbPlan.DefaultAnchorDivisor };
+        var split = new Option<string?>("--split") { Description = "apb and star blocks: balanced (about equal prefill cost per host; the default) or equal (the paper's layout)" };
         var timeLimit = new Option<double?>("--time-limit") { Description = "seconds the run should end by: no sample starts that would end later at the pace so far (the first always runs); the report holds the samples done, the same ones in every cell, and says so" };
         var cmd = new Command("eval", "Accuracy of dense, star and APB variants on synthetic long-context tasks.")
-            { tasks, lengths, hosts, modes, samples, seed, heads, output, shard, timeLimit, anchorDivisor };
+            { tasks, lengths, hosts, modes, samples, seed, heads, output, shard, timeLimit, anchorDivisor, split };
         cmd.Subcommands.Add(Merge());
         m.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
@@ -50,6 +51,7 @@ internal static class EvalCommand
                     >= 1 and var d => d,
                     var d => throw new CliUsageException($"--anchor-divisor {d}: must be at least 1 (l_a = l_b / N)."),
                 },
+                Split = pr.GetValue(split) is { } splitText ? BenchCommand.ParseSplit(splitText) : null,
                 TimeLimit = pr.GetValue(timeLimit) is { } seconds
                     ? seconds > 0 ? TimeSpan.FromSeconds(seconds) : throw new CliUsageException($"--time-limit {seconds}: must be a positive number of seconds.")
                     : null,

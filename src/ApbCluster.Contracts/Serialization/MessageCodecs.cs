@@ -17,7 +17,8 @@ internal static class MessageCodecs
 {
     private static readonly MessageCodec[] All =
     [
-        Codec<SubmitQuery>("SQ1", (w, m, _) =>
+        // SQ1 (without the split and the prompt echo) is retired; never reuse it.
+        Codec<SubmitQuery>("SQ2", (w, m, _) =>
         {
             w.Write(m.QueryId);
             w.WriteNullable(m.Context.Text);
@@ -32,6 +33,8 @@ internal static class MessageCodecs
                 w.Write(apb.PassingLength);
                 w.Write(apb.Compressor);
             }
+            w.Write((byte)m.Split);
+            w.Write(m.EchoPrompt);
         }, (r, _) => new SubmitQuery(
             r.ReadString(),
             new QueryContext(r.ReadNullableString(), r.ReadNullableInts()),
@@ -40,18 +43,27 @@ internal static class MessageCodecs
             // Read as is (not ReadEnum): the router validates the mode and answers QueryFailed naming the
             // value; rejecting it here would drop the query and leave the caller waiting for its idle timeout.
             (AttentionMode)r.ReadByte(),
-            r.ReadBoolean() ? new ApbOptions(r.ReadInt32(), r.ReadInt32(), r.ReadString()) : null)),
+            r.ReadBoolean() ? new ApbOptions(r.ReadInt32(), r.ReadInt32(), r.ReadString()) : null,
+            (BlockSplitMode)r.ReadByte(),
+            r.ReadBoolean())),
 
-        Codec<QueryAccepted>("QA1", (w, m, _) =>
+        // QA1 (hosts, blocks, l_a, l_p only) is retired; never reuse it.
+        Codec<QueryAccepted>("QA2", (w, m, _) =>
         {
             w.Write(m.QueryId);
             w.WriteStrings(m.Plan.HostsInRingOrder);
             w.WriteInts(m.Plan.BlockLengths);
             w.Write(m.Plan.AnchorLength);
             w.Write(m.Plan.PassingLength);
+            w.Write((byte)m.Plan.Mode);
+            w.Write(m.Plan.DocumentTokens);
+            w.Write(m.Plan.QuestionTokens);
+            w.Write((byte)m.Plan.Split);
+            w.Write(m.Plan.Compressor);
         }, (r, _) => new QueryAccepted(
             r.ReadString(),
-            new QueryPlanSummary(r.ReadStrings(), r.ReadInts(), r.ReadInt32(), r.ReadInt32()))),
+            new QueryPlanSummary(r.ReadStrings(), r.ReadInts(), r.ReadInt32(), r.ReadInt32(), ReadEnum<AttentionMode>(r), r.ReadInt32(),
+                r.ReadInt32(), ReadEnum<BlockSplitMode>(r), r.ReadString()))),
 
         Codec<PrefillProgress>("PP1", (w, m, _) =>
         {
@@ -69,7 +81,8 @@ internal static class MessageCodecs
             w.Write(m.Text);
         }, (r, _) => new TokenChunk(r.ReadString(), r.ReadInt32(), r.ReadInts(), r.ReadString())),
 
-        Codec<QueryCompleted>("QC1", (w, m, _) =>
+        // QC1 (without token ids) is retired; never reuse it.
+        Codec<QueryCompleted>("QC2", (w, m, _) =>
         {
             w.Write(m.QueryId);
             w.Write(m.Answer);
@@ -83,13 +96,17 @@ internal static class MessageCodecs
             w.Write(t.TotalMs);
             w.Write(m.PromptTokens);
             w.Write(m.GeneratedTokens);
+            w.WriteInts(m.TokenIds ?? []);
+            w.WriteInts(m.PromptTokenIds ?? []);
         }, (r, _) => new QueryCompleted(
             r.ReadString(),
             r.ReadString(),
             ReadEnum<FinishReason>(r),
             new PhaseTimings(r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble()),
             r.ReadInt32(),
-            r.ReadInt32())),
+            r.ReadInt32(),
+            r.ReadInts(),
+            r.ReadInts())),
 
         Codec<QueryFailed>("QF1", (w, m, _) =>
         {
@@ -149,8 +166,8 @@ internal static class MessageCodecs
             refs.Write(w, m.Router);
         }, (r, refs) => new HostRegistered(r.ReadString(), refs.Read(r))),
 
-        // RS1 (without the NCCL ring fields) is retired; never reuse it.
-        Codec<RunShard>("RS2", (w, m, refs) =>
+        // RS1 (without the NCCL ring fields) and RS2 (l_a and l_p instead of the plan) are retired; never reuse them.
+        Codec<RunShard>("RS3", (w, m, refs) =>
         {
             w.Write(m.QueryId);
             refs.Write(w, m.Coordinator);
@@ -165,8 +182,11 @@ internal static class MessageCodecs
                 w.Write(id);
             }
             w.Write((byte)m.Mode);
-            w.Write(m.AnchorLength);
-            w.Write(m.PassingLength);
+            w.WriteInts(m.Plan.BlockLengths);
+            w.Write(m.Plan.AnchorLength);
+            w.Write(m.Plan.PassingLength);
+            w.Write(m.Plan.TemplateOffset);
+            w.Write(m.Plan.EmbedQuestion);
             w.Write(m.Compressor);
             w.WriteInts(m.Document);
             w.WriteInts(m.Question);
@@ -177,7 +197,7 @@ internal static class MessageCodecs
         }, (r, refs) => new RunShard(
             r.ReadString(), refs.Read(r), r.ReadInt32(), r.ReadInt32(), r.ReadStrings(), r.ReadStrings(),
             r.ReadBoolean() ? ReadBytes(r) : null,
-            ReadEnum<AttentionMode>(r), r.ReadInt32(), r.ReadInt32(), r.ReadString(),
+            ReadEnum<AttentionMode>(r), new ShardPlan(r.ReadInts(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadBoolean()), r.ReadString(),
             r.ReadInts(), r.ReadInts(), ReadGeneration(r), r.ReadInt32(), r.ReadString(), r.ReadBoolean())),
 
         Codec<ShardTokens>("ST1", (w, m, _) =>

@@ -20,9 +20,11 @@ public sealed record EvalOptions
     /// past it at the average pace so far. Samples run in order, each through every task, length, H and mode, so a
     /// run cut short still has the same samples in every cell; the report says so.</summary>
     public TimeSpan? TimeLimit { get; init; }
-    /// <summary>APB's anchor length as a fraction of the block: l_a = l_b / this (the paper's 4). Star keeps its
-    /// whole-block anchor; apb-no-anchor keeps none.</summary>
-    public int AnchorDivisor { get; init; } = 4;
+    /// <summary>APB's anchor length as a fraction of the block: l_a = l_b / this (the served default 8; the paper's 4).
+    /// Star keeps its whole-block anchor; apb-no-anchor keeps none.</summary>
+    public int AnchorDivisor { get; init; } = ApbCluster.Parallel.Plan.ApbPlan.DefaultAnchorDivisor;
+    /// <summary>apb and star blocks; null = the served default (cost-balanced).</summary>
+    public ApbCluster.Parallel.Plan.BlockSplit? Split { get; init; }
     /// <summary>Per-run deadline for the virtual hosts (a stuck collective fails instead of hanging).</summary>
     public TimeSpan Deadline { get; init; } = TimeSpan.FromMinutes(10);
 }

@@ -6,6 +6,7 @@ using ApbCluster.Model.Tokenization;
 using ApbCluster.Parallel.Compression;
 using ApbCluster.Parallel.Phase2;
 using ApbCluster.Parallel.Plan;
+using ApbCluster.Parallel.Serving;
 using ApbCluster.Parallel.Strategies;
 
 namespace ApbCluster.Evaluation.Running;
@@ -65,9 +66,8 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
             report.Notes.Add("apb-plain-anchor: the anchor is the plain document start, without the embedded question.");
         if (o.Modes.Contains(EvalMode.Dense) && o.Hosts.Any(h => h > 1))
             report.Notes.Add("dense runs on one host; its result is repeated under every H.");
-        report.Notes.Add(o.AnchorDivisor == 4
-            ? "APB: l_a = l_b/4, l_p = l_b/8 (paper defaults); the question is embedded after the header."
-            : $"APB: l_a = l_b/{o.AnchorDivisor} (the paper's is l_b/4), l_p = l_b/8; the question is embedded after the header.");
+        report.Notes.Add($"APB: l_a = l_b/{o.AnchorDivisor} (the paper's is l_b/4), l_p = l_b/8; the question is embedded after the header; " +
+            $"apb and star blocks: {(o.Split == BlockSplit.Equal ? "equal (the paper's layout)" : "cost-balanced (the served default)")}.");
         if (o.ShardCount > 1)
             report.Notes.Add($"{EvalReport.ShardNotePrefix}{o.ShardIndex}/{o.ShardCount}: samples i with i mod {o.ShardCount} = {o.ShardIndex} only; join the shards with `apb eval merge`.");
 
@@ -105,7 +105,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
                                 current = $"{task.Name()} {length} H={hosts} {mode.Name()}";
                                 var row = mode == EvalMode.Dense && dense is not null
                                     ? dense with { Hosts = hosts }
-                                    : RunOne(sample, mode, hosts, i, o.Deadline, o.AnchorDivisor);
+                                    : RunOne(sample, mode, hosts, i, o.Deadline, o.AnchorDivisor, o.Split);
                                 if (mode == EvalMode.Dense) dense = row;
                                 report.Rows.Add(row);
                                 var cell = report.Rows.Where(r => r.Task == row.Task && r.Length == length && r.Hosts == hosts && r.Mode == row.Mode).ToList();
@@ -148,17 +148,19 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
         !l.TrimStart().StartsWith("frame #", StringComparison.Ordinal) && !l.TrimStart().StartsWith("Exception raised from", StringComparison.Ordinal)));
 
     /// <summary>One sample through one mode on <paramref name="hosts"/> virtual hosts.</summary>
-    public EvalRow RunOne(EvalSample s, EvalMode mode, int hosts, int sampleIndex = 0, TimeSpan? deadline = null, int anchorDivisor = 4) =>
-        Execute(s, mode, hosts, sampleIndex, deadline, timing: false, anchorDivisor).Row;
+    public EvalRow RunOne(EvalSample s, EvalMode mode, int hosts, int sampleIndex = 0, TimeSpan? deadline = null,
+        int anchorDivisor = ApbPlan.DefaultAnchorDivisor, BlockSplit? split = null) =>
+        Execute(s, mode, hosts, sampleIndex, deadline, timing: false, anchorDivisor, split).Row;
 
     /// <summary>As <see cref="RunOne"/>, also with the plan and where the time went (per-phase prefill timing adds
     /// device syncs, so the evaluation itself does not use it).</summary>
-    public EvalRun RunTimed(EvalSample s, EvalMode mode, int hosts, TimeSpan? deadline = null, int anchorDivisor = 4) =>
-        Execute(s, mode, hosts, 0, deadline, timing: true, anchorDivisor);
+    public EvalRun RunTimed(EvalSample s, EvalMode mode, int hosts, TimeSpan? deadline = null,
+        int anchorDivisor = ApbPlan.DefaultAnchorDivisor, BlockSplit? split = null) =>
+        Execute(s, mode, hosts, 0, deadline, timing: true, anchorDivisor, split);
 
-    private EvalRun Execute(EvalSample s, EvalMode mode, int hosts, int sampleIndex, TimeSpan? deadline, bool timing, int anchorDivisor)
+    private EvalRun Execute(EvalSample s, EvalMode mode, int hosts, int sampleIndex, TimeSpan? deadline, bool timing, int anchorDivisor, BlockSplit? split)
     {
-        var (plan, strategy) = Setup(s, mode, hosts, anchorDivisor);
+        var (plan, strategy) = Setup(s, mode, hosts, anchorDivisor, split);
         int maxNew = tokenizer.Encode(" " + s.AnswerText, addBos: false).Count + ExtraNewTokens;
         var clock = Stopwatch.StartNew();
         var results = ParallelRun.InProcess(model, plan, strategy, new PrefillRequest(s.DocumentIds, s.QuestionIds),
@@ -178,19 +180,19 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
     }
 
     /// <summary>The plan and strategy of a mode: ablations zero l_a or l_p; one host has nothing to pass.</summary>
-    private (ApbPlan Plan, PrefillStrategy Strategy) Setup(EvalSample s, EvalMode mode, int hosts, int anchorDivisor)
+    private (ApbPlan Plan, PrefillStrategy Strategy) Setup(EvalSample s, EvalMode mode, int hosts, int anchorDivisor, BlockSplit? split)
     {
         var parallel = mode switch { EvalMode.Dense => ParallelMode.Dense, EvalMode.Star => ParallelMode.Star, _ => ParallelMode.Apb };
         int h = mode.IsSingleHost() ? 1 : hosts;
-        var request = new PlanRequest
+        var choices = new PlanChoices
         {
-            Mode = parallel, Hosts = h, DocumentLength = s.DocumentIds.Length, QuestionLength = s.QuestionIds.Length,
-            TemplateOffset = s.TemplateOffset, NumHeads = model.Config.NumHeads, NumKvHeads = model.Config.NumKvHeads,
             AnchorLength = mode == EvalMode.ApbNoAnchor ? 0 : null,
             AnchorDivisor = anchorDivisor,
             EmbedQuestion = mode == EvalMode.ApbPlainAnchor ? false : null,
-            PassingLength = parallel == ParallelMode.Apb && (mode == EvalMode.ApbNoPassing || h == 1) ? 0 : null,
+            PassingLength = mode == EvalMode.ApbNoPassing ? 0 : null,
+            Split = split,
         };
+        var plan = ServingPlan.Create(parallel, h, s.DocumentIds.Length, s.QuestionIds.Length, s.TemplateOffset, choices, model.Config);
         ICompressor? compressor = mode switch
         {
             EvalMode.ApbQuery => new QueryAwareCompressor(),
@@ -199,6 +201,6 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
             EvalMode.ApbNoAnchor or EvalMode.ApbPlainAnchor => retainingHeads ?? new RandomCompressor(s.Seed),
             _ => null,
         };
-        return (ApbPlan.Create(request), ParallelRun.For(parallel, compressor));
+        return (plan, ParallelRun.For(parallel, compressor));
     }
 }

@@ -124,7 +124,7 @@ def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tu
         {
             var prefix = AttendCudaFloat32(q, k.narrow(1, 0, sk - sq), v.narrow(1, 0, sk - sq), false, scale);
             var tail = AttendCudaFloat32(q, k.narrow(1, sk - sq, sq), v.narrow(1, sk - sq, sq), true, scale);
-            return LseMerge.Merge(prefix, tail);
+            return LseMerge.Merge(prefix, tail); // fp32 in, fp32 out
         }
         long groups = hq / k.shape[2];
         var ke = groups == 1 ? k : k.repeat_interleave(groups, dim: 2);
@@ -142,7 +142,8 @@ def cpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tu
         {
             var prefix = AttendCpu(q, k.narrow(1, 0, sk - sq), v.narrow(1, 0, sk - sq), false, scale);
             var tail = AttendCpu(q, k.narrow(1, sk - sq, sq), v.narrow(1, sk - sq, sq), true, scale);
-            return LseMerge.Merge(prefix, tail);
+            var (merged, mergedLse) = LseMerge.Merge(prefix, tail);
+            return (merged.to(q.dtype), mergedLse);
         }
         long groups = q.shape[2] / k.shape[2];
         // The CPU kernel wants [B, H, S, D] and equal head counts.

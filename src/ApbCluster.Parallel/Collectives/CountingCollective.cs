@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace ApbCluster.Parallel.Collectives;
 
 /// <summary>Decorator that records each successful call's payload in a <see cref="CollectiveTraffic"/>.</summary>
-public sealed class CountingCollective(ICollective inner, CollectiveTraffic traffic) : ICollective
+public sealed class CountingCollective(ICollective inner, CollectiveTraffic traffic) : ICollective, IDecoratedCollective
 {
     public int Rank => inner.Rank;
     public int WorldSize => inner.WorldSize;

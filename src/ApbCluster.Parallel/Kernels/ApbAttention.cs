@@ -52,7 +52,7 @@ public static class ApbAttention
                 FusedAttention.Attend(ql, kCtx, vCtx, causal: false, scale),
                 FusedAttention.Attend(ql, kl, vl, causal: true, scale));
 
-        var outT = cat([anchorRows.Out, localRows.Out], 1);
+        var outT = cat([anchorRows.Out, localRows.Out.to(q.dtype)], 1); // the merge's fp32, rounded once
         var lse = cat([anchorRows.Lse, localRows.Lse], 2);
         return (outT.MoveToOuterDisposeScope(), lse.MoveToOuterDisposeScope());
     }

@@ -103,9 +103,11 @@ public static class Phase2Decoder
             (Tensor Out, Tensor Lse) merged;
             using (timer.Measure(PhaseTimer.Passing))
             {
-                var outs = c.AllGather(part.Out, $"layer {i} phase-2 out");
+                // Every host sends its part in fp32 (the last host's is already a merge): the H-way merge then
+                // accumulates in fp32 and rounds once, to the model's dtype.
+                var outs = c.AllGather(part.Out.to(ScalarType.Float32), $"layer {i} phase-2 out");
                 var lses = c.AllGather(part.Lse, $"layer {i} phase-2 lse");
-                merged = LseMerge.MergeAll(outs.Zip(lses, (o, l) => (o, l)).ToArray());
+                merged = LseMerge.MergeAll(outs.Zip(lses, (o, l) => (o, l)).ToArray(), h.dtype);
             }
             using (timer.Measure(PhaseTimer.Mlp)) h = layer.Finish(h, merged.Out);
         }

@@ -5,6 +5,10 @@ public sealed partial class ApbPlan
     /// <summary>Blocks at least this long get l_a / l_p rounded down to multiples of 64 (kernel tiles).</summary>
     public const int RoundAbove = 1024;
 
+    /// <summary>The default anchor is a block / 8: as accurate as the paper's block / 4 on our measurements and
+    /// faster (docs/algorithm.md, "The anchor's length").</summary>
+    public const int DefaultAnchorDivisor = 8;
+
     /// <summary>Fills the paper's defaults, splits the document and validates; throws <see cref="PlanException"/>.</summary>
     public static ApbPlan Create(PlanRequest r)
     {
@@ -17,12 +21,15 @@ public sealed partial class ApbPlan
         if (r.Mode == ParallelMode.Dense && h != 1) throw new PlanException("hosts", $"dense runs on one host, not {h}.");
         if (r.Mode == ParallelMode.Ulysses) ValidateUlyssesHeads(r);
         bool hasAnchor = r.Mode is ParallelMode.Apb or ParallelMode.Star;
-        if (r.Balanced && !hasAnchor) throw new PlanException("balanced", $"a cost-balanced split applies to apb and star, not {r.Mode}.");
-        if (r.Balanced && r.PassAll) throw new PlanException("balanced", "passing all tokens needs equal blocks (l_p = l_b); drop the balanced split.");
+        if (r.Split == BlockSplit.Balanced && !hasAnchor) throw new PlanException("split", $"a cost-balanced split applies to apb and star, not {r.Mode}.");
+        if (r.Split == BlockSplit.Balanced && r.PassAll) throw new PlanException("split", "passing all tokens needs equal blocks (l_p = l_b); drop the balanced split.");
+        var split = r.Split ?? (hasAnchor && h > 1 && !r.PassAll ? BlockSplit.Balanced : BlockSplit.Equal);
 
         int chunks = r.Mode == ParallelMode.Ring ? 2 * h : h;
         int lb = (n + chunks - 1) / chunks * chunks / h;
-        int la = r.AnchorLength ?? r.Mode switch
+        // Lossless passing hands every host all earlier tokens: an anchor would only repeat them (and host 0 must keep
+        // all l_b tokens selectable), so it defaults to none.
+        int la = r.AnchorLength ?? (r.PassAll ? 0 : (int?)null) ?? r.Mode switch
         {
             ParallelMode.Apb => Round(lb / Math.Max(1, r.AnchorDivisor), lb),
             ParallelMode.Star => lb,
@@ -42,14 +49,15 @@ public sealed partial class ApbPlan
         if (r.Mode != ParallelMode.Apb && lp > 0) throw new PlanException("passingLength", $"{r.Mode} passes nothing (l_p = {lp}).");
         if (la > lb) throw new PlanException("anchorLength", $"anchor length l_a ({la}) is longer than a block (l_b = {lb}).");
 
-        var cost = r.Cost ?? CostModel.Default;
-        var blocks = r.Balanced ? BalancedBlocks(n, h, la, lp, cost) : EqualBlocks(n, h, lb);
+        var blocks = r.BlockLengths is { } given ? GivenBlocks(given, n, h, r.Mode)
+            : split == BlockSplit.Balanced ? BalancedBlocks(n, h, la, lp, r.Cost ?? CostModel.Default)
+            : EqualBlocks(n, h, lb);
         var plan = new ApbPlan
         {
             Mode = r.Mode, Hosts = h, DocumentLength = n, QuestionLength = r.QuestionLength,
             BlockLength = lb, AnchorLength = la, PassingLength = lp, Blocks = blocks,
             TemplateOffset = r.TemplateOffset, EmbedQuestion = r.EmbedQuestion ?? r.Mode == ParallelMode.Apb,
-            Balanced = r.Balanced,
+            Split = r.BlockLengths is null ? split : blocks.All(b => b.Length == lb) ? BlockSplit.Equal : BlockSplit.Balanced,
         };
         plan.ValidatePassing();
         return plan;
@@ -77,6 +85,21 @@ public sealed partial class ApbPlan
                 throw new PlanException("passingLength",
                     $"passing length l_p ({PassingLength}) is longer than host {b.Host}'s block ({b.Length} tokens, {selectable} selectable after the first l_a = {AnchorLength} positions).");
         }
+    }
+
+    /// <summary>Blocks another process planned (a router): they must cover the document, one non-empty block a host,
+    /// and a ring's blocks must be its equal split (its zigzag chunks are cut from the padded length).</summary>
+    private static List<HostBlock> GivenBlocks(IReadOnlyList<int> lengths, int n, int h, ParallelMode mode)
+    {
+        if (lengths.Count != h) throw new PlanException("blockLengths", $"{lengths.Count} block lengths for {h} hosts.");
+        if (lengths.Any(l => l < 1)) throw new PlanException("blockLengths", $"every block needs at least one token (blocks [{string.Join(",", lengths)}]).");
+        long total = lengths.Sum(l => (long)l);
+        if (total < n) throw new PlanException("blockLengths", $"blocks [{string.Join(",", lengths)}] cover {total} tokens, the document has {n}.");
+        if (mode == ParallelMode.Ring && total % (2 * h) != 0) throw new PlanException("blockLengths", $"a ring's padded length ({total}) must divide into {2 * h} chunks.");
+        var blocks = new List<HostBlock>(h);
+        for (int i = 0, start = 0; i < h; start += lengths[i], i++)
+            blocks.Add(new HostBlock(i, start, lengths[i], Math.Clamp(start + lengths[i] - n, 0, lengths[i])));
+        return blocks;
     }
 
     private static List<HostBlock> EqualBlocks(int n, int h, int lb) =>

@@ -1,7 +1,7 @@
 namespace ApbCluster.Parallel.Plan;
 
 /// <summary>
-/// The layout of one request over H hosts (SPEC-apb.md, Phase 1 steps 1-2): the block split with its
+/// The layout of one request over H hosts (docs/algorithm.md, Phase 1 steps 1-2): the block split with its
 /// padding, the anchor and passing lengths, and how the anchor's tokens are built.
 /// Positions are global document positions; the question follows the real document (position n).
 /// </summary>
@@ -21,7 +21,8 @@ public sealed partial class ApbPlan
     public required IReadOnlyList<HostBlock> Blocks { get; init; }
     public required int TemplateOffset { get; init; }
     public required bool EmbedQuestion { get; init; }
-    public bool Balanced { get; init; }
+    public BlockSplit Split { get; init; } = BlockSplit.Equal;
+    public bool Balanced => Split == BlockSplit.Balanced;
 
     /// <summary>Document length after padding (a multiple of H, or of 2H for the ring's zigzag).</summary>
     public int PaddedLength => Blocks.Sum(b => b.Length);
@@ -77,5 +78,5 @@ public sealed partial class ApbPlan
 
     public override string ToString() =>
         $"{Mode} H={Hosts} n={DocumentLength} l_q={QuestionLength} l_b={BlockLength} l_a={AnchorLength} l_p={PassingLength} " +
-        $"pad={Padding} blocks=[{string.Join(",", Blocks.Select(b => b.Length))}]";
+        $"pad={Padding} split={Split.ToString().ToLowerInvariant()} blocks=[{string.Join(",", Blocks.Select(b => b.Length))}]";
 }

@@ -3,22 +3,26 @@ using ApbCluster.Model.Config;
 namespace ApbCluster.Parallel.Plan;
 
 /// <summary>
-/// A host's prefill cost per layer, in arbitrary units: <see cref="PairCost"/> per (query, key) pair
-/// of attention and <see cref="TokenCost"/> per token through the projections and the MLP.
+/// A host's prefill time per layer: <see cref="PairCost"/> seconds per (query, key) pair of attention and
+/// <see cref="TokenCost"/> seconds per token through the projections, the compressor and the MLP.
 /// Host h's cost: pairs(local^2/2 + local*(anchor + passing_h) + anchor^2/2) + tokens*(anchor + local).
+/// Only the ratio matters to the balanced split; absolute seconds make the model checkable against a run.
 /// </summary>
 public sealed record CostModel(double PairCost, double TokenCost)
 {
-    /// <summary>Flop ratio of a Llama-style layer: QK^T and PV per pair against qkv/o/MLP matmuls per token.</summary>
-    public static CostModel FromConfig(ModelConfig c)
+    /// <summary>A layer's FLOPs at the measured throughput of the kernels that do them: QK^T and PV per pair on the
+    /// attention kernel, the qkv/o/MLP matmuls per token on GEMMs. FLOPs alone mislead: the two kinds of kernel
+    /// reach different fractions of the chip's peak.</summary>
+    public static CostModel For(ModelConfig c, ComputeRates? rates = null)
     {
-        double pair = 4.0 * c.NumHeads * c.HeadDim;
-        double token = 2.0 * c.HiddenSize * ((c.NumHeads * 2 + c.NumKvHeads * 2) * (double)c.HeadDim + 3.0 * c.IntermediateSize);
-        return new CostModel(pair, token);
+        rates ??= ComputeRates.H200Bf16;
+        double pairFlops = 4.0 * c.NumHeads * c.HeadDim;
+        double tokenFlops = 2.0 * c.HiddenSize * ((c.NumHeads * 2 + c.NumKvHeads * 2) * (double)c.HeadDim + 3.0 * c.IntermediateSize);
+        return new CostModel(pairFlops / rates.AttentionFlopsPerSecond, tokenFlops / rates.TokenFlopsPerSecond);
     }
 
-    /// <summary>Llama-3.1-8B's ratio (about 26K keys of attention cost one token of MLP).</summary>
-    public static CostModel Default { get; } = new(4.0 * 32 * 128, 2.0 * 4096 * ((64 + 16) * 128.0 + 3.0 * 14336));
+    /// <summary>Llama-3.1-8B on an H200 at the measured rates.</summary>
+    public static CostModel Default { get; } = For(ModelShapes.Get("llama-3.1-8b"));
 
     public double HostCost(double local, double anchor, double passing) =>
         PairCost * (local * local / 2 + local * (anchor + passing) + anchor * anchor / 2) + TokenCost * (anchor + local);
@@ -31,4 +35,15 @@ public sealed record CostModel(double PairCost, double TokenCost)
         if (c > 0) return 0;
         return (-b + Math.Sqrt(b * b - 4 * a * c)) / (2 * a);
     }
+}
+
+/// <summary>
+/// Measured throughput of a device, in FLOP/s: attention (fused causal and unmasked calls, per the FLOPs of QK^T
+/// and PV) and everything a token pays outside attention (qkv, o and MLP matmuls with their norms and activations,
+/// per the matmuls' FLOPs). `apb bench --calibrate` measures both on the device it runs on.
+/// </summary>
+public sealed record ComputeRates(double AttentionFlopsPerSecond, double TokenFlopsPerSecond)
+{
+    /// <summary>One H200, bf16, Llama-3.1-8B layer shapes (docs/benchmarks/truth-h200/calibrate.log).</summary>
+    public static ComputeRates H200Bf16 { get; } = new(534e12, 541e12);
 }

@@ -3,22 +3,20 @@ using ApbCluster.Model.Tokenization;
 namespace ApbCluster.Parallel.Serving;
 
 /// <summary>
-/// How a (document, question) pair becomes APB's two token sequences. With a chat template the user
-/// message is "document\n\nquestion": the document part is the template's opening tokens plus the
-/// document; the question part is "\n\nquestion" plus the template's closing tokens (assistant header),
-/// so Phase 2 ends exactly where generation starts. TemplateOffset is where the user content begins:
-/// the anchor embeds the question there. Models without a template get "document\nquestion".
+/// How a (document, question) pair becomes APB's two token sequences, in every path that serves one (`apb ask`,
+/// `apb eval`, the cluster's router, HTTP): the same text gives the same ids everywhere. With a chat template the
+/// user message is "document\n\nquestion": the document part is the template's opening tokens plus the document;
+/// the question part is "\n\nquestion" plus the template's closing tokens (assistant header), so Phase 2 ends
+/// exactly where generation starts. TemplateOffset is where the user content begins: the anchor embeds the question
+/// there. Models without a template get "document\nquestion" (BOS first when the tokenizer has one).
 /// </summary>
 public sealed record PromptLayout(long[] Document, long[] Question, int TemplateOffset)
 {
+    public int Length => Document.Length + Question.Length;
+
     public static PromptLayout Build(TextTokenizer tokenizer, ChatTemplate template, string document, string question)
     {
-        if (template is PlainChatTemplate)
-        {
-            var doc = tokenizer.Encode(document, addBos: tokenizer.BosId != null);
-            var q = tokenizer.Encode("\n" + question, addBos: false);
-            return new PromptLayout(ToLong(doc), ToLong(q), tokenizer.BosId != null ? 1 : 0);
-        }
+        if (template is PlainChatTemplate) return Plain(tokenizer.Encode, tokenizer.BosId != null, document, question);
         // Render with a placeholder user message to learn the template's opening and closing tokens.
         var shell = template.Encode(tokenizer, [ChatMessage.User("x")], addGenerationPrompt: true);
         var opening = shell.Ids.Take(shell.UserContentStart);
@@ -27,6 +25,13 @@ public sealed record PromptLayout(long[] Document, long[] Question, int Template
         var questionIds = tokenizer.Encode("\n\n" + question, addBos: false).Concat(closing);
         return new PromptLayout(ToLong(docIds), ToLong(questionIds), shell.UserContentStart);
     }
+
+    /// <summary>No chat template: "document\nquestion" through <paramref name="encode"/> (text, addBos).</summary>
+    public static PromptLayout Plain(Func<string, bool, IReadOnlyList<int>> encode, bool hasBos, string document, string question) =>
+        new(ToLong(encode(document, hasBos)), ToLong(encode("\n" + question, false)), hasBos ? 1 : 0);
+
+    /// <summary>A document given as token ids (the caller's own, used as they are) with this layout's question part.</summary>
+    public PromptLayout WithDocumentIds(IReadOnlyList<int> documentIds) => new(ToLong(documentIds), Question, 0);
 
     private static long[] ToLong(IEnumerable<int> ids) => ids.Select(i => (long)i).ToArray();
 }

@@ -48,6 +48,7 @@ public sealed class RingStrategy : PrefillStrategy
                     kv = next;
                 }
         }
-        return cat([acc[0]!.Value.Out, acc[1]!.Value.Out], 1);
+        // The accumulators stay fp32 across the H steps' merges: one rounding here, not one per step.
+        return cat([acc[0]!.Value.Out.to(p.Q.dtype), acc[1]!.Value.Out.to(p.Q.dtype)], 1);
     }
 }

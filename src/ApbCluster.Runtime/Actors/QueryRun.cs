@@ -117,8 +117,8 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         try
         {
             if (_query.Mode == AttentionMode.Dense && _hosts.Count > 1) _hosts.RemoveRange(1, _hosts.Count - 1); // dense: one host
-            _plan = QueryPlanning.Plan(_query.Mode, _hosts.Count, _prompt.Document.Length, _prompt.Question.Length,
-                _query.Apb?.AnchorLength, _query.Apb?.PassingLength, _settings.Model);
+            _plan = QueryPlanning.Plan(_query.Mode, _hosts.Count, _prompt.Document.Length, _prompt.Question.Length, _prompt.TemplateOffset,
+                _query.Apb?.AnchorLength, _query.Apb?.PassingLength, QueryPlanning.ToSplit(_query.Split, _settings.DefaultSplit), _settings.Model);
         }
         catch (PlanException e)
         {
@@ -131,7 +131,9 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.UnreachableMember));
         Context.System.EventStream.Subscribe(Self, typeof(DisassociatedEvent));
         Send(new QueryAccepted(_query.QueryId, new QueryPlanSummary(
-            _hosts.Select(h => h.HostId).ToList(), _plan.Blocks.Select(b => b.Length).ToList(), _plan.AnchorLength, _plan.PassingLength)));
+            _hosts.Select(h => h.HostId).ToList(), _plan.Blocks.Select(b => b.Length).ToList(), _plan.AnchorLength, _plan.PassingLength,
+            QueryPlanning.ToAttention(_plan.Mode), _plan.DocumentLength, _plan.QuestionLength, QueryPlanning.ToContract(_plan.Split),
+            _plan.Mode == ParallelMode.Apb && _plan.PassingLength > 0 ? CompressorName() : "")));
 
         var gpus = _hosts.Count(h => h.Device.StartsWith("cuda", StringComparison.Ordinal));
         if (gpus > 0 && gpus < _hosts.Count) Fail("the hosts mix CPU and GPU devices; a query's ranks must all use one data plane", null);
@@ -192,6 +194,8 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         Dispatch(reuse: false);
     }
 
+    private string CompressorName() => string.IsNullOrEmpty(_query.Apb?.Compressor) ? QueryPlanning.DefaultCompressor : _query.Apb.Compressor;
+
     /// <summary>The anchor broadcast: every host gets the document, the question, its rank and the data plane.</summary>
     private void Dispatch(bool reuse = false)
     {
@@ -201,7 +205,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         var ncclId = _ring is { } r && !reuse ? r.NcclId : null;
         for (int rank = 0; rank < _hosts.Count; rank++)
             _hosts[rank].Host.Tell(new RunShard(_query.QueryId, Self, rank, _hosts.Count, ids, endpoints, ncclId, _query.Mode,
-                _plan!.AnchorLength, _plan.PassingLength, _query.Apb?.Compressor ?? "", _prompt!.Document, _prompt.Question,
+                QueryPlanning.ToShard(_plan!), _query.Apb?.Compressor ?? "", _prompt!.Document, _prompt.Question,
                 _query.Generation, (int)_settings.CollectiveTimeout.TotalMilliseconds, _ring?.RingId ?? "", reuse));
         _log.Info("query {0}: {1} on {2}{3}", _query.QueryId, _plan, string.Join(" -> ", ids),
             _ring is null ? "" : reuse ? $" (NCCL ring {_ring.RingId}, warm)" : $" (new NCCL ring {_ring.RingId})");
@@ -323,7 +327,8 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         var ttft = _tokens.Count > 0 ? _firstTokenMs : now;
         var timings = new PhaseTimings(_queueMs, _planMs, _prefillMs, ttft, now - ttft, _queueMs + now);
         Send(new QueryCompleted(_query.QueryId, _answer.ToString(), reason, timings,
-            _prompt!.Document.Length + _prompt.Question.Length, _tokens.Count));
+            _prompt!.Document.Length + _prompt.Question.Length, _tokens.Count, _tokens.ToArray(),
+            _query.EchoPrompt ? [.. _prompt.Document, .. _prompt.Question] : []));
         _log.Info("query {0} completed: {1} tokens, ttft {2:0} ms, total {3:0} ms", _query.QueryId, _tokens.Count, ttft, now);
         Finish();
     }

@@ -1,4 +1,5 @@
 using ApbCluster.Contracts;
+using ApbCluster.Parallel.Serving;
 
 namespace ApbCluster.Runtime.Actors;
 
@@ -7,11 +8,18 @@ internal static class QueryValidation
 {
     public static readonly string[] Compressors = ["", "query-aware", "random", "retaining-heads"];
 
-    public sealed record Prompt(int[] Document, int[] Question);
+    /// <summary>The prompt as <see cref="PromptLayout"/> builds it in every path; <c>TemplateOffset</c> is where the
+    /// anchor embeds the question.</summary>
+    public sealed record Prompt(int[] Document, int[] Question, int TemplateOffset)
+    {
+        public static Prompt Of(PromptLayout layout) =>
+            new(layout.Document.Select(x => (int)x).ToArray(), layout.Question.Select(x => (int)x).ToArray(), layout.TemplateOffset);
+    }
 
     public static (Prompt? Prompt, string? Error) Tokenize(SubmitQuery q, RouterSettings s)
     {
         if (!Enum.IsDefined(q.Mode)) return (null, $"unknown attention mode {(int)q.Mode} (known: {string.Join(", ", Enum.GetNames<AttentionMode>())})");
+        if (!Enum.IsDefined(q.Split)) return (null, $"unknown block split {(int)q.Split} (known: {string.Join(", ", Enum.GetNames<BlockSplitMode>())})");
         var g = q.Generation;
         if (g.MaxNewTokens < 1 || g.MaxNewTokens > s.MaxNewTokensLimit)
             return (null, $"max new tokens {g.MaxNewTokens} is outside 1..{s.MaxNewTokensLimit}");
@@ -26,23 +34,24 @@ internal static class QueryValidation
         if (s.Codec is not { } codec)
             return (null, "this router has no tokenizer: set APB_MODEL_DIR (or APB_MODEL=random:SHAPE:SEED) on router nodes");
 
-        int[] document;
+        Prompt prompt;
         if (q.Context.TokenIds is { } ids)
         {
             var bad = ids.FirstOrDefault(id => id < 0 || id >= codec.VocabSize, -1);
             if (ids.Any(id => id < 0 || id >= codec.VocabSize)) return (null, $"context token id {bad} is outside the vocabulary (0..{codec.VocabSize - 1})");
-            document = ids.ToArray();
+            if (ids.Count == 0) return (null, "the context is empty (give text or token ids)");
+            prompt = Prompt.Of(codec.Layout("", q.Question).WithDocumentIds(ids));
         }
         else if (!string.IsNullOrEmpty(q.Context.Text))
-            document = codec.Encode(q.Context.Text, addBos: true).ToArray();
+            prompt = Prompt.Of(codec.Layout(q.Context.Text, q.Question));
         else
             return (null, "the context is empty (give text or token ids)");
-        if (document.Length == 0) return (null, "the context is empty (give text or token ids)");
+        if (prompt.Document.Length == 0) return (null, "the context is empty (give text or token ids)");
+        int[] document = prompt.Document, question = prompt.Question;
 
-        var question = codec.Encode(q.Question, addBos: false).ToArray();
         long total = (long)document.Length + question.Length + g.MaxNewTokens;
         if (total > codec.MaxPositions)
             return (null, $"context ({document.Length}) + question ({question.Length}) + max new tokens ({g.MaxNewTokens}) = {total} tokens exceeds the model's limit of {codec.MaxPositions}");
-        return (new Prompt(document, question), null);
+        return (prompt, null);
     }
 }

@@ -29,6 +29,9 @@ public sealed record RouterSettings
 
     public Model.Config.ModelConfig? Model { get; init; }
 
+    /// <summary>How apb and star split the document when a query leaves it to the router (apb.router.block-split).</summary>
+    public Parallel.Plan.BlockSplit DefaultSplit { get; init; } = Parallel.Plan.BlockSplit.Balanced;
+
     public static RouterSettings From(HoconConfig c, ModelSpec? model) => new()
     {
         QueueCapacity = c.GetInt("apb.router.queue-capacity", 16),
@@ -39,5 +42,11 @@ public sealed record RouterSettings
         MaxNewTokensLimit = c.GetInt("apb.router.max-new-tokens-limit", 8192),
         Codec = model is null ? null : ITokenCodec.For(model),
         Model = model?.Config(),
+        DefaultSplit = c.GetString("apb.router.block-split", "balanced") switch
+        {
+            "balanced" => Parallel.Plan.BlockSplit.Balanced,
+            "equal" => Parallel.Plan.BlockSplit.Equal,
+            var v => throw new Config.NodeConfigException($"apb.router.block-split = '{v}': expected balanced or equal."),
+        },
     };
 }

@@ -70,8 +70,7 @@ public sealed class LlamaShardEngine : IShardEngine
 
     public ShardOutcome Run(RunShard work, ICollective collective, IShardEvents events, CancellationToken ct)
     {
-        var plan = QueryPlanning.Plan(work.Mode, work.WorldSize, work.Document.Count, work.Question.Count,
-            work.AnchorLength, work.PassingLength, _model.Config);
+        var plan = QueryPlanning.FromShard(work, _model.Config);
         var strategy = ParallelRun.For(plan.Mode, Compressor(work));
         var clock = Stopwatch.StartNew();
         double prefillMs = 0;
@@ -113,7 +112,7 @@ public sealed class LlamaShardEngine : IShardEngine
 
     private ICompressor? Compressor(RunShard work)
     {
-        if (work.Mode != AttentionMode.Apb || work.PassingLength == 0) return null;
+        if (work.Mode != AttentionMode.Apb || work.Plan.PassingLength == 0) return null;
         var name = string.IsNullOrEmpty(work.Compressor) ? QueryPlanning.DefaultCompressor : work.Compressor;
         return name switch
         {

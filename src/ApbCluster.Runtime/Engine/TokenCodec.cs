@@ -1,6 +1,7 @@
 using System.Text;
 using ApbCluster.Model.Config;
 using ApbCluster.Model.Tokenization;
+using ApbCluster.Parallel.Serving;
 
 namespace ApbCluster.Runtime.Engine;
 
@@ -18,21 +19,32 @@ public interface ITokenCodec
 
     IReadOnlyList<int> Encode(string text, bool addBos);
 
+    /// <summary>The prompt as every path builds it (<see cref="PromptLayout"/>): `apb ask` on the same model folder
+    /// gives the same ids.</summary>
+    PromptLayout Layout(string document, string question);
+
     /// <summary>A decoder that turns ids into text incrementally (multi-byte characters complete first).</summary>
     Func<int, string> CreateDecoder();
 
-    public static ITokenCodec For(ModelSpec spec) =>
-        spec.RandomShape is not null ? new ByteTokenCodec(spec.Config()) : new TokenizerCodec(TextTokenizer.Load(spec.Directory!), spec.Config());
+    public static ITokenCodec For(ModelSpec spec)
+    {
+        if (spec.RandomShape is not null) return new ByteTokenCodec(spec.Config());
+        var config = spec.Config();
+        var tokenizer = TextTokenizer.Load(spec.Directory!);
+        return new TokenizerCodec(tokenizer, ChatTemplate.For(config, tokenizer, ChatTemplate.ReadJinja(spec.Directory!)), config);
+    }
 }
 
-/// <summary>The model folder's own tokenizer.</summary>
-public sealed class TokenizerCodec(TextTokenizer tokenizer, ModelConfig config) : ITokenCodec
+/// <summary>The model folder's own tokenizer and chat template.</summary>
+public sealed class TokenizerCodec(TextTokenizer tokenizer, ChatTemplate template, ModelConfig config) : ITokenCodec
 {
     public int VocabSize => config.VocabSize;
     public int MaxPositions => config.MaxPositionEmbeddings;
     public IReadOnlyList<int> EosIds => config.EosTokenIds.Count > 0 ? config.EosTokenIds : tokenizer.EosIds;
 
     public IReadOnlyList<int> Encode(string text, bool addBos) => tokenizer.Encode(text, addBos);
+
+    public PromptLayout Layout(string document, string question) => PromptLayout.Build(tokenizer, template, document, question);
 
     public Func<int, string> CreateDecoder() => tokenizer.CreateIncrementalDecoder().Push;
 }
@@ -57,6 +69,8 @@ public sealed class ByteTokenCodec(ModelConfig config) : ITokenCodec
         ids.AddRange(Encoding.UTF8.GetBytes(text).Select(b => (Offset + b) % config.VocabSize));
         return ids;
     }
+
+    public PromptLayout Layout(string document, string question) => PromptLayout.Plain(Encode, config.BosTokenId is not null, document, question);
 
     public Func<int, string> CreateDecoder()
     {

@@ -8,11 +8,28 @@ public class PlanTests
     [Fact]
     public void PaperDefaultsAt128K()
     {
-        var p = ApbPlan.Create(new PlanRequest { DocumentLength = 131072, Hosts = 8 });
+        var p = ApbPlan.Create(new PlanRequest { DocumentLength = 131072, Hosts = 8, AnchorDivisor = 4, Split = BlockSplit.Equal });
         Assert.Equal(16384, p.BlockLength);
         Assert.Equal(4096, p.AnchorLength);
         Assert.Equal(2048, p.PassingLength);
         Assert.Equal(0, p.Padding);
+    }
+
+    [Fact]
+    public void ServedDefaultsAt128KAreAnEighthAnchorAndCostBalancedBlocks()
+    {
+        var p = ApbPlan.Create(new PlanRequest { DocumentLength = 131072, Hosts = 4 });
+        Assert.Equal(BlockSplit.Balanced, p.Split);
+        Assert.Equal(32768 / 8, p.AnchorLength);
+        Assert.Equal(32768 / 8, p.PassingLength);
+        Assert.Equal(131072, p.Blocks.Sum(b => b.Length));
+        // Host 0 has no anchor and no passing to attend: it takes the longest block, the last host the shortest.
+        Assert.True(p.Blocks.Zip(p.Blocks.Skip(1)).All(x => x.First.Length > x.Second.Length), p.ToString());
+        var cost = CostModel.Default;
+        var costs = p.Blocks.Select(b => cost.HostCost(b.Length, p.AnchorFor(b.Host), p.PassingFor(b.Host))).ToArray();
+        Assert.True(costs.Max() / costs.Min() < 1.01, string.Join(", ", costs));
+        // Lossless passing needs equal blocks, and gets them by default.
+        Assert.Equal(BlockSplit.Equal, ApbPlan.Create(new PlanRequest { DocumentLength = 131072, Hosts = 4, PassAll = true }).Split);
     }
 
     [Fact]
@@ -21,7 +38,7 @@ public class PlanTests
         var big = ApbPlan.Create(new PlanRequest { DocumentLength = 3 * 10_000, Hosts = 3 });
         Assert.Equal(0, big.AnchorLength % 64);
         Assert.Equal(0, big.PassingLength % 64);
-        var tiny = ApbPlan.Create(new PlanRequest { DocumentLength = 40, Hosts = 2, TemplateOffset = 0 });
+        var tiny = ApbPlan.Create(new PlanRequest { DocumentLength = 40, Hosts = 2, TemplateOffset = 0, AnchorDivisor = 4 });
         Assert.Equal((20 / 4, 20 / 8), (tiny.AnchorLength, tiny.PassingLength));
     }
 
@@ -44,7 +61,7 @@ public class PlanTests
     [InlineData(17, 8)]
     public void PaddingIsTrackedAtTheEnd(int n, int h)
     {
-        var p = ApbPlan.Create(new PlanRequest { DocumentLength = n, Hosts = h, AnchorLength = 0, PassingLength = 0 });
+        var p = ApbPlan.Create(new PlanRequest { DocumentLength = n, Hosts = h, AnchorLength = 0, PassingLength = 0, Split = BlockSplit.Equal });
         Assert.Equal(0, p.PaddedLength % h);
         Assert.True(p.Blocks.All(b => b.Length == p.BlockLength));
         Assert.Equal(n, p.Blocks.Sum(b => b.RealLength));
@@ -84,12 +101,12 @@ public class PlanTests
     public void BalancedSplitEvensTheCost()
     {
         var cost = new CostModel(1, 2000);
-        var r = new PlanRequest { DocumentLength = 64_000, Hosts = 4, Balanced = true, Cost = cost };
+        var r = new PlanRequest { DocumentLength = 64_000, Hosts = 4, Split = BlockSplit.Balanced, Cost = cost };
         var p = ApbPlan.Create(r);
         Assert.Equal(64_000, p.Blocks.Sum(b => b.Length));
         Assert.Equal(0, p.Padding);
         var costs = p.Blocks.Select(b => cost.HostCost(b.Length, p.AnchorFor(b.Host), p.PassingFor(b.Host))).ToArray();
-        var equal = ApbPlan.Create(r with { Balanced = false });
+        var equal = ApbPlan.Create(r with { Split = BlockSplit.Equal });
         var equalCosts = equal.Blocks.Select(b => cost.HostCost(b.Length, p.AnchorFor(b.Host), p.PassingFor(b.Host))).ToArray();
         Assert.True(costs.Max() / costs.Min() < 1.05, string.Join(",", costs));
         Assert.True(costs.Max() < equalCosts.Max());
@@ -110,10 +127,27 @@ public class PlanTests
     {
         var e = Assert.Throws<PlanException>(() => ApbPlan.Create(new PlanRequest
         {
-            DocumentLength = n, Hosts = h, Mode = mode, AnchorLength = la, PassingLength = lp, NumHeads = 4, NumKvHeads = 2,
+            DocumentLength = n, Hosts = h, Mode = mode, AnchorLength = la, PassingLength = lp, NumHeads = 4, NumKvHeads = 2, Split = BlockSplit.Equal,
         }));
         Assert.Equal(parameter, e.Parameter);
         Assert.Matches(@"\d", e.Message);
+    }
+
+    [Fact]
+    public void GivenBlocksAreTakenAsTheyAreAndChecked()
+    {
+        var served = ApbPlan.Create(new PlanRequest { DocumentLength = 1000, QuestionLength = 5, Hosts = 3 });
+        var again = ApbPlan.Create(new PlanRequest
+        {
+            DocumentLength = 1000, QuestionLength = 5, Hosts = 3, AnchorLength = served.AnchorLength, PassingLength = served.PassingLength,
+            BlockLengths = served.Blocks.Select(b => b.Length).ToArray(),
+        });
+        Assert.Equal(served.Blocks, again.Blocks);
+        Assert.Equal(BlockSplit.Balanced, again.Split);
+        var e = Assert.Throws<PlanException>(() => ApbPlan.Create(new PlanRequest { DocumentLength = 1000, Hosts = 3, BlockLengths = [400, 400, 100] }));
+        Assert.Equal("blockLengths", e.Parameter);
+        Assert.Contains("cover 900 tokens", e.Message);
+        Assert.Throws<PlanException>(() => ApbPlan.Create(new PlanRequest { DocumentLength = 1000, Hosts = 3, BlockLengths = [500, 500] }));
     }
 
     [Fact]

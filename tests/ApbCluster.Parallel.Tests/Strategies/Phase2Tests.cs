@@ -98,7 +98,7 @@ public class Phase2Tests
         var rng = new Random(5);
         var doc = Tokens(rng, 90, 61);
         var plan = ApbPlan.Create(new PlanRequest
-        { DocumentLength = 90, QuestionLength = 2, Hosts = 3, AnchorLength = 8, PassingLength = 4, Balanced = true, Cost = new CostModel(1, 20) });
+        { DocumentLength = 90, QuestionLength = 2, Hosts = 3, AnchorLength = 8, PassingLength = 4, Split = BlockSplit.Balanced, Cost = new CostModel(1, 20) });
         Assert.NotEqual(plan.Blocks[0].Length, plan.Blocks[2].Length);
         var runs = Run(model, plan, new ApbStrategy(new RandomCompressor(2)), doc, Tokens(rng, 2, 61), 3);
         Assert.Equal(Enumerable.Range(0, 90).Select(x => (long)x), runs.SelectMany(r => r.Shard.Positions));

@@ -57,7 +57,7 @@ public sealed class GpuHostRingTests() : TestKit(ClusterTestConfig.Hocon)
 
     private static RunShard Work(string query, IActorRef coordinator, int rank, string ring, bool reuse) =>
         new(query, coordinator, rank, 2, ["h0", "h1"], ["127.0.0.1:1", "127.0.0.1:2"], reuse ? null : FakeRings.Id(ring.Length), AttentionMode.Apb,
-            0, 0, "", [1, 2], [3], GenerationOptions.Greedy(1), 5_000, ring, reuse);
+            new ShardPlan([1, 1], 0, 0, 0, false), "", [1, 2], [3], GenerationOptions.Greedy(1), 5_000, ring, reuse);
 
     private void Run(IActorRef[] hosts, TestProbe coordinator, string query, string ring, bool reuse)
     {

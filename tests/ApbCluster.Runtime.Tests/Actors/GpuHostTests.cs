@@ -61,7 +61,7 @@ public sealed class GpuHostTests() : TestKit(ClusterTestConfig.Hocon)
         var host = Sys.ActorOf(GpuHost.Props("node/gpu0", new NoModelEngine(), new CollectiveFactory(listener, "cpu"), router.Ref, TimeSpan.FromSeconds(30)));
         router.ExpectMsg<RegisterHost>();
 
-        host.Tell(new RunShard("q1", coordinator.Ref, 0, 1, ["node/gpu0"], [listener.Endpoint], null, AttentionMode.Dense, 0, 0, "",
+        host.Tell(new RunShard("q1", coordinator.Ref, 0, 1, ["node/gpu0"], [listener.Endpoint], null, AttentionMode.Dense, new ShardPlan([3], 0, 0, 0, false), "",
             [1, 2, 3], [4], Contracts.GenerationOptions.Greedy(2), 1000));
         var failed = coordinator.ExpectMsg<ShardFailed>(TimeSpan.FromSeconds(10));
         Assert.False(failed.DataPlane);
@@ -79,7 +79,7 @@ public sealed class GpuHostTests() : TestKit(ClusterTestConfig.Hocon)
         var coordinator = CreateTestProbe();
         using var listener = new DataPlaneListener("127.0.0.1", "127.0.0.1", 0);
         var host = Sys.ActorOf(GpuHost.Props("h", new NoModelEngine(), new CollectiveFactory(listener, "cpu"), CreateTestProbe().Ref, TimeSpan.FromSeconds(30)));
-        host.Tell(new RunShard("q1", coordinator.Ref, 5, 2, ["a", "b"], ["x:1", "y:2"], null, AttentionMode.Apb, 0, 0, "", [1], [1],
+        host.Tell(new RunShard("q1", coordinator.Ref, 5, 2, ["a", "b"], ["x:1", "y:2"], null, AttentionMode.Apb, new ShardPlan([1, 1], 0, 0, 0, false), "", [1], [1],
             Contracts.GenerationOptions.Greedy(1), 1000));
         Assert.Contains("malformed", coordinator.ExpectMsg<ShardFailed>().Reason);
     }

@@ -55,7 +55,8 @@ public sealed class QueryRunTests() : TestKit(ClusterTestConfig.Hocon)
             Assert.Equal(3, r.WorldSize);
             Assert.Equal(["127.0.0.1:5000", "127.0.0.1:5001", "127.0.0.1:5002"], r.DataEndpoints);
             Assert.Equal(expectedDoc, r.Document);
-            Assert.Equal(accepted.Plan.AnchorLength, r.AnchorLength);
+            Assert.Equal(accepted.Plan.AnchorLength, r.Plan.AnchorLength);
+            Assert.Equal(accepted.Plan.BlockLengths, r.Plan.BlockLengths);
             Assert.Null(r.NcclUniqueId);
         });
     }

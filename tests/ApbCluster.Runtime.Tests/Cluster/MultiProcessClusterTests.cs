@@ -161,8 +161,7 @@ public sealed class MultiProcessClusterTests : IDisposable
             Assert.Fail($"{id}: {terminal}\n{NodeOutputs()}");
             return;
         }
-        var (doc, question) = InProcessReference.Prompt(InProcessReference.Context(6), Question);
-        var expected = InProcessReference.Tokens(AttentionMode.Apb, hosts, doc, question, MaxNew);
+        var expected = InProcessReference.Tokens(AttentionMode.Apb, hosts, InProcessReference.Prompt(InProcessReference.Context(6), Question), MaxNew);
         Assert.Equal(expected.Select(t => (int)t), chunks.SelectMany(c => c.TokenIds));
         Assert.Equal(expected.Length, done.GeneratedTokens);
     }

@@ -12,7 +12,7 @@ public sealed class RingCommunicatorsTests
     private static RunShard Work(string query, string ring, bool reuse, int rank = 0, int world = 1, byte[]? id = null) =>
         new(query, Akka.Actor.ActorRefs.Nobody, rank, world, [.. Enumerable.Range(0, world).Select(i => $"h{i}")],
             [.. Enumerable.Range(0, world).Select(i => $"127.0.0.1:{i + 1}")], reuse ? null : id ?? FakeRings.Id(ring.Length),
-            AttentionMode.Apb, 0, 0, "", [1], [1], GenerationOptions.Greedy(1), 5_000, ring, reuse);
+            AttentionMode.Apb, new ShardPlan([.. Enumerable.Repeat(1, world)], 0, 0, 0, false), "", [1], [1], GenerationOptions.Greedy(1), 5_000, ring, reuse);
 
     [Fact]
     public void A_clean_run_keeps_the_communicator_and_the_next_query_on_the_ring_reuses_it()

@@ -2,6 +2,7 @@ using ApbCluster.Contracts;
 using ApbCluster.Model.Layers;
 using ApbCluster.Parallel.Compression;
 using ApbCluster.Parallel.Phase2;
+using ApbCluster.Parallel.Serving;
 using ApbCluster.Parallel.Strategies;
 using ApbCluster.Runtime.Engine;
 using static TorchSharp.torch;
@@ -18,12 +19,17 @@ public static class InProcessReference
 
     private static readonly Lazy<LlamaModel> Tiny = new(() => ModelSpec.Parse(Model, null)!.Load(CPU));
 
-    public static long[] Tokens(AttentionMode mode, int hosts, IReadOnlyList<int> document, IReadOnlyList<int> question, int maxNew)
+    /// <summary>The router's plan for <paramref name="prompt"/> on <paramref name="hosts"/> hosts (served defaults).</summary>
+    public static Parallel.Plan.ApbPlan Plan(AttentionMode mode, int hosts, PromptLayout prompt) =>
+        QueryPlanning.Plan(mode, hosts, prompt.Document.Length, prompt.Question.Length, prompt.TemplateOffset, null, null,
+            Parallel.Plan.BlockSplit.Balanced, Tiny.Value.Config);
+
+    public static long[] Tokens(AttentionMode mode, int hosts, PromptLayout prompt, int maxNew)
     {
         var model = Tiny.Value;
-        var plan = QueryPlanning.Plan(mode, hosts, document.Count, question.Count, null, null, model.Config);
+        var plan = Plan(mode, hosts, prompt);
         var strategy = ParallelRun.For(plan.Mode, plan.Mode == Parallel.Plan.ParallelMode.Apb && plan.PassingLength > 0 ? new QueryAwareCompressor() : null);
-        var request = new PrefillRequest(document.Select(x => (long)x).ToArray(), question.Select(x => (long)x).ToArray());
+        var request = new PrefillRequest(prompt.Document, prompt.Question);
         lock (model)
         {
             var results = ParallelRun.InProcess(model, plan, strategy, request, new Phase2Options { MaxNewTokens = maxNew });
@@ -32,11 +38,8 @@ public static class InProcessReference
         }
     }
 
-    public static (int[] Document, int[] Question) Prompt(string context, string question)
-    {
-        var codec = ITokenCodec.For(ModelSpec.Parse(Model, null)!);
-        return (codec.Encode(context, addBos: true).ToArray(), codec.Encode(question, addBos: false).ToArray());
-    }
+    /// <summary>The prompt as the router builds it.</summary>
+    public static PromptLayout Prompt(string context, string question) => ITokenCodec.For(ModelSpec.Parse(Model, null)!).Layout(context, question);
 
     /// <summary>A context long enough to split over 3 hosts with anchor and passing.</summary>
     public static string Context(int sentences) =>

@@ -28,12 +28,13 @@ public sealed class LlamaShardEngineTests
     [InlineData(AttentionMode.Ring)]
     public void Three_engines_over_tcp_generate_what_the_in_process_run_generates(AttentionMode mode)
     {
-        var (doc, question) = InProcessReference.Prompt(InProcessReference.Context(6), " How many marbles?");
+        var prompt = InProcessReference.Prompt(InProcessReference.Context(6), " How many marbles?");
+        var (doc, question) = (prompt.Document.Select(x => (int)x).ToArray(), prompt.Question.Select(x => (int)x).ToArray());
         const int maxNew = 6;
-        var expected = InProcessReference.Tokens(mode, 3, doc, question, maxNew);
+        var expected = InProcessReference.Tokens(mode, 3, prompt, maxNew);
 
         var spec = ModelSpec.Parse(InProcessReference.Model, null)!;
-        var plan = QueryPlanning.Plan(mode, 3, doc.Length, question.Length, null, null, spec.Config());
+        var plan = InProcessReference.Plan(mode, 3, prompt);
         var listeners = Enumerable.Range(0, 3).Select(_ => new DataPlaneListener("127.0.0.1", "127.0.0.1", 0)).ToArray();
         var engines = Enumerable.Range(0, 3).Select(_ => new LlamaShardEngine(spec, "cpu")).ToArray();
         var recorders = Enumerable.Range(0, 3).Select(_ => new Recorder()).ToArray();
@@ -43,7 +44,7 @@ public sealed class LlamaShardEngineTests
             var runs = Enumerable.Range(0, 3).Select(rank => Task.Factory.StartNew(() =>
             {
                 var work = new RunShard("q", Akka.Actor.ActorRefs.Nobody, rank, 3, ["h0", "h1", "h2"], endpoints, null, mode,
-                    plan.AnchorLength, plan.PassingLength, "", doc, question, Contracts.GenerationOptions.Greedy(maxNew), 10_000);
+                    QueryPlanning.ToShard(plan), "", doc, question, Contracts.GenerationOptions.Greedy(maxNew), 10_000);
                 var c = new CollectiveFactory(listeners[rank], "cpu").Acquire(work, CancellationToken.None);
                 try { return engines[rank].Run(work, c.Collective, recorders[rank], CancellationToken.None); }
                 finally { c.End(clean: true); }
