@@ -63,7 +63,11 @@ public sealed record QueryCompleted(
     int PromptTokens,
     int GeneratedTokens,
     IReadOnlyList<int>? TokenIds = null,
-    IReadOnlyList<int>? PromptTokenIds = null) : IQueryMessage;
+    IReadOnlyList<int>? PromptTokenIds = null) : IQueryMessage
+{
+    public IReadOnlyList<int>? TokenIds { get; init; } = TokenIds ?? [];
+    public IReadOnlyList<int>? PromptTokenIds { get; init; } = PromptTokenIds ?? [];
+}
 
 /// <summary>The query failed; FailingHost names the host when one is to blame.</summary>
 public sealed record QueryFailed(string QueryId, string Reason, string? FailingHost) : IQueryMessage;

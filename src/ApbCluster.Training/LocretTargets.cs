@@ -10,7 +10,7 @@ namespace ApbCluster.Training;
 public sealed record LayerTargets(Tensor Features, Tensor Labels);
 
 /// <summary>
-/// Locret's labels (SPEC-apb.md "Locret training") from one frozen dense forward of context + later tokens:
+/// Locret's labels (docs/algorithm.md, "Locret training") from one frozen dense forward of context + later tokens:
 /// label[t, g] = max over later positions a and the query heads h of KV group g of q_a,h . k_t,g / sqrt(D)
 /// (post-RoPE, i.e. the real attention logits).
 /// </summary>

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 
 namespace ApbCluster.Training;
 
-/// <summary>Locret's recipe (SPEC-apb.md); defaults are the paper's except the sequence length.</summary>
+/// <summary>Locret's recipe (docs/algorithm.md, "Locret training"); defaults are the paper's except the sequence length.</summary>
 public sealed record RetainingHeadTrainingOptions
 {
     public int Steps { get; init; } = 3000;

@@ -8,7 +8,7 @@ namespace ApbCluster.Contracts.Serialization;
 
 /// <summary>
 /// Compact binary serializer for every <see cref="IApbMessage"/>. Each payload starts with a
-/// format version byte; manifests are short and stable ("SQ1") so renaming a CLR type never
+/// format version byte; manifests are short and stable ("SQ2") so renaming a CLR type never
 /// breaks a rolling upgrade. Bound in HOCON through <see cref="SerializerHocon"/>.
 /// </summary>
 public sealed class ApbSerializer : SerializerWithStringManifest
@@ -25,7 +25,7 @@ public sealed class ApbSerializer : SerializerWithStringManifest
 
     public override int Identifier => Id;
 
-    /// <summary>The stable wire manifest of a contract type ("SQ1" for <see cref="SubmitQuery"/>).</summary>
+    /// <summary>The stable wire manifest of a contract type ("SQ2" for <see cref="SubmitQuery"/>).</summary>
     public static string ManifestOf<T>() where T : IApbMessage => MessageCodecs.ByType[typeof(T)].Manifest;
 
     public override string Manifest(object o) =>

@@ -1,6 +1,6 @@
 namespace ApbCluster.Parallel.Plan;
 
-/// <summary>How the context is spread over the hosts (see SPEC-apb.md).</summary>
+/// <summary>How the context is spread over the hosts (see docs/algorithm.md).</summary>
 public enum ParallelMode
 {
     /// <summary>One host, full causal attention.</summary>

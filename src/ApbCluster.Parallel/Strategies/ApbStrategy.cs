@@ -10,7 +10,7 @@ using static TorchSharp.torch;
 namespace ApbCluster.Parallel.Strategies;
 
 /// <summary>
-/// APB (SPEC-apb.md Phase 1). Host h runs [anchor; local] (host 0: local only), and per layer:
+/// APB (docs/algorithm.md, Phase 1). Host h runs [anchor; local] (host 0: local only), and per layer:
 /// compressor scores its local tokens -> top-l_p compressed block -> all-gather -> passing block from
 /// hosts 0..h-1 in host order -> APB attention -> MLP. The anchor is dropped after the last layer.
 /// Query-aware compression reads the question's queries from the anchor's question rows (the anchor

@@ -33,26 +33,35 @@ public class ApbTwoGpuTests(ITestOutputHelper output)
         using var m0 = LlamaModel.CreateRandom(config, new Device(DeviceType.CUDA, 0), ScalarType.BFloat16, seed: 3);
         using var m1 = LlamaModel.CreateRandom(config, new Device(DeviceType.CUDA, 1), ScalarType.BFloat16, seed: 3);
         Func<ICollective[]> nccl = () => NcclCollective.CreateAllInProcess([0, 1], TimeSpan.FromSeconds(120));
-        var merge = LosslessApbMatchesDense(config, m0, m1, nccl, ApbKernel.Merge);
-        var single = LosslessApbMatchesDense(config, m0, m1, nccl, ApbKernel.Single);
+        var merge = LosslessApbMatchesDense(config, [m0, m1], nccl, ApbKernel.Merge);
+        var single = LosslessApbMatchesDense(config, [m0, m1], nccl, ApbKernel.Single);
         output.WriteLine($"relative error: merge kernel {merge:E2}, single-call kernel {single:E2} (limit 2e-2)");
     }
 
-    /// <summary>The same check with both hosts sharing one GPU through the in-process collective
-    /// (what a one-GPU machine can show: the bf16 kernels and the APB maths, without NCCL).</summary>
-    [Fact]
-    public void Lossless_apb_with_two_hosts_on_one_gpu_matches_dense_in_bf16_at_8k()
+    /// <summary>The same check with the hosts sharing one GPU through the in-process collective (what a one-GPU
+    /// machine can show: the bf16 kernels and the APB maths, without NCCL). With 4 hosts Phase 2 merges 4 partial
+    /// results and the last host's prefill merges 2: the merges accumulate in fp32 and round once.</summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void Lossless_apb_with_hosts_sharing_one_gpu_matches_dense_in_bf16_at_8k(int hosts)
     {
         Assert.SkipUnless(GpuAvailability.DeviceCount >= 1, GpuAvailability.SkipReason);
         var config = ModelShapes.Get("llama-3.2-1b");
         var gpu = new Device(DeviceType.CUDA, 0);
         using var m = LlamaModel.CreateRandom(config, gpu, ScalarType.BFloat16, seed: 3);
-        LosslessApbMatchesDense(config, m, m, () => InProcessCollectiveGroup.Create(2, TimeSpan.FromSeconds(120), [gpu, gpu]), ApbKernel.Merge);
+        var models = Enumerable.Repeat(m, hosts).ToArray();
+        Func<ICollective[]> group = () => InProcessCollectiveGroup.Create(hosts, TimeSpan.FromSeconds(120), Enumerable.Repeat(gpu, hosts).ToArray());
+        var merge = LosslessApbMatchesDense(config, models, group, ApbKernel.Merge);
+        var single = LosslessApbMatchesDense(config, models, group, ApbKernel.Single);
+        output.WriteLine($"{hosts} hosts on one GPU, relative error: merge kernel {merge:E2}, single-call kernel {single:E2} (limit 2e-2)");
     }
 
     /// <summary>Runs lossless APB with <paramref name="kernel"/>; returns the worst relative error of the last hidden states.</summary>
-    private double LosslessApbMatchesDense(ModelConfig config, LlamaModel m0, LlamaModel m1, Func<ICollective[]> collectives, ApbKernel kernel)
+    private double LosslessApbMatchesDense(ModelConfig config, LlamaModel[] models, Func<ICollective[]> collectives, ApbKernel kernel)
     {
+        LlamaModel m0 = models[0], m1 = models[^1];
+        int hosts = models.Length;
         const int n = 8192, q = 16, steps = 16;
         var probe = "model.layers.0.self_attn.q_proj.weight";
         Assert.True((m0.state_dict()[probe].cpu().to(ScalarType.Float32) - m1.state_dict()[probe].cpu().to(ScalarType.Float32)).abs().max().item<float>() == 0, "the two GPUs' random weights differ");
@@ -63,13 +72,13 @@ public class ApbTwoGpuTests(ITestOutputHelper output)
         using var dense = StrategyFixture.DenseHidden(m0, doc);
         var denseTokens = StrategyFixture.DenseGreedy(m0, doc, question, steps);
 
-        var plan = ApbPlan.Create(new PlanRequest { DocumentLength = n, QuestionLength = q, Hosts = 2, AnchorLength = 0, PassAll = true });
+        var plan = ApbPlan.Create(new PlanRequest { DocumentLength = n, QuestionLength = q, Hosts = hosts, AnchorLength = 0, PassAll = true });
         var traffic = new CollectiveTraffic();
         var ranks = collectives();
         try
         {
             var runs = CollectiveRunner.Run(ranks.Select(r => r.WithTraffic(traffic)).ToArray(), c =>
-                ParallelRun.Host(c, c.Rank == 0 ? m0 : m1, plan, new ApbStrategy(new RandomCompressor(1)) { Kernel = kernel },
+                ParallelRun.Host(c, models[c.Rank], plan, new ApbStrategy(new RandomCompressor(1)) { Kernel = kernel },
                     new PrefillRequest(doc, question) { KeepHidden = true }, new Phase2Options { MaxNewTokens = steps, StopIds = [] }));
 
             double worst = 0;
@@ -83,17 +92,17 @@ public class ApbTwoGpuTests(ITestOutputHelper output)
                 worst = Math.Max(worst, rel);
             }
             output.WriteLine($"dense greedy: {string.Join(",", denseTokens)}");
-            output.WriteLine($"apb greedy:   {string.Join(",", runs[1].Result.Tokens)} ({kernel} kernel)");
+            output.WriteLine($"apb greedy:   {string.Join(",", runs[^1].Result.Tokens)} ({kernel} kernel, {hosts} hosts)");
             Assert.True(worst <= 2e-2, $"relative error {worst:E2} > 2e-2");
-            Assert.Equal(denseTokens, runs[1].Result.Tokens);
-            Assert.Equal(runs[0].Result.Tokens, runs[1].Result.Tokens);
+            Assert.Equal(denseTokens, runs[^1].Result.Tokens);
+            Assert.All(runs, r => Assert.Equal(runs[0].Result.Tokens, r.Result.Tokens));
 
-            // Per layer, each host contributes [l_p, n_kv, 2 * head_dim] bf16 to the all-gather.
+            // Per layer, each host contributes [l_p, n_kv, 2 * head_dim] bf16 to the all-gather, sent to the H-1 others.
             long perHostPerLayer = (long)plan.PassingLength * config.NumKvHeads * 2 * config.HeadDim * 2;
             var passing = traffic.Snapshot().Where(e => e.What.Contains("passing block")).ToList();
             long sent = passing.Sum(e => e.BytesSent);
-            output.WriteLine($"passing: {passing.Count} labels, {sent} bytes sent; plan: {perHostPerLayer} bytes per host per layer x {config.NumLayers} layers x 2 hosts");
-            Assert.Equal(perHostPerLayer * config.NumLayers * 2, sent);
+            output.WriteLine($"passing: {passing.Count} labels, {sent} bytes sent; plan: {perHostPerLayer} bytes per host per layer x {config.NumLayers} layers x {hosts} hosts x {hosts - 1} peers");
+            Assert.Equal(perHostPerLayer * config.NumLayers * hosts * (hosts - 1), sent);
             foreach (var (shard, _) in runs) shard.Dispose();
             return worst;
         }

@@ -35,6 +35,70 @@ public sealed class CliAskClusterTests
         finally { File.Delete(context); }
     }
 
+    /// <summary>
+    /// The cluster serves the query `apb ask` runs in process: the same prompt ids (one prompt builder), the same
+    /// plan (cost-balanced blocks, anchor, passing) and, greedy, the same tokens. Once for a model without a chat
+    /// template (the demo model) and once with the Llama 3 template (the demo model with its header tokens added).
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task The_cluster_builds_the_prompt_and_plan_that_ask_builds_in_process(bool chatTemplate)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var model = DemoModel(chatTemplate);
+        using var cluster = await LoopbackCluster.StartAsync(hostNodes: 2, ct: ct, modelDir: model);
+        var context = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllTextAsync(context, string.Join(' ', Enumerable.Range(0, 60).Select(i => $"Item {i} is kept in room {i * 7 % 11}.")), ct);
+            string[] common = ["ask", "--context", context, "--question", "Which room holds item 17?", "--mode", "apb", "-n", "6", "--json"];
+            var local = await RunApbAsync(ct, [.. common, "--model", model, "--hosts", "2", "--compressor", "query"]);
+            var served = await RunApbAsync(ct, [.. common, "--cluster", cluster.RouterContact]);
+            Assert.True(local.Code == 0, $"in process: exit {local.Code}\n{local.Stderr}");
+            Assert.True(served.Code == 0, $"cluster: exit {served.Code}\n{served.Stderr}\n{cluster.Outputs()}");
+            using var a = JsonDocument.Parse(local.Stdout);
+            using var b = JsonDocument.Parse(served.Stdout);
+            string Ids(JsonDocument d, string key) => d.RootElement.GetProperty(key).GetRawText();
+            Assert.Equal(Ids(a, "prompt_token_ids"), Ids(b, "prompt_token_ids"));
+            Assert.Equal(Ids(a, "token_ids"), Ids(b, "token_ids"));
+            var (pa, pb) = (a.RootElement.GetProperty("plan"), b.RootElement.GetProperty("plan"));
+            foreach (var key in new[] { "mode", "hosts", "document_tokens", "question_tokens", "split", "blocks", "anchor", "passing", "padding", "compressor" })
+                Assert.True(pa.GetProperty(key).GetRawText() == pb.GetProperty(key).GetRawText(),
+                    $"plan.{key}: in process {pa.GetProperty(key).GetRawText()}, cluster {pb.GetProperty(key).GetRawText()}");
+            Assert.Equal("\"balanced\"", pa.GetProperty("split").GetRawText());
+            var blocks = pa.GetProperty("blocks").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+            Assert.True(blocks[0] > blocks[1], $"balanced blocks give host 0 (no anchor) more: [{string.Join(",", blocks)}]");
+            // Every field of the in-process object is there for the cluster too.
+            var missing = a.RootElement.EnumerateObject().Select(p => p.Name).Where(n => !b.RootElement.TryGetProperty(n, out _)).ToList();
+            Assert.True(missing.Count == 0, "missing from `ask --cluster --json`: " + string.Join(", ", missing));
+        }
+        finally { File.Delete(context); }
+    }
+
+    /// <summary>The shipped demo model, or a copy whose tokenizer also has Llama 3's header tokens (in its unused ids),
+    /// which makes every path render the Llama 3 chat template.</summary>
+    private static string DemoModel(bool chatTemplate)
+    {
+        var here = new DirectoryInfo(AppContext.BaseDirectory);
+        var root = here.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
+        var demo = Path.Combine(root, "src", "ApbCluster.Cli", "demo-model");
+        if (!chatTemplate) return demo;
+        var copy = Directory.CreateTempSubdirectory("apb-demo-llama3-").FullName;
+        foreach (var f in Directory.GetFiles(demo)) File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));
+        var tokenizer = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(copy, "tokenizer.json")))!;
+        var added = tokenizer["added_tokens"]!.AsArray();
+        int id = 2531;
+        foreach (var token in new[] { "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>" })
+            added.Add(new System.Text.Json.Nodes.JsonObject
+            {
+                ["id"] = id++, ["content"] = token, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false,
+                ["normalized"] = false, ["special"] = true,
+            });
+        File.WriteAllText(Path.Combine(copy, "tokenizer.json"), tokenizer.ToJsonString());
+        return copy;
+    }
+
     /// <summary>apb.dll in the CLI project's own output (built through the project reference). The copy next to
     /// these tests lacks assemblies that the test host takes from the ASP.NET framework instead.</summary>
     private static string ApbDll()
@@ -56,9 +120,9 @@ public sealed class CliAskClusterTests
         var stdout = p.StandardOutput.ReadToEndAsync(ct);
         var stderr = p.StandardError.ReadToEndAsync(ct);
         using var bound = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        bound.CancelAfter(TimeSpan.FromSeconds(60));
+        bound.CancelAfter(TimeSpan.FromMinutes(5)); // a hang guard only
         try { await p.WaitForExitAsync(bound.Token); }
-        catch (OperationCanceledException) { p.Kill(entireProcessTree: true); throw new TimeoutException("apb ask did not finish in 60 s"); }
+        catch (OperationCanceledException) { p.Kill(entireProcessTree: true); throw new TimeoutException("apb ask did not finish in 5 minutes"); }
         return (p.ExitCode, await stdout, await stderr);
     }
 }

@@ -152,9 +152,11 @@ public sealed class LoopbackCluster : IDisposable
     public IReadOnlyList<string> HostIds { get; private set; } = [];
 
     /// <param name="routerEnv">extra variables for the router (e.g. APB_ROUTER_QUEUE).</param>
+    /// <param name="modelDir">a model folder for every node (APB_MODEL_DIR) instead of the random tiny model.</param>
     public static async Task<LoopbackCluster> StartAsync(int hostNodes, IReadOnlyDictionary<string, string>? routerEnv = null,
-        TimeSpan? readyBound = null, CancellationToken ct = default)
+        TimeSpan? readyBound = null, CancellationToken ct = default, string? modelDir = null)
     {
+        (string, string)[] model = modelDir is null ? [] : [("APB_MODEL", ""), ("APB_MODEL_DIR", modelDir)];
         var ports = ClusterProcesses.FreePorts(2 + 2 * hostNodes);
         var cluster = new LoopbackCluster(ports[0]);
         try
@@ -162,9 +164,9 @@ public sealed class LoopbackCluster : IDisposable
             var seed = $"akka.tcp://apb@127.0.0.1:{ports[0]}";
             var opsFile = cluster._group.OpsFile!;
             cluster._group.Start("router", ClusterProcesses.NodeEnvironment(ports[0], ports[1], "router", seed, opsFile),
-                (routerEnv ?? new Dictionary<string, string>()).Select(kv => (kv.Key, kv.Value)).ToArray());
+                [.. (routerEnv ?? new Dictionary<string, string>()).Select(kv => (kv.Key, kv.Value)), .. model]);
             for (int i = 0; i < hostNodes; i++)
-                cluster._group.Start($"host-{i}", ClusterProcesses.NodeEnvironment(ports[2 + 2 * i], ports[3 + 2 * i], "gpu-host", seed, opsFile));
+                cluster._group.Start($"host-{i}", ClusterProcesses.NodeEnvironment(ports[2 + 2 * i], ports[3 + 2 * i], "gpu-host", seed, opsFile), model);
 
             await using var client = cluster.Connect();
             var deadline = DateTime.UtcNow + (readyBound ?? TimeSpan.FromSeconds(45));
