@@ -1,8 +1,8 @@
 namespace ApbCluster.Evaluation.Running;
 
-/// <summary>One sample run through one mode on H hosts.</summary>
+/// <summary>One sample run through one mode on H hosts; <c>Blocks</c>: the plan's block lengths (host order).</summary>
 public sealed record EvalRow(string Task, int Length, int Tokens, int Hosts, string Mode, int Sample, long Seed, double Depth,
-    IReadOnlyList<string> Expected, string Prediction, bool Correct, double Seconds);
+    IReadOnlyList<string> Expected, string Prediction, bool Correct, double Seconds, IReadOnlyList<int>? Blocks = null);
 
 /// <summary>Accuracy (percent) of one task x length x hosts x mode cell.</summary>
 public sealed record EvalCell(string Task, int Length, int Hosts, string Mode, int Samples, int Correct, double Accuracy, double MeanSeconds);

@@ -171,7 +171,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
         var ids = last.Tokens.Where(t => !_stopIds.Contains(t)).Select(t => (int)t).ToArray();
         string prediction = tokenizer.Decode(ids, skipSpecial: true);
         var row = new EvalRow(s.Task.Name(), s.TargetTokens, s.TotalTokens, hosts, mode.Name(), sampleIndex, s.Seed, s.Depth,
-            s.Answers, prediction, AnswerScorer.IsCorrect(s, prediction), seconds);
+            s.Answers, prediction, AnswerScorer.IsCorrect(s, prediction), seconds, plan.Blocks.Select(b => b.Length).ToArray());
         double decode = last.QuestionTime.TotalSeconds + last.StepTimes.Sum(t => t.TotalSeconds);
         // The slowest host's prefill phases: the one everybody waits for.
         var phases = results.Select(r => r.Shard.Timings.Totals).MaxBy(t => t.Values.Sum(v => v.TotalSeconds))
