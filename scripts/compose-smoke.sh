@@ -104,8 +104,13 @@ begin "base images"
 base_images
 
 begin "build cpu image"
-DOCKER_BUILDKIT=1 docker build -q -f docker/Dockerfile --target cpu -t apb:cpu \
-    --build-arg DOTNET_SDK="$sdk_image" --build-arg DOTNET_ASPNET="$aspnet_image" . >/dev/null
+build_image() { # target, extra build args...; the full log stays in $work, its tail shows on failure
+    local target=$1; shift
+    DOCKER_BUILDKIT=1 docker build --progress=plain -f docker/Dockerfile --target "$target" -t "apb:$target" \
+        --build-arg DOTNET_SDK="$sdk_image" --build-arg DOTNET_ASPNET="$aspnet_image" "$@" . >"$work/build-$target.log" 2>&1 \
+        || { tail -30 "$work/build-$target.log"; return 1; }
+}
+build_image cpu
 docker image ls apb:cpu --format 'apb:cpu {{.Size}}'
 
 begin "plain docker run advertises its own address"
@@ -175,9 +180,8 @@ compose down -v --remove-orphans
 if [ "${APB_SMOKE_GPU:-1}" != 0 ]; then
     begin "build gpu image"
     gpu_base_image
-    DOCKER_BUILDKIT=1 docker build -q -f docker/Dockerfile --target gpu -t apb:gpu \
-        --build-arg DOTNET_SDK="$sdk_image" --build-arg DOTNET_ASPNET="$aspnet_image" \
-        --build-arg TORCH_BASE="$torch_image" . >/dev/null
+    build_image gpu --build-arg TORCH_BASE="$torch_image"
+    grep -o 'PyTorch .* at .*' "$work/build-gpu.log" | tail -1
     docker image ls apb:gpu --format 'apb:gpu {{.Size}}'
     # No GPU runtime here: check only that the image's apb-node starts and parses its settings.
     docker run --rm apb:gpu --help | head -1
