@@ -184,5 +184,6 @@ if [ "${APB_SMOKE_GPU:-1}" != 0 ]; then
     grep -o 'PyTorch .* at .*' "$work/build-gpu.log" | tail -1
     docker image ls apb:gpu --format 'apb:gpu {{.Size}}'
     # No GPU runtime here: check only that the image's apb-node starts and parses its settings.
-    docker run --rm apb:gpu --help | head -1
+    docker run --rm apb:gpu --help >"$work/gpu-help.txt"
+    head -1 "$work/gpu-help.txt"
 fi
