@@ -42,7 +42,9 @@ public sealed class NodeConfig
     /// <param name="env">Environment variables (injected so tests need not touch the process).</param>
     /// <param name="configFile">Overrides APB_CONFIG when given.</param>
     /// <param name="extraHocon">Lowest-precedence-but-above-file test or embedding overrides.</param>
-    public static NodeConfig Load(IReadOnlyDictionary<string, string?> env, string? configFile = null, HoconConfig? extraHocon = null)
+    /// <param name="discoverAddress">This machine's address for wildcard binds (tests inject it; see AdvertisedAddress).</param>
+    public static NodeConfig Load(IReadOnlyDictionary<string, string?> env, string? configFile = null, HoconConfig? extraHocon = null,
+        Func<string?>? discoverAddress = null)
     {
         var sources = new List<string>();
         var systemName = EnvironmentOverlay.Get(env, "APB_SYSTEM_NAME") ?? "apb";
@@ -74,6 +76,7 @@ public sealed class NodeConfig
 
         config = config.WithFallback(ConfigurationFactory.ParseString(ReadBaseline()));
         sources.Add("embedded hocon/apb-baseline.hocon");
+        config = AdvertisedAddress.Apply(config, discoverAddress);
         return new NodeConfig(config, ReadSettings(config, systemName), sources);
     }
 

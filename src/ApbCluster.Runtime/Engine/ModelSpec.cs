@@ -23,7 +23,11 @@ public sealed record ModelSpec(string? Directory, string? RandomShape, long Seed
             ModelShapes.Get(parts[1]); // unknown shape: fail at boot, naming the known ones
             return new ModelSpec(null, parts[1], seed);
         }
-        return string.IsNullOrWhiteSpace(modelDir) ? null : new ModelSpec(modelDir, null, 0);
+        if (string.IsNullOrWhiteSpace(modelDir)) return null;
+        // Checked at boot: a missing mount otherwise surfaces later as "no tokenizer found".
+        if (!System.IO.Directory.Exists(modelDir))
+            throw new DirectoryNotFoundException($"model folder '{modelDir}' (APB_MODEL_DIR / apb.gpu-host.model-dir) does not exist");
+        return new ModelSpec(modelDir, null, 0);
     }
 
     public string Name => RandomShape is { } shape ? $"random:{shape}:{Seed}" : Path.GetFileName(Path.TrimEndingDirectorySeparator(Directory!));

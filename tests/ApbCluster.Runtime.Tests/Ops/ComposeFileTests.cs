@@ -10,11 +10,11 @@ using YamlDotNet.RepresentationModel;
 namespace ApbCluster.Runtime.Tests.Ops;
 
 /// <summary>
-/// docker/ cannot be run here (no Docker engine), so these checks stand in: the compose file
-/// parses (anchors and merge keys resolved), every variable it sets is one apb-node reads and
-/// accepts, GPU hosts reserve exactly one GPU, and what the Dockerfile runs is what the build
-/// publishes. The health check's contract ("selfStatus":"Up" in `cluster show --json`) is
-/// checked against a real node.
+/// What can be checked of docker/ without an engine, in every test run: the compose file parses
+/// (anchors and merge keys resolved), every variable it sets is one apb-node reads and accepts, GPU
+/// hosts reserve exactly one GPU, the documented `exec` commands name real services, host ports do not
+/// clash, and the Dockerfile runs what the build publishes on a base that matches TorchSharp's libtorch.
+/// The images themselves are built and run on a real engine by scripts/compose-smoke.sh (CI).
 /// </summary>
 public sealed class ComposeFileTests
 {
@@ -71,19 +71,71 @@ public sealed class ComposeFileTests
         Assert.Equal("apb", AssemblyName("src/ApbCluster.Cli/ApbCluster.Cli.csproj"));
         foreach (Match publish in Regex.Matches(dockerfile, @"dotnet publish (\S+\.csproj)"))
             Assert.True(File.Exists(System.IO.Path.Combine(Root, publish.Groups[1].Value)), $"Dockerfile publishes missing {publish.Groups[1].Value}");
-        Assert.Contains("ln -s /opt/apb/apb-node /usr/local/bin/apb-node", dockerfile);
-        Assert.Contains("ln -s /opt/apb/apb /usr/local/bin/apb", dockerfile);
+        Assert.Contains("ln -s /opt/apb/node/apb-node /usr/local/bin/apb-node", dockerfile); // each app in its own folder
+        Assert.Contains("ln -s /opt/apb/cli/apb /usr/local/bin/apb", dockerfile);
         Assert.Equal(2, Regex.Matches(dockerfile, @"ENTRYPOINT \[""apb-node""\]").Count);
+        Assert.Equal(2, Regex.Matches(dockerfile, @"^USER apb$", RegexOptions.Multiline).Count); // never root
         Assert.Contains("-p:ApbGpu=true", dockerfile);
         Assert.Contains("APB_TORCH_LIB=", dockerfile);
-        Assert.Contains("FROM ${DOTNET_SDK} AS build", dockerfile);
+        Assert.Contains("FROM ${DOTNET_SDK} AS restore", dockerfile);
         Assert.Contains("mcr.microsoft.com/dotnet/sdk:10.0", dockerfile);
+        // apb-node's HTTP front door needs ASP.NET Core in both images, taken from the build argument.
+        Assert.Contains("ARG DOTNET_ASPNET=mcr.microsoft.com/dotnet/aspnet:10.0", dockerfile);
+        Assert.Contains("FROM aspnet AS cpu", dockerfile);
+        Assert.Contains("COPY --from=aspnet /usr/share/dotnet /usr/share/dotnet", dockerfile);
+        Assert.DoesNotContain("dotnet/runtime:", dockerfile);
         // The apphost the image links to: the build here produces the same name (Linux apphost, no extension).
         Assert.True(File.Exists(System.IO.Path.Combine(AppContext.BaseDirectory, "apb-node")) ||
                     File.Exists(System.IO.Path.Combine(AppContext.BaseDirectory, "apb-node.dll")), "apb-node is not in the build output");
         var health = File.ReadAllText(System.IO.Path.Combine(Root, "docker", "apb-health.sh"));
         Assert.Contains("apb admin --endpoint", health);
         Assert.Contains("cluster show --json", health);
+    }
+
+    [Fact]
+    public void The_gpu_base_ships_the_libtorch_version_TorchSharp_binds()
+    {
+        var dockerfile = File.ReadAllText(System.IO.Path.Combine(Root, "docker", "Dockerfile"));
+        var torchBase = Regex.Match(dockerfile, @"ARG TORCH_BASE=pytorch/pytorch:(\d+\.\d+)\.\d+-cuda");
+        Assert.True(torchBase.Success, "TORCH_BASE is not a pytorch/pytorch:X.Y.Z-cuda... tag");
+        // The libtorch that TorchSharp-cpu restored for these tests is the one TorchSharp was built against.
+        var assets = File.ReadAllText(System.IO.Path.Combine(Root, "tests", "ApbCluster.Runtime.Tests", "obj", "project.assets.json"));
+        var libtorch = Regex.Match(assets, @"""libtorch-cpu-linux-x64/(\d+\.\d+)\.\d+""");
+        Assert.True(libtorch.Success, "libtorch-cpu-linux-x64 not among the restored packages");
+        Assert.Equal(libtorch.Groups[1].Value, torchBase.Groups[1].Value);
+        Assert.DoesNotContain("python3.", dockerfile.Split("APB_TORCH_LIB=")[1].Split('\n')[0]); // found at build time, not assumed
+    }
+
+    [Fact]
+    public void Documented_exec_commands_name_real_services()
+    {
+        var services = Services();
+        var texts = new[] { System.IO.Path.Combine(Root, "docs", "operations.md"), System.IO.Path.Combine(Root, "docker", "docker-compose.yml") }
+            .Select(File.ReadAllText);
+        var execs = texts.SelectMany(t => Regex.Matches(t, @"docker(?: |-)compose [^\n`]*?exec (?:-T )?([a-z0-9-]+)").Select(m => m.Groups[1].Value)).ToList();
+        Assert.Contains("cpu-router", execs);
+        foreach (var service in execs)
+            Assert.True(services.ContainsKey(service), $"the docs run `exec {service}`, but the compose file has no service {service}");
+    }
+
+    [Fact]
+    public void Profiles_publish_distinct_host_ports_and_models_are_never_created_empty()
+    {
+        var hostPorts = Services().Values.Where(s => s.Children.ContainsKey("ports"))
+            .SelectMany(s => ((YamlSequenceNode)s["ports"]).Children.Select(p => p.ToString()))
+            .Select(p => Regex.Replace(p, @"\$\{[A-Z_]+:-(\d+)\}", "$1").Split(':')[1])
+            .ToList();
+        Assert.NotEmpty(hostPorts);
+        Assert.Equal(hostPorts.Count, hostPorts.Distinct().Count());
+        foreach (var (name, service) in Services().Where(s => s.Value.Children.ContainsKey("volumes")))
+            foreach (var volume in ((YamlSequenceNode)service["volumes"]).Children)
+            {
+                // The short form "host:container" makes a missing host folder silently (empty, root-owned).
+                var mount = Assert.IsType<YamlMappingNode>(volume, exactMatch: false);
+                Assert.Equal("bind", Scalar(mount, "type"));
+                Assert.Equal("true", Scalar(mount, "read_only"));
+                Assert.Contains("APB_MODELS", Scalar(mount, "source"));
+            }
     }
 
     [Fact]
