@@ -59,6 +59,9 @@ public static class BenchReportWriter
                 sb.AppendLine();
             }
             sb.AppendLine();
+            if (projected)
+                sb.AppendLine("Hosts sharing a GPU: seconds are their sum of work on it; in the phase run they take turns, so \"projected\" is " +
+                    "what one GPU per host would take (each collective step's slower host) and the passing column includes the other hosts' turns.");
             sb.AppendLine("Seconds: wall time of the timed repeats. Phases: a separate run with per-phase timers, each phase's slowest host. " +
                 "Host wait: per host, the time it would idle at the collectives for the slowest host. GPU memory: the high-water of the process " +
                 "that ran only this configuration (weights included).");

@@ -15,13 +15,14 @@ namespace ApbCluster.Benchmarks;
 /// </summary>
 public sealed class CollectiveTimeline
 {
-    private readonly List<(long Enter, long Exit)>[] _calls;
+    // Per call: entered the collective, left it, and (sharing a GPU) got the GPU back: the rank's next compute starts then.
+    private readonly List<(long Enter, long Exit, long Resume)>[] _calls;
     private readonly long[] _start, _end;
     private readonly SemaphoreSlim? _gpu;
 
     public CollectiveTimeline(int ranks, bool exclusive)
     {
-        _calls = Enumerable.Range(0, ranks).Select(_ => new List<(long, long)>()).ToArray();
+        _calls = Enumerable.Range(0, ranks).Select(_ => new List<(long, long, long)>()).ToArray();
         _start = new long[ranks];
         _end = new long[ranks];
         _gpu = exclusive ? new SemaphoreSlim(1, 1) : null;
@@ -56,7 +57,7 @@ public sealed class CollectiveTimeline
         for (int r = 0; r < ranks; r++)
         {
             long prev = _start[r];
-            for (int j = 0; j < steps; j++) { seg[r, j] = Ms(_calls[r][j].Enter - prev); prev = _calls[r][j].Exit; }
+            for (int j = 0; j < steps; j++) { seg[r, j] = Ms(_calls[r][j].Enter - prev); prev = _calls[r][j].Resume; }
             seg[r, steps] = Ms(_end[r] - prev);
         }
         var compute = new double[ranks];
@@ -87,20 +88,17 @@ public sealed class CollectiveTimeline
 
     private void Enter(int rank, Device device)
     {
-        if (_gpu is not null)
-        {
-            GpuClock.Sync(device);
-            _calls[rank].Add((Stopwatch.GetTimestamp(), 0));
-            _gpu.Release();
-        }
-        else _calls[rank].Add((Stopwatch.GetTimestamp(), 0));
+        if (_gpu is not null) GpuClock.Sync(device); // this rank's kernels are done before the next rank's turn
+        _calls[rank].Add((Stopwatch.GetTimestamp(), 0, 0));
+        _gpu?.Release();
     }
 
     private void Exit(int rank)
     {
         var list = _calls[rank];
-        list[^1] = (list[^1].Enter, Stopwatch.GetTimestamp());
+        long exit = Stopwatch.GetTimestamp();
         _gpu?.Wait();
+        list[^1] = (list[^1].Enter, exit, Stopwatch.GetTimestamp());
     }
 
     private sealed class Timed(ICollective inner, CollectiveTimeline timeline) : ICollective, IDecoratedCollective

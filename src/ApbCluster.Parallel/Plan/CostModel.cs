@@ -44,6 +44,6 @@ public sealed record CostModel(double PairCost, double TokenCost)
 /// </summary>
 public sealed record ComputeRates(double AttentionFlopsPerSecond, double TokenFlopsPerSecond)
 {
-    /// <summary>One H200, bf16, Llama-3.1-8B layer shapes (docs/benchmarks/truth-h200/calibrate.log).</summary>
-    public static ComputeRates H200Bf16 { get; } = new(534e12, 541e12);
+    /// <summary>One H200, bf16, a Llama-3.1-8B layer at 16K tokens (`apb bench --calibrate`, docs/benchmarks/truth-h200).</summary>
+    public static ComputeRates H200Bf16 { get; } = new(631e12, 573e12);
 }
