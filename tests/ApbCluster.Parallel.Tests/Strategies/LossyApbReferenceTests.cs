@@ -37,6 +37,7 @@ public class LossyApbReferenceTests
         });
         Assert.InRange(plan.PassingLength, 1, plan.BlockLength - 1);
         if (balanced) Assert.True(plan.Blocks.Select(b => b.Length).Distinct().Count() > 1, $"blocks should be unequal: {plan}");
+        else Assert.All(plan.Blocks, b => Assert.Equal(plan.BlockLength, b.Length));
 
         using var model = TinyModel(kv, seed);
         var doc = Tokens(rng, n, 61);

@@ -24,7 +24,8 @@ public class StarReferenceTests
         int h = rng.Next(1, 9), kv = new[] { 8, 4, 2, 1 }[rng.Next(4)];
         int n = rng.Next(2 * h + 1, 6 * h + 12);
         if (h > 1 && n % h == 0) n++; // padding on the last host
-        var plan = ApbPlan.Create(new PlanRequest { DocumentLength = n, QuestionLength = 2, Hosts = h, Mode = ParallelMode.Star });
+        var plan = ApbPlan.Create(new PlanRequest { DocumentLength = n, QuestionLength = 2, Hosts = h, Mode = ParallelMode.Star, Balanced = false });
+        Assert.All(plan.Blocks, b => Assert.Equal(plan.BlockLength, b.Length));
         AssertStarMatchesReference(plan, kv, seed, rng);
     }
 
