@@ -60,23 +60,6 @@ public class ExactnessTests
         AssertShardsMatchDense(DenseHidden(model, doc), runs.Select(r => r.Shard), n);
     }
 
-    [Theory, MemberData(nameof(Seeds))]
-    public void StarEqualsApbWithoutPassingAndABlockOfAnchor(int seed)
-    {
-        var (h, n, kv, rng) = Draw(seed);
-        using var model = TinyModel(kv, seed);
-        var doc = Tokens(rng, n, 61);
-        var question = Tokens(rng, 2, 61);
-        var star = ApbPlan.Create(new PlanRequest { DocumentLength = n, QuestionLength = 2, Hosts = h, Mode = ParallelMode.Star });
-        var apb = ApbPlan.Create(new PlanRequest
-        { DocumentLength = n, QuestionLength = 2, Hosts = h, AnchorLength = star.BlockLength, PassingLength = 0, EmbedQuestion = false });
-        var a = Run(model, star, new StarStrategy(), doc, question, 4);
-        var b = Run(model, apb, new ApbStrategy(null), doc, question, 4);
-        for (int i = 0; i < h; i++)
-            Assert.True(a[i].Shard.Hidden!.allclose(b[i].Shard.Hidden!, rtol: Tol, atol: Tol));
-        Assert.Equal(a[^1].Result.Tokens, b[^1].Result.Tokens);
-    }
-
     [Theory]
     [InlineData(ParallelMode.Ring, 3, 2)]
     [InlineData(ParallelMode.Ulysses, 4, 4)]

@@ -49,7 +49,7 @@ public sealed class LlamaShardEngineTests
                 try { return engines[rank].Run(work, c.Collective, recorders[rank], CancellationToken.None); }
                 finally { c.End(clean: true); }
             }, TaskCreationOptions.LongRunning)).ToArray();
-            Assert.True(Task.WaitAll(runs, TimeSpan.FromSeconds(120)), "engines did not finish");
+            Assert.True(Task.WaitAll(runs, TimeSpan.FromMinutes(10)), "engines did not finish in 10 minutes: hung?"); // a hang guard, not a speed check
 
             Assert.Equal(expected, recorders[2].Tokens);
             Assert.All(runs, r => Assert.Equal(expected.Length, r.Result.GeneratedTokens));
