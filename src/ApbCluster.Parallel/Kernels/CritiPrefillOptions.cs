@@ -52,7 +52,7 @@ public sealed record CritiPrefillOptions
 }
 
 /// <summary>A CritiPrefill parameter is out of range; the message names the option as the caller spells it.</summary>
-public sealed class CritiPrefillOptionsException(string option, string message) : ArgumentException(message, option)
+public sealed class CritiPrefillOptionsException(string option, string message) : ArgumentException(message)
 {
     public string Option { get; } = option;
 }
