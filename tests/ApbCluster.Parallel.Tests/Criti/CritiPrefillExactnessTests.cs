@@ -97,6 +97,26 @@ public class CritiPrefillExactnessTests
     }
 
     [Fact]
+    public void DensePrefillIntoTheCacheEqualsTheModelsForward()
+    {
+        // `apb generate` and the dense bench prefill through DenseStrategy into the model's cache, then decode as usual.
+        using var model = TinyModel(2, 4);
+        int n = 61;
+        var ids = TorchSharp.torch.tensor(Tokens(new Random(4), n, 61), dtype: TorchSharp.torch.ScalarType.Int64).reshape(1, -1);
+        using var expectedCache = model.CreateCache(1, n);
+        var expected = model.Forward(ids, expectedCache, lastPositionOnly: true);
+        foreach (var options in new CritiPrefillOptions?[] { null, Covering(n) })
+        {
+            using var cache = model.CreateCache(1, n);
+            var logits = DensePrefill.IntoCache(model, ids, cache, options);
+            Assert.True(logits.allclose(expected, rtol: Tol, atol: Tol), $"logits, {options?.ToString() ?? "full"}");
+            Assert.Equal(n, cache.Length);
+            for (int i = 0; i < model.Layers.Count; i++)
+                Assert.True(cache.Keys(i).allclose(expectedCache.Keys(i), rtol: Tol, atol: Tol) && cache.Values(i).allclose(expectedCache.Values(i), rtol: Tol, atol: Tol));
+        }
+    }
+
+    [Fact]
     public void RingRefusesCritiPrefill()
     {
         using var model = TinyModel(2);
