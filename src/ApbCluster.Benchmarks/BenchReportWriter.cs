@@ -112,7 +112,7 @@ public static class BenchReportWriter
 
     private static double? Number(string? text) => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var x) ? x : null;
 
-    private static readonly string[] Modes = ["dense", "ring", "ulysses", "star", "apb"];
+    private static readonly string[] Modes = ["dense", "dense-criti", "ring", "ulysses", "star", "apb", "apb-criti"];
 
     private static int ModeOrder(string mode) => Array.IndexOf(Modes, mode) is var i and >= 0 ? i : Modes.Length;
 

@@ -63,7 +63,9 @@ public sealed class ParallelBench : IDisposable
     public LlamaModel ModelOn(Device device) => _models[device.index];
 
     /// <param name="ttft">Also time prefill to first token (see <see cref="TimeToFirstToken"/>), same plan and prompt.</param>
-    public PrefillMeasurement Prefill(ParallelMode mode, int tokens, int warmup, int repeats, BenchApbSettings apb, long seed, bool ttft = false)
+    /// <param name="critiPrefill">Prune each host's local causal attention with CritiPrefill (mode "apb-criti", ...).</param>
+    public PrefillMeasurement Prefill(ParallelMode mode, int tokens, int warmup, int repeats, BenchApbSettings apb, long seed, bool ttft = false,
+        CritiPrefillOptions? critiPrefill = null)
     {
         var rng = new Random((int)seed);
         int vocab = Math.Min(_config.VocabSize, 32000);
@@ -75,7 +77,7 @@ public sealed class ParallelBench : IDisposable
         {
             AnchorDivisor = apb.AnchorDivisor, AnchorLength = apb.AnchorLength, PassingLength = apb.PassingLength, Split = apb.Split,
         }, _config);
-        var request = new PrefillRequest(document, question);
+        var request = new PrefillRequest(document, question) { CritiPrefill = critiPrefill };
         var times = new List<double>();
         string? retriedAfter = null;
         RunTiming timing;
@@ -127,6 +129,7 @@ public sealed class ParallelBench : IDisposable
         if (_sharedGpus) planInfo["projected_seconds_one_gpu_per_host"] = Math.Round(timing.ProjectedSeconds, 4);
         else planInfo["host_transfer_ms"] = timing.TransferMs.Select(Round).ToArray();
         if (retriedAfter != null) planInfo["retried_after"] = retriedAfter;
+        if (critiPrefill != null) planInfo["prefill_attention"] = critiPrefill.ToString();
         List<double>? ttfts = null;
         if (ttft)
         {
@@ -134,7 +137,7 @@ public sealed class ParallelBench : IDisposable
             try { ttfts = TimeToFirstToken(mode, plan, request, warmup, repeats); }
             catch (Exception e) { planInfo["ttft_error"] = e.Message.Split('\n')[0]; }
         }
-        return new PrefillMeasurement(mode.ToString().ToLowerInvariant(), tokens, Hosts, Gpus, best, times, tokens / best, mem, timing.Phases, planInfo,
+        return new PrefillMeasurement(mode.ToString().ToLowerInvariant() + (critiPrefill is null ? "" : "-criti"), tokens, Hosts, Gpus, best, times, tokens / best, mem, timing.Phases, planInfo,
             ttfts?.Min(), ttfts) { MedianSeconds = Median(times), MedianTtftSeconds = ttfts is null ? null : Median(ttfts) };
     }
 

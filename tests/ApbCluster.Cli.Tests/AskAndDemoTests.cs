@@ -45,6 +45,36 @@ public class AskAndDemoTests
     }
 
     [Fact]
+    public void CritiPrefillPrunesDenseAndApbHostsAndEqualsFullBeyondItsThreshold()
+    {
+        string[] beyond = ["--prefill-attention", "critiprefill", "--criti-threshold", "100000"];
+        Assert.Equal(Tokens(Ask("--mode", "dense")), Tokens(Ask(["--mode", "dense", .. beyond])));
+        Assert.Equal(Tokens(Ask("--mode", "apb", "--hosts", "2")), Tokens(Ask(["--mode", "apb", "--hosts", "2", .. beyond])));
+        string[] pruning = ["--prefill-attention", "critiprefill", "--criti-segment", "16", "--criti-block", "4", "--criti-budget", "16", "--criti-threshold", "0"];
+        foreach (var mode in new[] { "dense", "apb" })
+        {
+            var r = ApbProcess.Run(["ask", "--model", Llama.Value, "--context", Context.Value, "--question", "What jumps?", "-n", "6", "--mode", mode, "--hosts", "2", .. pruning]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("prefill attention critiprefill (segment 16, block 4, budget 16, threshold 0)", r.Stderr);
+            Assert.Contains("criticality", r.Stderr); // its own phase in the per-host timings
+        }
+    }
+
+    [Theory]
+    [InlineData("--prefill-attention critiprefill --criti-segment 100", "--criti-segment 100: must be a multiple of --criti-block (32)")]
+    [InlineData("--prefill-attention critiprefill --criti-budget 0", "--criti-budget 0: must be positive")]
+    [InlineData("--prefill-attention critiprefill --criti-threshold -1", "--criti-threshold -1: must be 0 or more")]
+    [InlineData("--prefill-attention sparse", "--prefill-attention 'sparse': expected full or critiprefill")]
+    [InlineData("--criti-budget 64", "--criti-budget applies with --prefill-attention critiprefill")]
+    [InlineData("--prefill-attention critiprefill --mode ring", "--prefill-attention critiprefill runs with --mode dense, apb or star, not ring")]
+    public void BadPrefillAttentionOptionsAreUsageErrors(string options, string message)
+    {
+        var r = ApbProcess.Run(["ask", "--model", Llama.Value, "--context", Context.Value, "--question", "q", .. options.Split(' ')]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("error: " + message, r.Stderr);
+    }
+
+    [Fact]
     public void RetainingCompressorWithoutHeadsIsAUsageError()
     {
         var r = ApbProcess.Run("ask", "--model", Llama.Value, "--context", Context.Value, "--question", "q", "--compressor", "retaining");

@@ -20,6 +20,9 @@ public class EvalVerbTests
     [InlineData("--shard", "1", "'1' is not I/N")]
     [InlineData("--time-limit", "-5", "--time-limit -5: must be a positive number of seconds")]
     [InlineData("--anchor-divisor", "0", "--anchor-divisor 0: must be at least 1")]
+    [InlineData("--modes", "apb-criti", "--modes apb-criti needs --retaining-heads")]
+    [InlineData("--criti-block", "0", "--criti-block 0: must be positive")]
+    [InlineData("--criti-segment", "100", "--criti-segment 100: must be a multiple of --criti-block (32)")]
     public void BadOptionsAreUsageErrors(string option, string value, string message)
     {
         var r = ApbProcess.Run("eval", "--model", Llama.Value, option, value, "--out", TempDir());
@@ -37,12 +40,18 @@ public class EvalVerbTests
         Assert.Contains("step 3/3 loss", t.Stderr);
         Assert.Equal(4, File.ReadAllLines(Path.Combine(dir, "heads.loss.csv")).Length);
 
+        // The CritiPrefill modes with a threshold beyond the prompt attend in full: they answer as their base modes.
         var e = ApbProcess.Run("eval", "--model", Llama.Value, "--tasks", "single-needle", "--lengths", "512", "--hosts", "2",
-            "--modes", "dense,apb-retaining", "--samples", "1", "--retaining-heads", heads, "--out", dir);
+            "--modes", "dense,apb-retaining,dense-criti,apb-criti", "--criti-threshold", "100000", "--samples", "1", "--retaining-heads", heads, "--out", dir);
         Assert.True(e.ExitCode == 0, e.Stderr);
         Assert.Contains("| single-needle | 512 | 2 |", e.Stdout);
+        Assert.Contains("CritiPrefill inside APB minus apb-retaining", e.Stdout);
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "eval.json")));
-        Assert.Equal(2, doc.RootElement.GetProperty("Cells").GetArrayLength());
+        Assert.Equal(4, doc.RootElement.GetProperty("Cells").GetArrayLength());
+        var predictions = doc.RootElement.GetProperty("Rows").EnumerateArray()
+            .ToDictionary(r => r.GetProperty("Mode").GetString()!, r => r.GetProperty("Prediction").GetString());
+        Assert.Equal(predictions["dense"], predictions["dense-criti"]);
+        Assert.Equal(predictions["apb-retaining"], predictions["apb-criti"]);
         Assert.True(File.Exists(Path.Combine(dir, "eval.png")));
     }
 

@@ -47,6 +47,38 @@ public class ModelVerbTests
     }
 
     [Fact]
+    public void GenerateWithCritiPrefillBeyondItsThresholdEqualsFullAndPrunesBelowIt()
+    {
+        string prompt = string.Join(' ', Enumerable.Repeat("the quick brown fox", 30));
+        int[] Tokens(params string[] extra)
+        {
+            var r = ApbProcess.Run(["generate", "--model", Llama.Value, "--prompt", prompt, "--max-new-tokens", "8", "--json", .. extra]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            return doc.RootElement.GetProperty("token_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        }
+        Assert.Equal(Tokens(), Tokens("--prefill-attention", "critiprefill", "--criti-threshold", "100000"));
+        Assert.Equal(8, Tokens("--prefill-attention", "critiprefill", "--criti-segment", "16", "--criti-block", "4", "--criti-budget", "8", "--criti-threshold", "0").Length);
+    }
+
+    [Fact]
+    public void BenchTimesTheCritiPrefillModesWithACriticalityPhase()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "apb-cli-bench-" + Guid.NewGuid().ToString("N")[..8]);
+        var r = ApbProcess.Run("bench", "--shape", "tiny", "--device", "cpu", "--dtype", "float32", "--lengths", "512", "--hosts", "2",
+            "--modes", "dense-criti,apb-criti", "--warmup", "0", "--repeats", "1", "--criti-segment", "64", "--criti-block", "8",
+            "--criti-budget", "64", "--criti-threshold", "0", "--out", dir);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "bench.json")));
+        var prefill = doc.RootElement.GetProperty("Prefill").EnumerateArray().ToList();
+        Assert.Equal(["dense-criti", "apb-criti"], prefill.Select(p => p.GetProperty("Mode").GetString()));
+        Assert.All(prefill, p => Assert.True(p.GetProperty("PhaseMs").TryGetProperty("criticality", out _)));
+        var bad = ApbProcess.Run("bench", "--shape", "tiny", "--device", "cpu", "--modes", "ring-criti", "--out", dir);
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("'ring-criti' is not one of dense, dense-criti", bad.Stderr);
+    }
+
+    [Fact]
     public void GenerateStreamsTextAndReportsTimingsOnStderr()
     {
         var r = ApbProcess.Run("generate", "--model", Llama.Value, "--prompt", "abc", "-n", "4");

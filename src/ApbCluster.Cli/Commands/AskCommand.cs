@@ -26,6 +26,7 @@ internal static class AskCommand
     {
         var m = new ModelOptions();
         m.Model.Required = false;
+        var attention = new PrefillAttentionOptions();
         var context = new Option<string?>("--context", "-c") { Description = "file holding the long context ('-' for stdin)" };
         var contextTokens = new Option<int?>("--context-tokens") { Description = "with --cluster, instead of --context: a synthetic context of exactly N token ids (seeded, ids 3..258, valid for every model), for benchmarks" };
         var contextSeed = new Option<int>("--context-seed") { Description = "seed of the synthetic context", DefaultValueFactory = _ => 1 };
@@ -43,10 +44,14 @@ internal static class AskCommand
         var cmd = new Command("ask", "Answer a question about a long context across hosts (dense, ring, ulysses, star or apb).")
             { context, contextTokens, contextSeed, question, hosts, mode, anchor, passing, compressor, heads, split, maxNew, json, cluster };
         m.AddTo(cmd);
+        attention.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             var parallelMode = Enum.TryParse<ParallelMode>(pr.GetValue(mode), ignoreCase: true, out var pm)
                 ? pm : throw new CliUsageException($"--mode '{pr.GetValue(mode)}': expected dense, ring, ulysses, star or apb.");
+            var criti = attention.Parse(pr);
+            if (criti is not null && parallelMode is ParallelMode.Ring or ParallelMode.Ulysses)
+                throw new CliUsageException($"--prefill-attention critiprefill runs with --mode dense, apb or star, not {parallelMode.ToString().ToLowerInvariant()}.");
             if ((pr.GetValue(context) is null) == (pr.GetValue(contextTokens) is null))
                 throw new CliUsageException("give the context with --context FILE, or (with --cluster) --context-tokens N.");
             if (pr.GetValue(cluster) is { } endpoint)
@@ -55,14 +60,14 @@ internal static class AskCommand
                     ? QueryContext.FromTokens(SyntheticContext(n, pr.GetValue(contextSeed)))
                     : QueryContext.FromText(ReadContext(pr.GetValue(context)!));
                 return AskCluster(endpoint, ctx, pr.GetValue(question)!, parallelMode, pr.GetValue(anchor), pr.GetValue(passing),
-                    pr.GetValue(compressor), SplitOf(pr.GetValue(split)), pr.GetValue(maxNew), pr.GetValue(json));
+                    pr.GetValue(compressor), SplitOf(pr.GetValue(split)), pr.GetValue(maxNew), pr.GetValue(json), criti);
             }
             if (pr.GetValue(contextTokens) is not null) throw new CliUsageException("--context-tokens is for --cluster; in-process runs read --context.");
             string doc = ReadContext(pr.GetValue(context)!);
             if (pr.GetValue(m.Model) is null) throw new CliUsageException("--model is required (or --cluster to ask a running cluster).");
             return AskInProcess(pr, m, doc, pr.GetValue(question)!, parallelMode, pr.GetValue(hosts), pr.GetValue(anchor),
                 pr.GetValue(passing), pr.GetValue(compressor), SplitOf(pr.GetValue(split)),
-                pr.GetValue(heads) ?? RetainingHeadsFile.Beside(pr.GetValue(m.Model)!), pr.GetValue(maxNew), pr.GetValue(json));
+                pr.GetValue(heads) ?? RetainingHeadsFile.Beside(pr.GetValue(m.Model)!), pr.GetValue(maxNew), pr.GetValue(json), criti);
         }));
         return cmd;
     }
@@ -70,7 +75,8 @@ internal static class AskCommand
     private static BlockSplit? SplitOf(string? text) => text is null ? null : BenchCommand.ParseSplit(text);
 
     private static int AskInProcess(ParseResult pr, ModelOptions m, string document, string question, ParallelMode mode, int hosts,
-        int? anchor, string? passing, string? compressorName, BlockSplit? split, string? headsFile, int maxNew, bool json)
+        int? anchor, string? passing, string? compressorName, BlockSplit? split, string? headsFile, int maxNew, bool json,
+        ApbCluster.Parallel.Kernels.CritiPrefillOptions? criti)
     {
         if (hosts < 1) throw new CliUsageException($"--hosts {hosts}: must be at least 1.");
         if (mode == ParallelMode.Dense && hosts != 1)
@@ -91,10 +97,10 @@ internal static class AskCommand
             : passAll ? new RandomCompressor(seed: 1)
             : Compressor(compressorName, headsFile, loaded, device);
         var compressor = CompressorOn(loaded.Model.Device);
-        Console.Error.WriteLine($"plan: {plan}{(compressor is null ? "" : ", compressor " + compressor.GetType().Name)}");
+        Console.Error.WriteLine($"plan: {plan}{(compressor is null ? "" : ", compressor " + compressor.GetType().Name)}{(criti is null ? "" : ", prefill attention " + criti)}");
 
         var eos = folder.Tokenizer.StopIds(folder.Config).Select(i => (long)i).ToArray();
-        var request = new PrefillRequest(layout.Document, layout.Question);
+        var request = new PrefillRequest(layout.Document, layout.Question) { CritiPrefill = criti };
         var phase2 = new Phase2Options { MaxNewTokens = maxNew, StopIds = eos, Timing = true };
         var clock = Stopwatch.StartNew();
         var runs = OneGpuPerHost(loaded, plan.Hosts)
@@ -177,7 +183,7 @@ internal static class AskCommand
     }
 
     private static int AskCluster(string endpoint, QueryContext context, string question, ParallelMode mode, int? anchor, string? passing,
-        string? compressor, BlockSplit? split, int maxNew, bool json)
+        string? compressor, BlockSplit? split, int maxNew, bool json, ApbCluster.Parallel.Kernels.CritiPrefillOptions? criti)
     {
         if (passing == "all") throw new CliUsageException("--passing all is for in-process runs; give a length with --cluster.");
         ApbOptions? apb = null;

@@ -24,7 +24,8 @@ internal static class BenchCommand
     {
         var shape = new Option<string>("--shape") { Description = $"model shape: {string.Join(", ", ModelShapes.Names)}", DefaultValueFactory = _ => "llama-3.1-8b" };
         var lengths = new Option<string>("--lengths") { Description = "prompt lengths, e.g. 32k,64k,128k", DefaultValueFactory = _ => "32k,64k,128k" };
-        var modes = new Option<string>("--modes") { Description = "comma-separated: dense, ring, ulysses, star, apb", DefaultValueFactory = _ => "dense" };
+        var modes = new Option<string>("--modes") { Description = "comma-separated: dense, dense-criti, ring, ulysses, star, apb, apb-criti (*-criti: CritiPrefill with the --criti-* parameters)", DefaultValueFactory = _ => "dense" };
+        var criti = new PrefillAttentionOptions(withSwitch: false);
         var gpus = new Option<int>("--gpus") { Description = "GPUs to use (hosts are spread over them)", DefaultValueFactory = _ => 1 };
         var hosts = new Option<int?>("--hosts") { Description = "hosts of the parallel modes (default: one per GPU)" };
         var anchorDivisor = new Option<int>("--anchor-divisor") { Description = $"APB anchor = block / this (default {ApbPlan.DefaultAnchorDivisor}; the paper's is 4)", DefaultValueFactory = _ => ApbPlan.DefaultAnchorDivisor };
@@ -49,14 +50,14 @@ internal static class BenchCommand
             shape, lengths, modes, gpus, hosts, anchorDivisor, anchor, passing, split, apbKernel, collectiveTimeout, device, dtype, warmup,
             repeats, decodeContext, decodeSteps, ttft, calibrate, isolate, childOut, output,
         };
+        criti.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             var config = ModelShapes.Get(pr.GetValue(shape)!);
             var lens = ParseLengths(pr.GetValue(lengths)!, "--lengths");
             var modeList = pr.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            foreach (var m in modeList.Where(m => m != "dense"))
-                if (!Enum.TryParse<ParallelMode>(m, ignoreCase: true, out _) || int.TryParse(m, out _))
-                    throw new CliUsageException($"--modes: '{m}' is not one of dense, ring, ulysses, star, apb.");
+            foreach (var m in modeList) ParseMode(m);
+            var critiOptions = criti.Parameters(pr);
             if (pr.GetValue(repeats) < 1) throw new CliUsageException($"--repeats {pr.GetValue(repeats)}: at least 1 timed run (3 or more for a median worth reporting).");
             if (pr.GetValue(warmup) < 0) throw new CliUsageException($"--warmup {pr.GetValue(warmup)}: must not be negative.");
             if (pr.GetValue(collectiveTimeout) <= 0) throw new CliUsageException("--collective-timeout must be a positive number of seconds.");
@@ -87,7 +88,7 @@ internal static class BenchCommand
             }
             else
                 RunPrefill(report, config, dt, gpuList, pr.GetValue(hosts) ?? gpuList.Length, modeList, lens, apbSettings, pr.GetValue(warmup),
-                    pr.GetValue(repeats), pr.GetValue(ttft), TimeSpan.FromSeconds(pr.GetValue(collectiveTimeout)));
+                    pr.GetValue(repeats), pr.GetValue(ttft), TimeSpan.FromSeconds(pr.GetValue(collectiveTimeout)), critiOptions);
 
             if (pr.GetValue(decodeContext) is { } || pr.GetValue(calibrate))
             {
@@ -123,22 +124,24 @@ internal static class BenchCommand
     }
 
     private static void RunPrefill(BenchReport report, ModelConfig config, ScalarType dt, Device[] gpuList, int hostCount, string[] modeList,
-        int[] lens, BenchApbSettings apb, int warmup, int repeats, bool ttft, TimeSpan collectiveTimeout)
+        int[] lens, BenchApbSettings apb, int warmup, int repeats, bool ttft, TimeSpan collectiveTimeout, CritiPrefillOptions critiOptions)
     {
-        bool parallel = modeList.Any(m => m != "dense");
+        bool parallel = modeList.Any(m => ParseMode(m).Mode != ParallelMode.Dense);
         using var bench = parallel ? new ParallelBench(config, dt, gpuList, hostCount, seed: 1, collectiveTimeout) : null;
         using var ownModel = bench is null ? LlamaModel.CreateRandom(config, gpuList[0], dt, seed: 1) : null;
         var model = bench?.ModelOn(gpuList[0]) ?? ownModel!;
         if (bench != null) report.Notes.Add($"parallel modes: {bench.Hosts} hosts on {bench.Gpus} GPU(s), {bench.Collective} collective");
+        if (modeList.Any(m => ParseMode(m).Criti)) report.Notes.Add($"*-criti modes: {critiOptions}; criticality = the estimation's own phase");
         foreach (int n in lens)
             foreach (var mode in modeList)
             {
                 Console.Error.Write($"  {mode,-8} prefill {n,7} tokens ... ");
                 try
                 {
-                    var m = mode == "dense"
-                        ? DenseBench.Prefill(model, n, warmup, repeats, seed: n)
-                        : bench!.Prefill(Enum.Parse<ParallelMode>(mode, ignoreCase: true), n, warmup, repeats, apb, seed: n, ttft: ttft);
+                    var (parallelMode, pruned) = ParseMode(mode);
+                    var m = parallelMode == ParallelMode.Dense
+                        ? DenseBench.Prefill(model, n, warmup, repeats, seed: n, pruned ? critiOptions : null)
+                        : bench!.Prefill(parallelMode, n, warmup, repeats, apb, seed: n, ttft: ttft, pruned ? critiOptions : null);
                     report.Prefill.Add(m);
                     var retried = m.Plan is { } p && p.TryGetValue("retried_after", out var firstFailure)
                         ? $"first attempt failed ({firstFailure}); measured on reconnected communicators" : null;
@@ -203,6 +206,17 @@ internal static class BenchCommand
         }
         into.Prefill.AddRange(r.Prefill);
         foreach (var note in r.Notes.Where(n => !into.Notes.Contains(n))) into.Notes.Add(note);
+    }
+
+    /// <summary>A --modes entry: a parallel mode, "-criti" for CritiPrefill (dense and apb).</summary>
+    internal static (ParallelMode Mode, bool Criti) ParseMode(string text)
+    {
+        string name = text.Trim().ToLowerInvariant();
+        bool criti = name.EndsWith("-criti", StringComparison.Ordinal);
+        string bare = criti ? name[..^"-criti".Length] : name;
+        if (Enum.TryParse<ParallelMode>(bare, ignoreCase: true, out var mode) && !int.TryParse(bare, out _) && (!criti || mode is ParallelMode.Dense or ParallelMode.Apb))
+            return (mode, criti);
+        throw new CliUsageException($"--modes: '{text}' is not one of dense, dense-criti, ring, ulysses, star, apb, apb-criti.");
     }
 
     internal static BlockSplit ParseSplit(string text) => text.ToLowerInvariant() switch

@@ -16,10 +16,11 @@ internal static class EvalCommand
     public static Command Create()
     {
         var m = new ModelOptions();
+        var criti = new PrefillAttentionOptions(withSwitch: false);
         var tasks = new Option<string>("--tasks") { Description = "comma-separated: " + string.Join(", ", EvalTasks.All.Select(t => t.Name())), DefaultValueFactory = _ => string.Join(",", EvalTasks.All.Select(t => t.Name())) };
         var lengths = new Option<string>("--lengths") { Description = "prompt lengths in tokens, e.g. 4k,8k", DefaultValueFactory = _ => "4k,8k" };
         var hosts = new Option<string>("--hosts") { Description = "virtual host counts, e.g. 2,4,8", DefaultValueFactory = _ => "2,4,8" };
-        var modes = new Option<string?>("--modes") { Description = "comma-separated: " + string.Join(", ", EvalModes.All.Select(x => x.Name())) + " (default: all; apb-retaining only with --retaining-heads)" };
+        var modes = new Option<string?>("--modes") { Description = "comma-separated: " + string.Join(", ", EvalModes.All.Select(x => x.Name())) + " (default: all but the *-criti modes; apb-retaining only with --retaining-heads)" };
         var samples = new Option<int>("--samples") { Description = "samples per task x length (every mode and H sees the same ones)", DefaultValueFactory = _ => 10 };
         var seed = new Option<long>("--seed") { Description = "generator seed", DefaultValueFactory = _ => 0 };
         var heads = new Option<string?>("--retaining-heads") { Description = "safetensors file of trained retaining heads (apb train retaining-heads)" };
@@ -32,6 +33,7 @@ internal static class EvalCommand
             { tasks, lengths, hosts, modes, samples, seed, heads, output, shard, timeLimit, anchorDivisor, split };
         cmd.Subcommands.Add(Merge());
         m.AddTo(cmd);
+        criti.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             // Trained heads beside the weights are used unless --retaining-heads names others.
@@ -43,7 +45,8 @@ internal static class EvalCommand
                 Hosts = Usage("--hosts", () => Split(pr.GetValue(hosts)!).Select(ParseHosts).Distinct().ToArray()),
                 Modes = Usage("--modes", () => pr.GetValue(modes) is { } list
                     ? Split(list).Select(EvalModes.Parse).Distinct().ToArray()
-                    : EvalModes.All.Where(x => x != EvalMode.ApbRetaining || headsPath != null).ToArray()),
+                    : EvalModes.All.Where(x => !x.IsCritiPrefill() && (x != EvalMode.ApbRetaining || headsPath != null)).ToArray()),
+                CritiPrefill = criti.Parameters(pr),
                 Samples = pr.GetValue(samples),
                 Seed = pr.GetValue(seed),
                 AnchorDivisor = pr.GetValue(anchorDivisor) switch
@@ -61,8 +64,8 @@ internal static class EvalCommand
                 var (index, count) = Usage("--shard", () => ParseShard(shardText));
                 options = options with { ShardIndex = index, ShardCount = count };
             }
-            if (options.Modes.Contains(EvalMode.ApbRetaining) && headsPath is null)
-                throw new CliUsageException($"--modes apb-retaining needs --retaining-heads FILE or {RetainingHeadsFile.DefaultFileName} in the model folder (train them with `apb train retaining-heads`).");
+            if (headsPath is null && options.Modes.Where(x => x.NeedsRetainingHeads()).Select(x => x.Name()).FirstOrDefault() is { } needy)
+                throw new CliUsageException($"--modes {needy} needs --retaining-heads FILE or {RetainingHeadsFile.DefaultFileName} in the model folder (train them with `apb train retaining-heads`).");
             if (headsPath is not null && !File.Exists(headsPath))
                 throw new CliUsageException($"--retaining-heads {headsPath}: file not found.");
 

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using ApbCluster.Model.Generation;
 using ApbCluster.Model.Tokenization;
+using ApbCluster.Parallel.Strategies;
 
 namespace ApbCluster.Cli.Commands;
 
@@ -15,14 +16,17 @@ internal static class GenerateCommand
         var promptFile = new Option<string?>("--prompt-file") { Description = "read the prompt from a file ('-' for stdin)" };
         var chat = new Option<bool>("--chat") { Description = "wrap the prompt as a user message in the model's chat template" };
         var g = new GenerationCliOptions();
+        var attention = new PrefillAttentionOptions();
         var json = new Option<bool>("--json") { Description = "one JSON object on stdout instead of streamed text" };
         var cmd = new Command("generate", "Generate text after a prompt (dense attention, one device).") { prompt, promptFile, chat, json };
         m.AddTo(cmd);
         g.AddTo(cmd);
+        attention.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             string text = PromptText(pr.GetValue(prompt), pr.GetValue(promptFile));
             var options = g.Parse(pr);
+            var criti = attention.Parse(pr);
             using var loaded = m.Load(pr);
             var tok = loaded.Folder.Tokenizer;
             IReadOnlyList<int> ids = pr.GetValue(chat)
@@ -31,7 +35,10 @@ internal static class GenerateCommand
             options = options with { EosTokenIds = options.EosTokenIds ?? loaded.Folder.Tokenizer.StopIds(loaded.Folder.Config) };
             Console.Error.WriteLine($"prompt: {ids.Count} tokens");
 
-            using var generator = new Generator(loaded.Model, t => tok.Decode(t, skipSpecial: true));
+            var model = loaded.Model;
+            // CritiPrefill prefills through the dense strategy; full attention keeps the model's own forward.
+            using var generator = new Generator(model, t => tok.Decode(t, skipSpecial: true),
+                criti is null ? null : (ids, cache) => DensePrefill.IntoCache(model, ids, cache, criti));
             bool asJson = pr.GetValue(json);
             var result = generator.Generate(ids, options, asJson ? null : t => Console.Out.Write(t.Text));
             if (asJson)

@@ -65,6 +65,8 @@ public static class EvalReportWriter
         // The goals are stated against dense and star: say how sure each difference is, on the same samples.
         DifferenceTable(sb, r, "dense", "every mode", _ => true);
         DifferenceTable(sb, r, "star", "the APB modes", m => m.StartsWith("apb", StringComparison.Ordinal));
+        // CritiPrefill's goal is stated against its base mode (apb-criti is apb-retaining with pruned local attention).
+        DifferenceTable(sb, r, "apb-retaining", "CritiPrefill inside APB", m => m == "apb-criti");
         return sb.ToString();
     }
 

@@ -2,8 +2,9 @@ namespace ApbCluster.Evaluation.Running;
 
 /// <summary>The attention modes an eval compares; APB variants differ in compressor or in an ablated part.</summary>
 /// <summary>Dense and star baselines; APB with each compressor; the paper's ablations (no anchor, no passing block,
-/// and an anchor without the embedded question: the plain document start).</summary>
-public enum EvalMode { Dense, Star, ApbQuery, ApbRetaining, ApbRandom, ApbNoAnchor, ApbNoPassing, ApbPlainAnchor }
+/// and an anchor without the embedded question: the plain document start); dense and APB (retaining heads) with
+/// CritiPrefill's pruned prefill attention.</summary>
+public enum EvalMode { Dense, Star, ApbQuery, ApbRetaining, ApbRandom, ApbNoAnchor, ApbNoPassing, ApbPlainAnchor, DenseCriti, ApbCriti }
 
 public static class EvalModes
 {
@@ -19,6 +20,8 @@ public static class EvalModes
         EvalMode.ApbNoAnchor => "apb-no-anchor",
         EvalMode.ApbNoPassing => "apb-no-passing",
         EvalMode.ApbPlainAnchor => "apb-plain-anchor",
+        EvalMode.DenseCriti => "dense-criti",
+        EvalMode.ApbCriti => "apb-criti",
         _ => throw new ArgumentOutOfRangeException(nameof(m)),
     };
 
@@ -30,5 +33,11 @@ public static class EvalModes
     }
 
     /// <summary>Dense runs on one host whatever H the cell says.</summary>
-    public static bool IsSingleHost(this EvalMode m) => m == EvalMode.Dense;
+    public static bool IsSingleHost(this EvalMode m) => m is EvalMode.Dense or EvalMode.DenseCriti;
+
+    /// <summary>The modes whose prefill prunes with CritiPrefill (run when named; not part of the default set).</summary>
+    public static bool IsCritiPrefill(this EvalMode m) => m is EvalMode.DenseCriti or EvalMode.ApbCriti;
+
+    /// <summary>The modes that need trained retaining heads.</summary>
+    public static bool NeedsRetainingHeads(this EvalMode m) => m is EvalMode.ApbRetaining or EvalMode.ApbCriti;
 }

@@ -25,6 +25,8 @@ public sealed record EvalOptions
     public int AnchorDivisor { get; init; } = ApbCluster.Parallel.Plan.ApbPlan.DefaultAnchorDivisor;
     /// <summary>apb and star blocks; null = the served default (cost-balanced).</summary>
     public ApbCluster.Parallel.Plan.BlockSplit? Split { get; init; }
+    /// <summary>CritiPrefill's parameters for the dense-criti and apb-criti modes.</summary>
+    public ApbCluster.Parallel.Kernels.CritiPrefillOptions CritiPrefill { get; init; } = new();
     /// <summary>Per-run deadline for the virtual hosts (a stuck collective fails instead of hanging).</summary>
     public TimeSpan Deadline { get; init; } = TimeSpan.FromMinutes(10);
 }

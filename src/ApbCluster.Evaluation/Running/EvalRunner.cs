@@ -4,6 +4,7 @@ using ApbCluster.Evaluation.Tasks;
 using ApbCluster.Model.Layers;
 using ApbCluster.Model.Tokenization;
 using ApbCluster.Parallel.Compression;
+using ApbCluster.Parallel.Kernels;
 using ApbCluster.Parallel.Phase2;
 using ApbCluster.Parallel.Plan;
 using ApbCluster.Parallel.Serving;
@@ -38,8 +39,9 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
     /// <summary>Checks the options against the model before any work: modes need their compressor, prompts must fit.</summary>
     public void Validate(EvalOptions o)
     {
-        if (o.Modes.Contains(EvalMode.ApbRetaining) && retainingHeads is null)
-            throw new ArgumentException("mode apb-retaining needs trained retaining heads (--retaining-heads FILE).");
+        if (retainingHeads is null && o.Modes.Where(m => m.NeedsRetainingHeads()).Select(m => m.Name()).FirstOrDefault() is { } needy)
+            throw new ArgumentException($"mode {needy} needs trained retaining heads (--retaining-heads FILE).");
+        if (o.Modes.Any(m => m.IsCritiPrefill())) o.CritiPrefill.Validate();
         if (o.Samples < 1) throw new ArgumentException($"samples ({o.Samples}) must be at least 1.");
         if (o.AnchorDivisor < 1) throw new ArgumentException($"anchor divisor ({o.AnchorDivisor}) must be at least 1 (l_a = l_b / divisor).");
         if (o.ShardCount < 1 || o.ShardIndex < 0 || o.ShardIndex >= o.ShardCount)
@@ -64,8 +66,10 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
                 : $"{ablation.Name()} selects with the retaining heads.");
         if (o.Modes.Contains(EvalMode.ApbPlainAnchor))
             report.Notes.Add("apb-plain-anchor: the anchor is the plain document start, without the embedded question.");
-        if (o.Modes.Contains(EvalMode.Dense) && o.Hosts.Any(h => h > 1))
+        if (o.Modes.Any(m => m.IsSingleHost()) && o.Hosts.Any(h => h > 1))
             report.Notes.Add("dense runs on one host; its result is repeated under every H.");
+        if (o.Modes.Any(m => m.IsCritiPrefill()))
+            report.Notes.Add($"dense-criti and apb-criti: {o.CritiPrefill} (apb-criti: retaining heads; each host prunes only its local causal part).");
         report.Notes.Add($"APB: l_a = l_b/{o.AnchorDivisor} (the paper's is l_b/4), l_p = l_b/8; the question is embedded after the header; " +
             $"apb and star blocks: {(o.Split == BlockSplit.Equal ? "equal (the paper's layout)" : "cost-balanced (the served default)")}.");
         if (o.ShardCount > 1)
@@ -98,15 +102,15 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
                     {
                         // Depths sweep the document evenly over the samples (needle-in-a-haystack style).
                         var sample = _generator.Generate(task, length, o.Seed + i, depth: (i + 0.5) / o.Samples);
-                        EvalRow? dense = null;
+                        var singleHost = new Dictionary<EvalMode, EvalRow>();
                         foreach (int hosts in o.Hosts)
                             foreach (var mode in o.Modes)
                             {
                                 current = $"{task.Name()} {length} H={hosts} {mode.Name()}";
-                                var row = mode == EvalMode.Dense && dense is not null
-                                    ? dense with { Hosts = hosts }
-                                    : RunOne(sample, mode, hosts, i, o.Deadline, o.AnchorDivisor, o.Split);
-                                if (mode == EvalMode.Dense) dense = row;
+                                var row = singleHost.TryGetValue(mode, out var once)
+                                    ? once with { Hosts = hosts }
+                                    : RunOne(sample, mode, hosts, i, o.Deadline, o.AnchorDivisor, o.Split, o.CritiPrefill);
+                                if (mode.IsSingleHost()) singleHost[mode] = row;
                                 report.Rows.Add(row);
                                 var cell = report.Rows.Where(r => r.Task == row.Task && r.Length == length && r.Hosts == hosts && r.Mode == row.Mode).ToList();
                                 progress?.Invoke(new EvalProgress(++done, total, $"{row.Task} {length} H={hosts} {row.Mode}",
@@ -149,21 +153,24 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
 
     /// <summary>One sample through one mode on <paramref name="hosts"/> virtual hosts.</summary>
     public EvalRow RunOne(EvalSample s, EvalMode mode, int hosts, int sampleIndex = 0, TimeSpan? deadline = null,
-        int anchorDivisor = ApbPlan.DefaultAnchorDivisor, BlockSplit? split = null) =>
-        Execute(s, mode, hosts, sampleIndex, deadline, timing: false, anchorDivisor, split).Row;
+        int anchorDivisor = ApbPlan.DefaultAnchorDivisor, BlockSplit? split = null, CritiPrefillOptions? critiPrefill = null) =>
+        Execute(s, mode, hosts, sampleIndex, deadline, timing: false, anchorDivisor, split, critiPrefill).Row;
 
     /// <summary>As <see cref="RunOne"/>, also with the plan and where the time went (per-phase prefill timing adds
     /// device syncs, so the evaluation itself does not use it).</summary>
     public EvalRun RunTimed(EvalSample s, EvalMode mode, int hosts, TimeSpan? deadline = null,
-        int anchorDivisor = ApbPlan.DefaultAnchorDivisor, BlockSplit? split = null) =>
-        Execute(s, mode, hosts, 0, deadline, timing: true, anchorDivisor, split);
+        int anchorDivisor = ApbPlan.DefaultAnchorDivisor, BlockSplit? split = null, CritiPrefillOptions? critiPrefill = null) =>
+        Execute(s, mode, hosts, 0, deadline, timing: true, anchorDivisor, split, critiPrefill);
 
-    private EvalRun Execute(EvalSample s, EvalMode mode, int hosts, int sampleIndex, TimeSpan? deadline, bool timing, int anchorDivisor, BlockSplit? split)
+    /// <param name="critiPrefill">The *-criti modes' parameters (null: CritiPrefill's defaults); other modes ignore them.</param>
+    private EvalRun Execute(EvalSample s, EvalMode mode, int hosts, int sampleIndex, TimeSpan? deadline, bool timing, int anchorDivisor,
+        BlockSplit? split, CritiPrefillOptions? critiPrefill)
     {
         var (plan, strategy) = Setup(s, mode, hosts, anchorDivisor, split);
         int maxNew = tokenizer.Encode(" " + s.AnswerText, addBos: false).Count + ExtraNewTokens;
+        var request = new PrefillRequest(s.DocumentIds, s.QuestionIds) { CritiPrefill = mode.IsCritiPrefill() ? critiPrefill ?? new() : null };
         var clock = Stopwatch.StartNew();
-        var results = ParallelRun.InProcess(model, plan, strategy, new PrefillRequest(s.DocumentIds, s.QuestionIds),
+        var results = ParallelRun.InProcess(model, plan, strategy, request,
             new Phase2Options { MaxNewTokens = maxNew, StopIds = _stopIds, Timing = timing }, deadline ?? TimeSpan.FromMinutes(10));
         double seconds = clock.Elapsed.TotalSeconds;
         foreach (var (shard, _) in results) shard.Dispose();
@@ -182,7 +189,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
     /// <summary>The plan and strategy of a mode: ablations zero l_a or l_p; one host has nothing to pass.</summary>
     private (ApbPlan Plan, PrefillStrategy Strategy) Setup(EvalSample s, EvalMode mode, int hosts, int anchorDivisor, BlockSplit? split)
     {
-        var parallel = mode switch { EvalMode.Dense => ParallelMode.Dense, EvalMode.Star => ParallelMode.Star, _ => ParallelMode.Apb };
+        var parallel = mode switch { EvalMode.Dense or EvalMode.DenseCriti => ParallelMode.Dense, EvalMode.Star => ParallelMode.Star, _ => ParallelMode.Apb };
         int h = mode.IsSingleHost() ? 1 : hosts;
         var choices = new PlanChoices
         {
@@ -196,7 +203,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
         ICompressor? compressor = mode switch
         {
             EvalMode.ApbQuery => new QueryAwareCompressor(),
-            EvalMode.ApbRetaining => retainingHeads,
+            EvalMode.ApbRetaining or EvalMode.ApbCriti => retainingHeads,
             EvalMode.ApbRandom => new RandomCompressor(s.Seed),
             EvalMode.ApbNoAnchor or EvalMode.ApbPlainAnchor => retainingHeads ?? new RandomCompressor(s.Seed),
             _ => null,

@@ -16,13 +16,17 @@ public sealed class Generator : IDisposable
     private readonly LlamaModel _model;
     private readonly Func<IReadOnlyList<int>, string>? _decode;
     private readonly Tensor _input; // [1, 1] int64: the token fed to the next decode step, written on the device
+    private readonly Func<Tensor, KvCache, Tensor>? _prefill;
     private KvCache? _cache;
 
     /// <param name="decode">Token ids to text (a tokenizer's Decode); needed for text and stop strings.</param>
-    public Generator(LlamaModel model, Func<IReadOnlyList<int>, string>? decode = null)
+    /// <param name="prefill">How the prompt ids [1, S] are prefilled into the empty cache, returning the last position's
+    /// logits [1, 1, vocab] (e.g. with CritiPrefill); null: the model's own dense forward.</param>
+    public Generator(LlamaModel model, Func<IReadOnlyList<int>, string>? decode = null, Func<Tensor, KvCache, Tensor>? prefill = null)
     {
         _model = model;
         _decode = decode;
+        _prefill = prefill;
         _input = zeros(new long[] { 1, 1 }, dtype: ScalarType.Int64, device: model.Device);
         _input.DetachFromDisposeScope();
     }
@@ -47,7 +51,7 @@ public sealed class Generator : IDisposable
         var clock = Stopwatch.StartNew();
         int token;
         using (var prompt = tensor(promptIds.Select(i => (long)i).ToArray(), device: _model.Device))
-            token = Step(prompt.unsqueeze(0), cache, sampler);
+            token = Step(prompt.unsqueeze(0), cache, sampler, _prefill);
         double prefillMs = clock.Elapsed.TotalMilliseconds;
         clock.Restart();
 
@@ -97,10 +101,10 @@ public sealed class Generator : IDisposable
 
     /// <summary>Runs the model on ids [1, S], samples, writes the token into the decode input on the device,
     /// and reads it back (the step's one host sync).</summary>
-    private int Step(Tensor ids, KvCache cache, Sampler sampler)
+    private int Step(Tensor ids, KvCache cache, Sampler sampler, Func<Tensor, KvCache, Tensor>? prefill = null)
     {
         using var scope = NewDisposeScope();
-        var logits = _model.Forward(ids, cache, lastPositionOnly: true); // [1, 1, vocab]
+        var logits = prefill is null ? _model.Forward(ids, cache, lastPositionOnly: true) : prefill(ids, cache); // [1, 1, vocab]
         var next = sampler.Sample(logits.select(1, 0));                   // [1]
         _input.copy_(next.view(1, 1));
         return (int)next.item<long>();

@@ -22,17 +22,24 @@ public enum ApbKernel
 ///   anchor rows: causal over the anchor only;
 ///   local rows:  every passing and anchor key (no mask) merged with causal local keys.
 /// With no anchor and no passing (host 0) this is plain causal attention.
+/// With a CritiPrefill selection for the local rows, their causal local part is pruned (anchor and passing keys stay
+/// visible to every local row; anchor rows stay full causal); it takes the merge path whatever the kernel.
 /// q [B, la+ll, Hq, D]; k, v [B, la+ll, Hkv, D]; passing K/V [B, lp, Hkv, D] or null.
 /// Returns out [B, la+ll, Hq, D] and lse [B, Hq, la+ll] fp32.
 /// </summary>
 public static class ApbAttention
 {
     public static (Tensor Out, Tensor Lse) Attend(Tensor q, Tensor k, Tensor v, int anchorLength,
-        Tensor? passingK, Tensor? passingV, double scale, ApbKernel kernel = ApbKernel.Merge)
+        Tensor? passingK, Tensor? passingV, double scale, ApbKernel kernel = ApbKernel.Merge, CritiPrefillSelection? localSelection = null)
     {
         long s = q.shape[1], local = s - anchorLength;
         bool hasPassing = passingK is not null && passingK.shape[1] > 0;
-        if (anchorLength == 0 && !hasPassing) return FusedAttention.Attend(q, k, v, causal: true, scale);
+        if (anchorLength == 0 && !hasPassing)
+        {
+            if (localSelection is null) return FusedAttention.Attend(q, k, v, causal: true, scale);
+            var (o, l) = CritiPrefillAttention.Attend(q, k, v, localSelection, scale);
+            return (o.to(q.dtype), l);
+        }
 
         using var scope = NewDisposeScope();
         var qa = q.narrow(1, 0, anchorLength);
@@ -46,11 +53,13 @@ public static class ApbAttention
         // Passing and anchor keys are all visible to local rows: one unmasked call over both.
         var kCtx = hasPassing ? cat([passingK!, ka], 1) : ka;
         var vCtx = hasPassing ? cat([passingV!, va], 1) : va;
-        var localRows = kernel == ApbKernel.Single
+        var localRows = kernel == ApbKernel.Single && localSelection is null
             ? FusedAttention.Attend(ql, cat([kCtx, kl], 1), cat([vCtx, vl], 1), causal: true, scale)
             : LseMerge.Merge(
                 FusedAttention.Attend(ql, kCtx, vCtx, causal: false, scale),
-                FusedAttention.Attend(ql, kl, vl, causal: true, scale));
+                localSelection is null
+                    ? FusedAttention.Attend(ql, kl, vl, causal: true, scale)
+                    : CritiPrefillAttention.Attend(ql, kl, vl, localSelection, scale));
 
         var outT = cat([anchorRows.Out, localRows.Out.to(q.dtype)], 1); // the merge's fp32, rounded once
         var lse = cat([anchorRows.Lse, localRows.Lse], 2);

@@ -20,6 +20,7 @@ namespace ApbCluster.Parallel.Strategies;
 public class ApbStrategy(ICompressor? compressor) : PrefillStrategy
 {
     public override ParallelMode Mode => ParallelMode.Apb;
+    public override bool SupportsCritiPrefill => true;
     public ICompressor? Compressor { get; } = compressor;
 
     /// <summary>How local rows are computed (<see cref="ApbKernel"/>); the default is the fastest on Hopper.</summary>
@@ -59,9 +60,11 @@ public class ApbStrategy(ICompressor? compressor) : PrefillStrategy
             if (host > 0) (passK, passV) = CompressedBlock.Unpack(cat(parts.Take(host).ToArray(), 1));
             foreach (var t in parts.Skip(host)) t.Dispose();
         }
+        // CritiPrefill prunes only the local causal part, segmented from the local block's global start.
+        var local = ll == 0 ? null : ctx.SelectCritical(layer, p.Q.narrow(1, la, ll), p.K.narrow(1, la, ll), ctx.Rows.Positions[la]);
         using var _ = ctx.Timer.Measure(PhaseTimer.Attention);
-        if (host == 0 && la > 0) return ProbeAndLocal(p, la, ll, ctx.Model.Scale);
-        return ApbAttention.Attend(p.Q, p.K, p.V, la, passK, passV, ctx.Model.Scale, Kernel).Out;
+        if (host == 0 && la > 0) return ProbeAndLocal(p, la, ll, ctx.Model.Scale, local);
+        return ApbAttention.Attend(p.Q, p.K, p.V, la, passK, passV, ctx.Model.Scale, Kernel, local).Out;
     }
 
     /// <summary>This host's compressed block, K and V packed [B, l_p, n_kv, 2D]. The last host's block
@@ -95,10 +98,12 @@ public class ApbStrategy(ICompressor? compressor) : PrefillStrategy
     }
 
     /// <summary>Host 0 with a probe anchor: anchor rows causal over the anchor, local rows causal over local only.</summary>
-    private static Tensor ProbeAndLocal(QkvProjection p, int la, int ll, double scale)
+    private static Tensor ProbeAndLocal(QkvProjection p, int la, int ll, double scale, CritiPrefillSelection? local)
     {
         var a = FusedAttention.Attend(p.Q.narrow(1, 0, la), p.K.narrow(1, 0, la), p.V.narrow(1, 0, la), true, scale).Out;
-        var l = FusedAttention.Attend(p.Q.narrow(1, la, ll), p.K.narrow(1, la, ll), p.V.narrow(1, la, ll), true, scale).Out;
+        var (ql, kl, vl) = (p.Q.narrow(1, la, ll), p.K.narrow(1, la, ll), p.V.narrow(1, la, ll));
+        var l = local is null ? FusedAttention.Attend(ql, kl, vl, true, scale).Out
+            : CritiPrefillAttention.Attend(ql, kl, vl, local, scale).Out.to(p.Q.dtype);
         return cat([a, l], 1);
     }
 }

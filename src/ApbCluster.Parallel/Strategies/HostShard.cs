@@ -34,6 +34,9 @@ public sealed record PrefillRequest(long[] Document, long[] Question)
     /// <summary>Called after each prefill layer with (layer 1-based, layers), on the host's thread: progress
     /// reports, and a place to cancel (an exception thrown here aborts the prefill).</summary>
     public Action<int, int>? OnLayer { get; init; }
+    /// <summary>The prefill's attention: null is full attention; options prune each host's local causal part with
+    /// CritiPrefill (dense, apb and star; decode is unchanged).</summary>
+    public Kernels.CritiPrefillOptions? CritiPrefill { get; init; }
 }
 
 /// <summary>The rows a host runs through the layers: a prefix (anchor, dropped at the end) then its local tokens.</summary>

@@ -5,13 +5,14 @@ using static TorchSharp.torch;
 namespace ApbCluster.Parallel.Strategies;
 
 /// <summary>
-/// Per-host, per-phase wall time (qkv, compressor, passing, attention, mlp, ...). Disabled timers cost
+/// Per-host, per-phase wall time (qkv, compressor, passing, criticality, attention, mlp). Disabled timers cost
 /// nothing; enabled ones synchronise the CUDA device around each phase so that asynchronous kernels are
 /// charged to the phase that launched them.
 /// </summary>
 public sealed class PhaseTimer(bool enabled, Device? device = null)
 {
-    public const string Qkv = "qkv", Compressor = "compressor", Passing = "passing", Attention = "attention", Mlp = "mlp";
+    public const string Qkv = "qkv", Compressor = "compressor", Passing = "passing", Attention = "attention", Mlp = "mlp",
+        Criticality = "criticality";
 
     private readonly Dictionary<string, TimeSpan> _totals = new();
     private readonly Device? _syncDevice = device?.type == DeviceType.CUDA ? device : null;

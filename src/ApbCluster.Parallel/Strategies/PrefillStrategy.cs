@@ -1,5 +1,6 @@
 using ApbCluster.Model.Layers;
 using ApbCluster.Parallel.Collectives;
+using ApbCluster.Parallel.Kernels;
 using ApbCluster.Parallel.Plan;
 using static TorchSharp.torch;
 
@@ -7,9 +8,21 @@ namespace ApbCluster.Parallel.Strategies;
 
 /// <summary>Everything one host's attention step may need for one layer.</summary>
 public sealed record LayerContext(ICollective Collective, LlamaModel Model, ApbPlan Plan, PrefillRequest Request,
-    HostRows Rows, Tensor Positions, PhaseTimer Timer)
+    HostRows Rows, Tensor Positions, PhaseTimer Timer, CritiPrefillState? Criti = null)
 {
     public int Host => Collective.Rank;
+
+    /// <summary>
+    /// CritiPrefill's choice of blocks for causal rows q, k [1, rows, H, D] whose first row sits at global position
+    /// <paramref name="startPosition"/> (timed as its own phase); null when the prefill attends in full.
+    /// </summary>
+    public CritiPrefillSelection? SelectCritical(int layer, Tensor q, Tensor k, long startPosition)
+    {
+        if (Criti is null) return null;
+        using var _ = Timer.Measure(PhaseTimer.Criticality);
+        var layout = CritiPrefillLayout.For((int)q.shape[1], startPosition, Criti.Options);
+        return CritiPrefillCriticality.Select(q, k, layout, Criti, layer);
+    }
 }
 
 /// <summary>
@@ -21,19 +34,28 @@ public abstract class PrefillStrategy
 {
     public abstract ParallelMode Mode { get; }
 
+    /// <summary>Whether this strategy can prune its causal part with CritiPrefill (<see cref="PrefillRequest.CritiPrefill"/>).</summary>
+    public virtual bool SupportsCritiPrefill => false;
+
     public HostShard Prefill(ICollective c, LlamaModel model, ApbPlan plan, PrefillRequest request, PhaseTimer? timer = null)
     {
         if (plan.Mode != Mode) throw new ArgumentException($"{GetType().Name} runs {Mode} plans, not {plan.Mode}.");
         if (plan.Hosts != c.WorldSize) throw new ArgumentException($"the plan has {plan.Hosts} hosts, the collective {c.WorldSize}.");
         timer ??= PhaseTimer.Disabled;
+        if (request.CritiPrefill is { } criti)
+        {
+            if (!SupportsCritiPrefill) throw new ArgumentException($"CritiPrefill runs with dense, apb and star prefill, not {Mode.ToString().ToLowerInvariant()}.");
+            criti.Validate();
+        }
         using var noGrad = no_grad();
+        using var critiState = request.CritiPrefill is { } o ? new CritiPrefillState(o) : null;
         var rows = Rows(c.Rank, plan, request);
         var device = model.Device;
         lock (model.Rope) model.Rope.EnsureCapacity(plan.PaddedLength + plan.QuestionLength + 1);
 
         using var scope = NewDisposeScope();
         var positions = tensor(rows.Positions, dtype: ScalarType.Int64).to(device);
-        var ctx = new LayerContext(c, model, plan, request, rows, positions, timer);
+        var ctx = new LayerContext(c, model, plan, request, rows, positions, timer, critiState);
         var h = model.Embed(tensor(rows.Ids, dtype: ScalarType.Int64).reshape(1, -1).to(device));
         var (cos, sin) = model.Rope.CosSin(positions, h.dtype); // once for all layers
         var keep = KeptRows(rows, plan.DocumentLength, device);

@@ -67,7 +67,7 @@ internal static class StrategyFixture
     }
 
     public static (HostShard Shard, Phase2Result Result)[] Run(LlamaModel model, ApbPlan plan, PrefillStrategy strategy,
-        long[] document, long[] question, int steps) =>
-        ParallelRun.InProcess(model, plan, strategy, new PrefillRequest(document, question) { KeepHidden = true },
+        long[] document, long[] question, int steps, Kernels.CritiPrefillOptions? critiPrefill = null) =>
+        ParallelRun.InProcess(model, plan, strategy, new PrefillRequest(document, question) { KeepHidden = true, CritiPrefill = critiPrefill },
             new Phase2Options { MaxNewTokens = steps }, TimeSpan.FromMinutes(2));
 }
