@@ -44,3 +44,18 @@ public sealed record GenerationOptions(
 /// per layer) and the compressor name (e.g. "retaining-heads", "random", "none").
 /// </summary>
 public sealed record ApbOptions(int AnchorLength, int PassingLength, string Compressor);
+
+/// <summary>How a query's prefill attends. Default: the router's setting (apb.router.prefill-attention).</summary>
+public enum PrefillAttentionKind : byte
+{
+    Default = 0,
+    Full = 1,
+    /// <summary>CritiPrefill: segment-wise criticality pruning of each host's local causal attention (dense, apb, star).</summary>
+    CritiPrefill = 2,
+}
+
+/// <summary>
+/// A query's prefill attention: the kind and CritiPrefill's parameters (null: the router's apb.router.criti-*).
+/// The router resolves every null before the hosts see it.
+/// </summary>
+public sealed record PrefillAttentionOptions(PrefillAttentionKind Kind, int? Budget = null, int? Segment = null, int? Block = null, int? Threshold = null);

@@ -57,8 +57,11 @@ public static class ChatRequestMapper
         if (ParseMode(request.Mode) is not { } mode)
             return Fail(OpenAiError.BadRequest($"mode must be one of {string.Join(", ", Enum.GetNames<AttentionMode>().Select(n => n.ToLowerInvariant()))}", "mode"));
 
+        var (prefillAttention, attentionError) = PrefillAttention(request, mode);
+        if (attentionError is not null) return Fail(attentionError);
+
         var query = new SubmitQuery(queryId, QueryContext.FromText(context), texts[^1],
-            new GenerationOptions(maxTokens, temperature, topP, request.Seed, stops), mode, null);
+            new GenerationOptions(maxTokens, temperature, topP, request.Seed, stops), mode, null, PrefillAttention: prefillAttention);
         return (query, request.Stream ?? false, null);
     }
 
@@ -88,6 +91,29 @@ public static class ChatRequestMapper
         if (s.ValueKind != JsonValueKind.Array || s.GetArrayLength() > 4) return null;
         var list = s.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString() ?? "" : "").ToList();
         return list.All(x => x.Length > 0) ? list : null;
+    }
+
+    /// <summary>prefill_attention and criti_*: null leaves it to the router. Parameters given are checked here as far as
+    /// they go alone (the router fills the rest from its settings and checks the whole).</summary>
+    private static (PrefillAttentionOptions?, OpenAiError?) PrefillAttention(ChatCompletionRequest r, AttentionMode mode)
+    {
+        var kind = r.PrefillAttention?.Trim().ToLowerInvariant() switch
+        {
+            null => PrefillAttentionKind.Default,
+            "full" => PrefillAttentionKind.Full,
+            "critiprefill" => PrefillAttentionKind.CritiPrefill,
+            _ => (PrefillAttentionKind?)null,
+        };
+        if (kind is null) return (null, OpenAiError.BadRequest("prefill_attention must be full or critiprefill", "prefill_attention"));
+        var given = new (string Name, int? Value)[] { ("criti_budget", r.CritiBudget), ("criti_segment", r.CritiSegment), ("criti_block", r.CritiBlock), ("criti_threshold", r.CritiThreshold) };
+        if (given.FirstOrDefault(g => g.Value is not null && (g.Name == "criti_threshold" ? g.Value < 0 : g.Value <= 0)) is { Name: { } bad } b)
+            return (null, OpenAiError.BadRequest($"{bad} {b.Value}: must be {(bad == "criti_threshold" ? "0 or more" : "positive")}", bad));
+        if (kind == PrefillAttentionKind.Full && given.FirstOrDefault(g => g.Value is not null) is { Name: { } extra })
+            return (null, OpenAiError.BadRequest($"{extra} applies with prefill_attention critiprefill", extra));
+        if (kind == PrefillAttentionKind.CritiPrefill && mode is AttentionMode.Ring or AttentionMode.Ulysses)
+            return (null, OpenAiError.BadRequest($"prefill_attention critiprefill runs with mode dense, apb or star, not {mode.ToString().ToLowerInvariant()}", "prefill_attention"));
+        if (kind == PrefillAttentionKind.Default && given.All(g => g.Value is null)) return (null, null);
+        return (new PrefillAttentionOptions(kind.Value, r.CritiBudget, r.CritiSegment, r.CritiBlock, r.CritiThreshold), null);
     }
 
     private static AttentionMode? ParseMode(string? mode) =>

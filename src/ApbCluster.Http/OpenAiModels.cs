@@ -5,7 +5,9 @@ namespace ApbCluster.Http;
 
 /// <summary>
 /// The subset of OpenAI's chat completion request we read. Extensions: <c>context</c> (the long
-/// document, instead of putting it in earlier messages) and <c>mode</c> (apb, dense, ring, ulysses, star).
+/// document, instead of putting it in earlier messages), <c>mode</c> (apb, dense, ring, ulysses, star),
+/// <c>prefill_attention</c> (full or critiprefill; default: the router's) and CritiPrefill's <c>criti_budget</c>,
+/// <c>criti_segment</c>, <c>criti_block</c>, <c>criti_threshold</c> (default: the router's).
 /// Content is kept as a JsonElement because OpenAI allows a string or an array of text parts.
 /// </summary>
 public sealed record ChatCompletionRequest(
@@ -19,7 +21,12 @@ public sealed record ChatCompletionRequest(
     [property: JsonPropertyName("stop")] JsonElement? Stop,
     [property: JsonPropertyName("stream")] bool? Stream,
     [property: JsonPropertyName("context")] string? Context,
-    [property: JsonPropertyName("mode")] string? Mode);
+    [property: JsonPropertyName("mode")] string? Mode,
+    [property: JsonPropertyName("prefill_attention")] string? PrefillAttention = null,
+    [property: JsonPropertyName("criti_budget")] int? CritiBudget = null,
+    [property: JsonPropertyName("criti_segment")] int? CritiSegment = null,
+    [property: JsonPropertyName("criti_block")] int? CritiBlock = null,
+    [property: JsonPropertyName("criti_threshold")] int? CritiThreshold = null);
 
 public sealed record ChatMessageDto(
     [property: JsonPropertyName("role")] string? Role,

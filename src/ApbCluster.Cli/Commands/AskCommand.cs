@@ -26,7 +26,7 @@ internal static class AskCommand
     {
         var m = new ModelOptions();
         m.Model.Required = false;
-        var attention = new PrefillAttentionOptions();
+        var attention = new PrefillAttentionCliOptions();
         var context = new Option<string?>("--context", "-c") { Description = "file holding the long context ('-' for stdin)" };
         var contextTokens = new Option<int?>("--context-tokens") { Description = "with --cluster, instead of --context: a synthetic context of exactly N token ids (seeded, ids 3..258, valid for every model), for benchmarks" };
         var contextSeed = new Option<int>("--context-seed") { Description = "seed of the synthetic context", DefaultValueFactory = _ => 1 };
@@ -207,8 +207,11 @@ internal static class AskCommand
             ParallelMode.Star => AttentionMode.Star, _ => AttentionMode.Apb,
         };
         var splitMode = split switch { BlockSplit.Balanced => BlockSplitMode.Balanced, BlockSplit.Equal => BlockSplitMode.Equal, _ => BlockSplitMode.Default };
+        // Without --prefill-attention the router's setting applies (apb.router.prefill-attention).
+        var prefillAttention = criti is null ? null
+            : new PrefillAttentionOptions(PrefillAttentionKind.CritiPrefill, criti.Budget, criti.Segment, criti.Block, criti.Threshold);
         var query = new SubmitQuery(Guid.NewGuid().ToString("N"), context, question,
-            Contracts.GenerationOptions.Greedy(maxNew), attention, apb, splitMode, EchoPrompt: json);
+            Contracts.GenerationOptions.Greedy(maxNew), attention, apb, splitMode, EchoPrompt: json, PrefillAttention: prefillAttention);
         return AskClusterAsync(endpoint, query, json).GetAwaiter().GetResult();
     }
 

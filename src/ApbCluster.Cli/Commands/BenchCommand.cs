@@ -25,7 +25,7 @@ internal static class BenchCommand
         var shape = new Option<string>("--shape") { Description = $"model shape: {string.Join(", ", ModelShapes.Names)}", DefaultValueFactory = _ => "llama-3.1-8b" };
         var lengths = new Option<string>("--lengths") { Description = "prompt lengths, e.g. 32k,64k,128k", DefaultValueFactory = _ => "32k,64k,128k" };
         var modes = new Option<string>("--modes") { Description = "comma-separated: dense, dense-criti, ring, ulysses, star, apb, apb-criti (*-criti: CritiPrefill with the --criti-* parameters)", DefaultValueFactory = _ => "dense" };
-        var criti = new PrefillAttentionOptions(withSwitch: false);
+        var criti = new PrefillAttentionCliOptions(withSwitch: false);
         var gpus = new Option<int>("--gpus") { Description = "GPUs to use (hosts are spread over them)", DefaultValueFactory = _ => 1 };
         var hosts = new Option<int?>("--hosts") { Description = "hosts of the parallel modes (default: one per GPU)" };
         var anchorDivisor = new Option<int>("--anchor-divisor") { Description = $"APB anchor = block / this (default {ApbPlan.DefaultAnchorDivisor}; the paper's is 4)", DefaultValueFactory = _ => ApbPlan.DefaultAnchorDivisor };

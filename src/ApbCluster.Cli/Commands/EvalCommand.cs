@@ -16,7 +16,7 @@ internal static class EvalCommand
     public static Command Create()
     {
         var m = new ModelOptions();
-        var criti = new PrefillAttentionOptions(withSwitch: false);
+        var criti = new PrefillAttentionCliOptions(withSwitch: false);
         var tasks = new Option<string>("--tasks") { Description = "comma-separated: " + string.Join(", ", EvalTasks.All.Select(t => t.Name())), DefaultValueFactory = _ => string.Join(",", EvalTasks.All.Select(t => t.Name())) };
         var lengths = new Option<string>("--lengths") { Description = "prompt lengths in tokens, e.g. 4k,8k", DefaultValueFactory = _ => "4k,8k" };
         var hosts = new Option<string>("--hosts") { Description = "virtual host counts, e.g. 2,4,8", DefaultValueFactory = _ => "2,4,8" };

@@ -16,7 +16,7 @@ internal static class GenerateCommand
         var promptFile = new Option<string?>("--prompt-file") { Description = "read the prompt from a file ('-' for stdin)" };
         var chat = new Option<bool>("--chat") { Description = "wrap the prompt as a user message in the model's chat template" };
         var g = new GenerationCliOptions();
-        var attention = new PrefillAttentionOptions();
+        var attention = new PrefillAttentionCliOptions();
         var json = new Option<bool>("--json") { Description = "one JSON object on stdout instead of streamed text" };
         var cmd = new Command("generate", "Generate text after a prompt (dense attention, one device).") { prompt, promptFile, chat, json };
         m.AddTo(cmd);

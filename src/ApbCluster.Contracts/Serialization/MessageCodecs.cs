@@ -17,8 +17,8 @@ internal static class MessageCodecs
 {
     private static readonly MessageCodec[] All =
     [
-        // SQ1 (without the split and the prompt echo) is retired; never reuse it.
-        Codec<SubmitQuery>("SQ2", (w, m, _) =>
+        // SQ1 (without the split and the prompt echo) and SQ2 (without the prefill attention) are retired; never reuse them.
+        Codec<SubmitQuery>("SQ3", (w, m, _) =>
         {
             w.Write(m.QueryId);
             w.WriteNullable(m.Context.Text);
@@ -35,6 +35,7 @@ internal static class MessageCodecs
             }
             w.Write((byte)m.Split);
             w.Write(m.EchoPrompt);
+            WritePrefillAttention(w, m.PrefillAttention);
         }, (r, _) => new SubmitQuery(
             r.ReadString(),
             new QueryContext(r.ReadNullableString(), r.ReadNullableInts()),
@@ -45,7 +46,8 @@ internal static class MessageCodecs
             (AttentionMode)r.ReadByte(),
             r.ReadBoolean() ? new ApbOptions(r.ReadInt32(), r.ReadInt32(), r.ReadString()) : null,
             (BlockSplitMode)r.ReadByte(),
-            r.ReadBoolean())),
+            r.ReadBoolean(),
+            ReadPrefillAttention(r))),
 
         // QA1 (hosts, blocks, l_a, l_p only) is retired; never reuse it.
         Codec<QueryAccepted>("QA2", (w, m, _) =>
@@ -166,8 +168,9 @@ internal static class MessageCodecs
             refs.Write(w, m.Router);
         }, (r, refs) => new HostRegistered(r.ReadString(), refs.Read(r))),
 
-        // RS1 (without the NCCL ring fields) and RS2 (l_a and l_p instead of the plan) are retired; never reuse them.
-        Codec<RunShard>("RS3", (w, m, refs) =>
+        // RS1 (without the NCCL ring fields), RS2 (l_a and l_p instead of the plan) and RS3 (without the prefill attention)
+        // are retired; never reuse them.
+        Codec<RunShard>("RS4", (w, m, refs) =>
         {
             w.Write(m.QueryId);
             refs.Write(w, m.Coordinator);
@@ -194,11 +197,12 @@ internal static class MessageCodecs
             w.Write(m.CollectiveTimeoutMs);
             w.Write(m.NcclRingId);
             w.Write(m.NcclReuse);
+            WritePrefillAttention(w, m.PrefillAttention);
         }, (r, refs) => new RunShard(
             r.ReadString(), refs.Read(r), r.ReadInt32(), r.ReadInt32(), r.ReadStrings(), r.ReadStrings(),
             r.ReadBoolean() ? ReadBytes(r) : null,
             ReadEnum<AttentionMode>(r), new ShardPlan(r.ReadInts(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadBoolean()), r.ReadString(),
-            r.ReadInts(), r.ReadInts(), ReadGeneration(r), r.ReadInt32(), r.ReadString(), r.ReadBoolean())),
+            r.ReadInts(), r.ReadInts(), ReadGeneration(r), r.ReadInt32(), r.ReadString(), r.ReadBoolean(), ReadPrefillAttention(r))),
 
         Codec<ShardTokens>("ST1", (w, m, _) =>
         {
@@ -279,6 +283,20 @@ internal static class MessageCodecs
         if (n < 0 || n > r.BaseStream.Length - r.BaseStream.Position) throw new InvalidDataException($"byte count {n} does not fit the payload");
         return r.ReadBytes(n);
     }
+
+    private static void WritePrefillAttention(BinaryWriter w, PrefillAttentionOptions? p)
+    {
+        w.Write(p is not null);
+        if (p is null) return;
+        w.Write((byte)p.Kind);
+        foreach (var x in new[] { p.Budget, p.Segment, p.Block, p.Threshold }) w.WriteNullable(x);
+    }
+
+    // The kind is read as is (not ReadEnum): the router validates it and answers QueryFailed naming the value.
+    private static PrefillAttentionOptions? ReadPrefillAttention(BinaryReader r) => r.ReadBoolean()
+        ? new PrefillAttentionOptions((PrefillAttentionKind)r.ReadByte(), (int?)r.ReadNullableInt64(), (int?)r.ReadNullableInt64(),
+            (int?)r.ReadNullableInt64(), (int?)r.ReadNullableInt64())
+        : null;
 
     private static void WriteGeneration(BinaryWriter w, GenerationOptions g)
     {

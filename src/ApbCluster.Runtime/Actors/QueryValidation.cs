@@ -16,6 +16,23 @@ internal static class QueryValidation
             new(layout.Document.Select(x => (int)x).ToArray(), layout.Question.Select(x => (int)x).ToArray(), layout.TemplateOffset);
     }
 
+    /// <summary>The query's prefill attention with every parameter filled in from the router's settings: null for full
+    /// attention, or a reason why the query's choice is refused.</summary>
+    public static (PrefillAttentionOptions? Resolved, string? Error) PrefillAttention(SubmitQuery q, RouterSettings s)
+    {
+        var p = q.PrefillAttention ?? new PrefillAttentionOptions(PrefillAttentionKind.Default);
+        if (!Enum.IsDefined(p.Kind)) return (null, $"unknown prefill attention {(int)p.Kind} (known: {string.Join(", ", Enum.GetNames<PrefillAttentionKind>())})");
+        bool criti = p.Kind == PrefillAttentionKind.CritiPrefill || (p.Kind == PrefillAttentionKind.Default && s.CritiPrefillByDefault);
+        if (!criti) return (null, null);
+        if (q.Mode is AttentionMode.Ring or AttentionMode.Ulysses)
+            return (null, $"prefill attention critiprefill runs with dense, apb and star, not {q.Mode.ToString().ToLowerInvariant()}");
+        var d = s.CritiPrefill;
+        var o = d with { Budget = p.Budget ?? d.Budget, Segment = p.Segment ?? d.Segment, Block = p.Block ?? d.Block, Threshold = p.Threshold ?? d.Threshold };
+        try { o.Validate("criti-"); }
+        catch (Parallel.Kernels.CritiPrefillOptionsException e) { return (null, e.Message); }
+        return (new PrefillAttentionOptions(PrefillAttentionKind.CritiPrefill, o.Budget, o.Segment, o.Block, o.Threshold), null);
+    }
+
     public static (Prompt? Prompt, string? Error) Tokenize(SubmitQuery q, RouterSettings s)
     {
         if (!Enum.IsDefined(q.Mode)) return (null, $"unknown attention mode {(int)q.Mode} (known: {string.Join(", ", Enum.GetNames<AttentionMode>())})");

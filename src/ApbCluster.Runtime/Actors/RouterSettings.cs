@@ -32,8 +32,21 @@ public sealed record RouterSettings
     /// <summary>How apb and star split the document when a query leaves it to the router (apb.router.block-split).</summary>
     public Parallel.Plan.BlockSplit DefaultSplit { get; init; } = Parallel.Plan.BlockSplit.Balanced;
 
+    /// <summary>Whether queries that leave it to the router prefill with CritiPrefill (apb.router.prefill-attention).</summary>
+    public bool CritiPrefillByDefault { get; init; }
+
+    /// <summary>CritiPrefill's parameters where a query leaves them to the router (apb.router.criti-*).</summary>
+    public Parallel.Kernels.CritiPrefillOptions CritiPrefill { get; init; } = new();
+
     public static RouterSettings From(HoconConfig c, ModelSpec? model) => new()
     {
+        CritiPrefillByDefault = c.GetString("apb.router.prefill-attention", "full") switch
+        {
+            "full" => false,
+            "critiprefill" => true,
+            var v => throw new Config.NodeConfigException($"apb.router.prefill-attention = '{v}': expected full or critiprefill."),
+        },
+        CritiPrefill = CritiPrefillFrom(c),
         QueueCapacity = c.GetInt("apb.router.queue-capacity", 16),
         MaxInFlight = c.GetInt("apb.router.max-in-flight", 1),
         QueryTimeout = c.GetTimeSpan("apb.router.query-timeout", TimeSpan.FromSeconds(120)),
@@ -49,4 +62,18 @@ public sealed record RouterSettings
             var v => throw new Config.NodeConfigException($"apb.router.block-split = '{v}': expected balanced or equal."),
         },
     };
+
+    private static Parallel.Kernels.CritiPrefillOptions CritiPrefillFrom(HoconConfig c)
+    {
+        var d = new Parallel.Kernels.CritiPrefillOptions();
+        var o = d with
+        {
+            Budget = c.GetInt("apb.router.criti-budget", d.Budget),
+            Segment = c.GetInt("apb.router.criti-segment", d.Segment),
+            Block = c.GetInt("apb.router.criti-block", d.Block),
+            Threshold = c.GetInt("apb.router.criti-threshold", d.Threshold),
+        };
+        try { return o.Validate("apb.router.criti-"); }
+        catch (Parallel.Kernels.CritiPrefillOptionsException e) { throw new Config.NodeConfigException(e.Message); }
+    }
 }

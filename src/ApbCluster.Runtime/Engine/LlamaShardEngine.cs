@@ -6,6 +6,7 @@ using ApbCluster.Parallel.Collectives;
 using ApbCluster.Parallel.Compression;
 using ApbCluster.Parallel.Phase2;
 using ApbCluster.Parallel.Plan;
+using ApbCluster.Parallel.Kernels;
 using ApbCluster.Parallel.Strategies;
 using TorchSharp;
 using ModelGeneration = ApbCluster.Model.Generation;
@@ -68,6 +69,12 @@ public sealed class LlamaShardEngine : IShardEngine
         return new DeviceMemory((long)(total - free), (long)total);
     }
 
+    /// <summary>The router's resolved prefill attention as the strategies take it (null: full attention).</summary>
+    internal static CritiPrefillOptions? CritiPrefillOf(PrefillAttentionOptions? p) =>
+        p is { Kind: PrefillAttentionKind.CritiPrefill, Budget: { } budget, Segment: { } segment, Block: { } block, Threshold: { } threshold }
+            ? new CritiPrefillOptions { Budget = budget, Segment = segment, Block = block, Threshold = threshold }.Validate("criti-")
+            : null;
+
     public ShardOutcome Run(RunShard work, ICollective collective, IShardEvents events, CancellationToken ct)
     {
         var plan = QueryPlanning.FromShard(work, _model.Config);
@@ -76,6 +83,7 @@ public sealed class LlamaShardEngine : IShardEngine
         double prefillMs = 0;
         var request = new PrefillRequest(work.Document.Select(x => (long)x).ToArray(), work.Question.Select(x => (long)x).ToArray())
         {
+            CritiPrefill = CritiPrefillOf(work.PrefillAttention),
             OnLayer = (layer, total) =>
             {
                 if (_layerDelay > TimeSpan.Zero) ct.WaitHandle.WaitOne(_layerDelay);

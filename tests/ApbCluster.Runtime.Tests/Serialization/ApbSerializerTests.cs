@@ -73,18 +73,19 @@ public sealed class ApbSerializerTests() : TestKit(ConfigurationFactory.ParseStr
         var query = new SubmitQuery("q-77", QueryContext.FromText(new string('x', 200)), "why?", GenerationOptions.Greedy(3), AttentionMode.Apb, null);
         var bytes = serializer.ToBinary(query);
 
-        var truncated = Assert.IsType<MalformedMessage>(serializer.FromBinary(bytes[..40], "SQ2"));
-        Assert.Equal(("SQ2", 40, "q-77"), (truncated.Manifest, truncated.Length, truncated.QueryId));
-        Assert.Contains("malformed 'SQ2' payload (40 bytes)", truncated.Reason);
+        var sq = ApbSerializer.ManifestOf<SubmitQuery>();
+        var truncated = Assert.IsType<MalformedMessage>(serializer.FromBinary(bytes[..40], sq));
+        Assert.Equal((sq, 40, "q-77"), (truncated.Manifest, truncated.Length, truncated.QueryId));
+        Assert.Contains($"malformed '{sq}' payload (40 bytes)", truncated.Reason);
 
-        var version = Assert.IsType<MalformedMessage>(serializer.FromBinary([7, .. bytes[1..]], "SQ2"));
+        var version = Assert.IsType<MalformedMessage>(serializer.FromBinary([7, .. bytes[1..]], sq));
         Assert.Contains("format version 7", version.Reason);
         Assert.Equal("q-77", version.QueryId);
 
         var unknown = Assert.IsType<MalformedMessage>(serializer.FromBinary(bytes, "ZZ9"));
         Assert.Equal(("ZZ9", "", true), (unknown.Manifest, unknown.QueryId, unknown.Reason.Contains("unknown manifest 'ZZ9'")));
 
-        var empty = Assert.IsType<MalformedMessage>(serializer.FromBinary([], "SQ2"));
+        var empty = Assert.IsType<MalformedMessage>(serializer.FromBinary([], sq));
         Assert.Equal(("", true), (empty.QueryId, empty.Reason.Contains("it is empty")));
 
         // Any query message gives back its id when it is intact (version byte, length 3, "q-1": 5 bytes) ...

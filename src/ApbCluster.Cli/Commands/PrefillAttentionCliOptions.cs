@@ -7,7 +7,7 @@ namespace ApbCluster.Cli.Commands;
 /// --prefill-attention full|critiprefill and CritiPrefill's --criti-* parameters, shared by the verbs that prefill.
 /// `ask` and `generate` take the switch; `eval` and `bench` take only the parameters (their *-criti modes switch).
 /// </summary>
-internal sealed class PrefillAttentionOptions
+internal sealed class PrefillAttentionCliOptions
 {
     private static readonly CritiPrefillOptions Defaults = new();
 
@@ -19,7 +19,7 @@ internal sealed class PrefillAttentionOptions
 
     private readonly bool _withSwitch;
 
-    public PrefillAttentionOptions(bool withSwitch = true) => _withSwitch = withSwitch;
+    public PrefillAttentionCliOptions(bool withSwitch = true) => _withSwitch = withSwitch;
 
     public void AddTo(Command c)
     {
