@@ -13,6 +13,10 @@ namespace ApbCluster.Runtime.DataPlane;
 public sealed class DataPlaneListener : IDisposable
 {
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Connections waiting for a rank to take them: a peer (or a stranger) announcing queries nobody runs
+    /// must not hold sockets and memory without bound. A real query holds at most world size - 1 at once.</summary>
+    public const int MaxUnclaimed = 256;
     private readonly TcpListener _listener;
     private readonly ConcurrentDictionary<(string Query, int From), TaskCompletionSource<Socket>> _pending = new();
     private readonly CancellationTokenSource _stop = new();
@@ -75,6 +79,12 @@ public sealed class DataPlaneListener : IDisposable
         {
             using var timeout = new CancellationTokenSource(HelloTimeout);
             var hello = await Hello.ReadAsync(socket, timeout.Token);
+            var key = (hello.QueryId, hello.FromRank);
+            if (!_pending.ContainsKey(key) && _pending.Count(p => p.Value.Task.IsCompleted) >= MaxUnclaimed)
+            {
+                socket.Dispose(); // nobody took the ones before it
+                return;
+            }
             if (!Slot(hello.QueryId, hello.FromRank).TrySetResult(socket)) socket.Dispose();
         }
         catch (Exception)
