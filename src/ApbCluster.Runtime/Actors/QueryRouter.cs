@@ -22,7 +22,7 @@ namespace ApbCluster.Runtime.Actors;
 /// leaves or becomes unreachable, or a query that does not end cleanly, gives the ring up and the remaining
 /// members are told to drop it (<see cref="DropNcclRing"/>).
 /// </summary>
-public sealed class QueryRouter : ReceiveActor
+public sealed class QueryRouter : ReceiveActor, IWithTimers
 {
     /// <param name="Replanned">A first run found a host gone before it started; this run may not be replanned again.</param>
     private sealed record Waiting(SubmitQuery Query, IActorRef Caller, long QueuedAt, bool Replanned = false);
@@ -36,6 +36,13 @@ public sealed class QueryRouter : ReceiveActor
     private readonly RouterOps _ops = new();
     private readonly NcclRingTable _rings = new();
     private long _runs;
+    private readonly long _startedAt = Stopwatch.GetTimestamp();
+
+    /// <summary>Re-run the queue once the startup host wait is over.</summary>
+    private sealed class HostWaitOver
+    {
+        public static readonly HostWaitOver Instance = new();
+    }
 
     public QueryRouter(RouterSettings settings)
     {
@@ -61,9 +68,12 @@ public sealed class QueryRouter : ReceiveActor
         });
         Receive<ClusterEvent.ReachableMember>(m => _hosts.MarkReachable(m.Member.Address, true));
         Receive<DisassociatedEvent>(OnDisconnected);
+        Receive<HostWaitOver>(_ => StartWaiting());
         Receive<QueryRun.Replan>(OnReplan);
         Receive<ClusterEvent.IMemberEvent>(_ => { });
     }
+
+    public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(RouterSettings? settings = null) => Akka.Actor.Props.Create(() => new QueryRouter(settings ?? new RouterSettings()));
 
@@ -111,6 +121,7 @@ public sealed class QueryRouter : ReceiveActor
             GiveUp(_rings.HostsChanged([registration.HostId]), $"host {registration.HostId} registered as a new actor");
         }
         Sender.Tell(new HostRegistered(registration.HostId, Self));
+        if (_queue.Count > 0) StartWaiting(); // queries held for a first host
     }
 
     private void Remove(IReadOnlyList<string> removed, string why)
@@ -173,6 +184,13 @@ public sealed class QueryRouter : ReceiveActor
             _queue.RemoveFirst();
             var (query, caller, queuedAt, replanned) = first.Value;
             var hosts = _hosts.RingOrder().Where(h => !_ops.IsDrained(h.HostId)).ToList();
+            if (hosts.Count == 0 && _hosts.Count == 0 && Stopwatch.GetElapsedTime(_startedAt) < _settings.HostWait)
+            {
+                // Just started (a hand-over empties the registry): the hosts re-register within their interval.
+                _queue.AddFirst(first);
+                Timers.StartSingleTimer("host-wait", HostWaitOver.Instance, _settings.HostWait - Stopwatch.GetElapsedTime(_startedAt));
+                break;
+            }
             if (hosts.Count == 0)
             {
                 var drained = _ops.DrainedHosts.Count;
