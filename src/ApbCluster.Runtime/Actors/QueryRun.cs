@@ -69,12 +69,17 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private bool _done, _dispatched, _started;
     private readonly bool _mayReplan;
 
+    /// <summary>The query's id as the hosts see it. A replanned run gets its own, so that hosts still dropping the
+    /// first run (and its data connections) never mistake the second for a duplicate of it.</summary>
+    private readonly string _runId;
+
     /// <param name="ring">The router's warm NCCL ring for exactly these hosts (in this order), if any.</param>
     /// <param name="mayReplan">A host found gone before the work began sends the query back to the router (once per query).</param>
     public QueryRun(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs,
         NcclRingTable.Ring? ring = null, bool mayReplan = false)
     {
         _mayReplan = mayReplan;
+        _runId = mayReplan ? query.QueryId : $"{query.QueryId}~replanned";
         _query = query;
         _caller = caller;
         _settings = settings;
@@ -157,7 +162,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void CheckRing(NcclRingTable.Ring ring)
     {
         _checking = ring;
-        foreach (var h in _hosts) h.Host.Tell(new NcclRingCheck(_query.QueryId, ring.RingId));
+        foreach (var h in _hosts) h.Host.Tell(new NcclRingCheck(_runId, ring.RingId));
     }
 
     private void OnRingStatus(NcclRingStatus status)
@@ -182,7 +187,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void NewRing()
     {
         _awaitingNcclId = true;
-        _hosts[0].Host.Tell(new NcclIdRequest(_query.QueryId));
+        _hosts[0].Host.Tell(new NcclIdRequest(_runId));
     }
 
     private void OnNcclId(NcclIdReply reply)
@@ -207,7 +212,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         var endpoints = _hosts.Select(h => h.DataEndpoint).ToList();
         var ncclId = _ring is { } r && !reuse ? r.NcclId : null;
         for (int rank = 0; rank < _hosts.Count; rank++)
-            _hosts[rank].Host.Tell(new RunShard(_query.QueryId, Self, rank, _hosts.Count, ids, endpoints, ncclId, _query.Mode,
+            _hosts[rank].Host.Tell(new RunShard(_runId, Self, rank, _hosts.Count, ids, endpoints, ncclId, _query.Mode,
                 _plan!.AnchorLength, _plan.PassingLength, _query.Apb?.Compressor ?? "", _prompt!.Document, _prompt.Question,
                 _query.Generation, (int)_settings.CollectiveTimeout.TotalMilliseconds, _ring?.RingId ?? "", reuse));
         _log.Info("query {0}: {1} on {2}{3}", _query.QueryId, _plan, string.Join(" -> ", ids),
@@ -219,7 +224,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         if (_done) return;
         _started = true;
         if (p.Layer == p.Layers) _prefillMs = Math.Max(_prefillMs, _clock.Elapsed.TotalMilliseconds - _planMs);
-        Send(p);
+        Send(p with { QueryId = _query.QueryId });
     }
 
     private void OnTokens(ShardTokens chunk)
@@ -368,7 +373,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void StopHosts()
     {
         if (!_dispatched) return;
-        foreach (var h in _hosts) h.Host.Tell(new CancelQuery(_query.QueryId));
+        foreach (var h in _hosts) h.Host.Tell(new CancelQuery(_runId));
     }
 
     private void Send(IQueryMessage message)

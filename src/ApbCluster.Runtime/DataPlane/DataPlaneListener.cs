@@ -36,6 +36,9 @@ public sealed class DataPlaneListener : IDisposable
     /// <summary>"host:port" that peers connect to.</summary>
     public string Endpoint { get; }
 
+    /// <summary>Connections that arrived and said who they are, not yet taken by a rank.</summary>
+    public int Unclaimed => _pending.Count(p => p.Value.Task.IsCompleted);
+
     /// <summary>Waits for rank <paramref name="fromRank"/> of query <paramref name="queryId"/> to connect.</summary>
     public Task<Socket> WaitFor(string queryId, int fromRank) => Slot(queryId, fromRank).Task;
 
@@ -80,7 +83,7 @@ public sealed class DataPlaneListener : IDisposable
             using var timeout = new CancellationTokenSource(HelloTimeout);
             var hello = await Hello.ReadAsync(socket, timeout.Token);
             var key = (hello.QueryId, hello.FromRank);
-            if (!_pending.ContainsKey(key) && _pending.Count(p => p.Value.Task.IsCompleted) >= MaxUnclaimed)
+            if (!_pending.ContainsKey(key) && Unclaimed >= MaxUnclaimed)
             {
                 socket.Dispose(); // nobody took the ones before it
                 return;
