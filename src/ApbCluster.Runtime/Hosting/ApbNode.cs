@@ -55,6 +55,7 @@ public sealed class ApbNode : IAsyncDisposable
         var system = ActorSystem.Create(settings.SystemName, config.Hocon);
         try
         {
+            system.ActorOf(QuarantineWatch.Props(), "quarantine-watch");
             if (settings.HasRole(NodeRoles.Router))
                 system.ActorOf(ClusterSingletonManager.Props(QueryRouter.Props(RouterSettings.From(config.Hocon, model)), PoisonPill.Instance,
                     ClusterSingletonManagerSettings.Create(system).WithRole(NodeRoles.Router)), RouterManagerName);
