@@ -15,7 +15,7 @@ namespace ApbCluster.Http;
 /// decides the status (busy 429, failure 4xx/5xx) before any byte of a stream is sent; after
 /// that, stream: true sends server-sent events ending in "data: [DONE]".
 /// </summary>
-internal sealed class ChatCompletionsHandler(ActorSystem system, IActorRef router, OpsSettings settings)
+internal sealed class ChatCompletionsHandler(ActorSystem system, IActorRef router, IActorRef? routerWatch, OpsSettings settings)
 {
     private const string Route = "chat";
     private readonly SemaphoreSlim _slots = new(settings.MaxConcurrentQueries, settings.MaxConcurrentQueries);
@@ -69,8 +69,14 @@ internal sealed class ChatCompletionsHandler(ActorSystem system, IActorRef route
 
     private async Task RunAsync(HttpContext ctx, SubmitQuery query, string? model, bool stream)
     {
+        var (routerNode, unavailable) = await RouterFailover.AdmitAsync(routerWatch, settings.RouterWait, ctx.RequestAborted);
+        if (unavailable is not null)
+        {
+            await HttpResults.Error(ctx, unavailable, Route);
+            return;
+        }
         var replies = Channel.CreateUnbounded<IQueryMessage>(new UnboundedChannelOptions { SingleReader = true });
-        var actor = system.ActorOf(QueryStreamActor.Props(router, query, replies.Writer), query.QueryId);
+        var actor = system.ActorOf(QueryStreamActor.Props(router, query, replies.Writer, routerWatch, routerNode), query.QueryId);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
         deadline.CancelAfter(settings.RequestTimeout);
         var sse = new SseWriter(ctx, query.QueryId, model ?? ModelsHandler.FallbackModel);
@@ -88,6 +94,18 @@ internal sealed class ChatCompletionsHandler(ActorSystem system, IActorRef route
                         return;
                     case QueryFailed failed:
                         await sse.ErrorAsync(OpenAiError.FromFailure(failed));
+                        return;
+                    case RouterUnavailable lost when !sse.Started:
+                        await HttpResults.Error(ctx, RouterFailover.Lost(lost), Route);
+                        return;
+                    case RouterUnavailable lost:
+                        await sse.ErrorAsync(RouterFailover.Lost(lost));
+                        return;
+                    case QueryCancelled cancelled when !sse.Started:
+                        await HttpResults.Error(ctx, RouterFailover.Cancelled(cancelled), Route);
+                        return;
+                    case QueryCancelled cancelled:
+                        await sse.ErrorAsync(RouterFailover.Cancelled(cancelled));
                         return;
                     case QueryCompleted done when stream:
                         if (!sse.Started) await sse.StartAsync();

@@ -44,7 +44,11 @@ public sealed class HttpFrontDoor : IAsyncDisposable
             k.AddServerHeader = false;
         });
         var app = builder.Build();
-        var chat = new ChatCompletionsHandler(system, router, settings);
+        // Router failover only exists in a cluster (an in-process ActorSystem has no singleton to lose).
+        var watch = ((ExtendedActorSystem)system).Provider is Akka.Cluster.ClusterActorRefProvider
+            ? system.ActorOf(RouterWatch.Props(), $"http-router-watch-{port}")
+            : null;
+        var chat = new ChatCompletionsHandler(system, router, watch, settings);
         app.MapPost("/v1/chat/completions", chat.HandleAsync);
         app.MapGet("/v1/models", (HttpContext ctx) => ModelsHandler.HandleAsync(ctx, router));
         app.MapFallback((HttpContext ctx) => HttpResults.Error(ctx, new OpenAiError(404,

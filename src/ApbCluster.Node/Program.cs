@@ -8,7 +8,8 @@ namespace ApbCluster.Node;
 
 /// <summary>
 /// apb-node [--config FILE]: one cluster node (roles from CLUSTER_ROLES: router, gpu-host).
-/// Exit codes: 0 after a clean shutdown, 2 for bad configuration, 1 for other startup errors.
+/// Exit codes (<see cref="NodeExitCodes"/>): 0 after a requested stop, 3 when the cluster removed this
+/// node (downed, or no seed answered), 2 for bad configuration, 1 for other startup errors.
 /// </summary>
 public static class Program
 {
@@ -26,7 +27,7 @@ public static class Program
             else
             {
                 await Console.Error.WriteLineAsync($"apb-node: unknown argument '{args[i]}' (try --help)");
-                return 2;
+                return NodeExitCodes.BadConfiguration;
             }
         }
 
@@ -38,7 +39,7 @@ public static class Program
         catch (NodeConfigException e)
         {
             await Console.Error.WriteLineAsync($"apb-node: configuration error: {e.Message}");
-            return 2;
+            return NodeExitCodes.BadConfiguration;
         }
         Console.WriteLine(config.Describe());
 
@@ -50,7 +51,7 @@ public static class Program
         catch (Exception e)
         {
             await Console.Error.WriteLineAsync($"apb-node: failed to start: {e.Message}");
-            return 1;
+            return NodeExitCodes.StartupFailed;
         }
         if (node.Admin is not null)
             Console.WriteLine($"apb-node admin endpoint listening on {node.Admin.Endpoint}");
@@ -60,7 +61,7 @@ public static class Program
 
         // SIGTERM (docker stop, kill) and Ctrl+C: leave the cluster through coordinated
         // shutdown instead of vanishing, so the singleton hands over and peers don't wait
-        // for the failure detector.
+        // for the failure detector. The handler only starts it: endpoints are closed below, once.
         void Stop(PosixSignalContext ctx)
         {
             ctx.Cancel = true;
@@ -73,8 +74,10 @@ public static class Program
         await node.WhenTerminated;
         if (http is not null) await http.DisposeAsync();
         await node.DisposeAsync();
-        Console.WriteLine("apb-node: stopped");
-        return 0;
+        var reason = node.ShutdownReason;
+        var code = NodeExitCodes.For(reason);
+        Console.WriteLine($"apb-node: stopped ({NodeExitCodes.Describe(reason)}), exit {code}");
+        return code;
     }
 
     /// <summary>The OpenAI-compatible front door, on router nodes with APB_HTTP_PORT set.</summary>

@@ -6,7 +6,9 @@ namespace ApbCluster.Runtime.Actors;
 /// <summary>The router's view of the hosts, in ring order (node address, then host id).</summary>
 public sealed class HostRegistry
 {
-    private sealed record Entry(RegisterHost Registration, Address Address, bool Reachable);
+    /// <param name="Gone">Its node's connection closed, or a query found it gone: not planned until it registers again
+    /// (a live host does so within one register-interval; a dead one never does and is removed when downed).</param>
+    private sealed record Entry(RegisterHost Registration, Address Address, bool Reachable, bool Gone = false);
 
     private readonly SortedDictionary<string, Entry> _byHostId = new(StringComparer.Ordinal);
 
@@ -30,6 +32,19 @@ public sealed class HostRegistry
     public IReadOnlyList<string> HostsAt(Address address) =>
         _byHostId.Where(kv => kv.Value.Address.Equals(address)).Select(kv => kv.Key).ToList();
 
+    /// <summary>The node at <paramref name="address"/> closed its connection: its hosts are probably dead.</summary>
+    public IReadOnlyList<string> MarkGone(Address address) => MarkGoneWhere(e => e.Address.Equals(address));
+
+    /// <summary>A query found <paramref name="hostId"/> gone before it started.</summary>
+    public void MarkGone(string hostId) => MarkGoneWhere(e => e.Registration.HostId == hostId);
+
+    private List<string> MarkGoneWhere(Func<Entry, bool> predicate)
+    {
+        var ids = _byHostId.Where(kv => !kv.Value.Gone && predicate(kv.Value)).Select(kv => kv.Key).ToList();
+        foreach (var id in ids) _byHostId[id] = _byHostId[id] with { Gone = true };
+        return ids;
+    }
+
     public void MarkReachable(Address address, bool reachable)
     {
         foreach (var (id, entry) in _byHostId.Where(kv => kv.Value.Address.Equals(address)).ToList())
@@ -43,14 +58,14 @@ public sealed class HostRegistry
             .ThenBy(e => e.Registration.HostId, StringComparer.Ordinal)
             .Select(e => new HostStatus(e.Registration.HostId, e.Address.ToString(), e.Registration.Device,
                 e.Registration.MemoryUsedBytes, e.Registration.MemoryTotalBytes, e.Registration.Model,
-                e.Reachable ? e.Registration.State : HostState.Unreachable, e.Registration.KvBytes))
+                e.Reachable && !e.Gone ? e.Registration.State : HostState.Unreachable, e.Registration.KvBytes))
             .ToList();
 
     /// <summary>Hosts a query may be planned on, in ring order: reachable, and Ready or Busy (Busy ones are
     /// finishing the previous query and take the next one from their stash).</summary>
     public IReadOnlyList<RegisterHost> RingOrder() =>
         _byHostId.Values
-            .Where(e => e.Reachable && e.Registration.State is HostState.Ready or HostState.Busy)
+            .Where(e => e.Reachable && !e.Gone && e.Registration.State is HostState.Ready or HostState.Busy)
             .OrderBy(e => e.Address.ToString(), StringComparer.Ordinal)
             .ThenBy(e => e.Registration.HostId, StringComparer.Ordinal)
             .Select(e => e.Registration)

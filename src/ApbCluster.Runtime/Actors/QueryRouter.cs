@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using Akka.Remote;
 using ApbCluster.Contracts;
 using ApbCluster.Contracts.Serialization;
 using ApbCluster.Runtime.Metrics;
@@ -21,9 +22,10 @@ namespace ApbCluster.Runtime.Actors;
 /// leaves or becomes unreachable, or a query that does not end cleanly, gives the ring up and the remaining
 /// members are told to drop it (<see cref="DropNcclRing"/>).
 /// </summary>
-public sealed class QueryRouter : ReceiveActor
+public sealed class QueryRouter : ReceiveActor, IWithTimers
 {
-    private sealed record Waiting(SubmitQuery Query, IActorRef Caller, long QueuedAt);
+    /// <param name="Replanned">A first run found a host gone before it started; this run may not be replanned again.</param>
+    private sealed record Waiting(SubmitQuery Query, IActorRef Caller, long QueuedAt, bool Replanned = false);
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Cluster _cluster = Cluster.Get(Context.System);
@@ -34,6 +36,13 @@ public sealed class QueryRouter : ReceiveActor
     private readonly RouterOps _ops = new();
     private readonly NcclRingTable _rings = new();
     private long _runs;
+    private readonly long _startedAt = Stopwatch.GetTimestamp();
+
+    /// <summary>Re-run the queue once the startup host wait is over.</summary>
+    private sealed class HostWaitOver
+    {
+        public static readonly HostWaitOver Instance = new();
+    }
 
     public QueryRouter(RouterSettings settings)
     {
@@ -58,16 +67,48 @@ public sealed class QueryRouter : ReceiveActor
             GiveUp(_rings.HostsChanged(_hosts.HostsAt(m.Member.Address)), $"node {m.Member.Address} became unreachable");
         });
         Receive<ClusterEvent.ReachableMember>(m => _hosts.MarkReachable(m.Member.Address, true));
+        Receive<DisassociatedEvent>(OnDisconnected);
+        Receive<HostWaitOver>(_ => StartWaiting());
+        Receive<QueryRun.Replan>(OnReplan);
         Receive<ClusterEvent.IMemberEvent>(_ => { });
     }
 
+    public ITimerScheduler Timers { get; set; } = null!;
+
     public static Props Props(RouterSettings? settings = null) => Akka.Actor.Props.Create(() => new QueryRouter(settings ?? new RouterSettings()));
 
-    protected override void PreStart() =>
+    protected override void PreStart()
+    {
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
+        Context.System.EventStream.Subscribe(Self, typeof(DisassociatedEvent));
+    }
 
-    protected override void PostStop() => _cluster.Unsubscribe(Self);
+    protected override void PostStop()
+    {
+        _cluster.Unsubscribe(Self);
+        Context.System.EventStream.Unsubscribe(Self);
+    }
+
+    /// <summary>
+    /// A node's remoting connection closed: on a killed process the kernel closes its sockets at once, seconds
+    /// before the failure detector marks it unreachable. Its hosts are left out of new plans until they register
+    /// again, so a query sent right after a host died runs on the others instead of failing.
+    /// </summary>
+    private void OnDisconnected(DisassociatedEvent e)
+    {
+        var gone = _hosts.MarkGone(e.RemoteAddress);
+        if (gone.Count > 0)
+            _log.Warning("node {0} closed its connection: host(s) {1} left out of new queries until they register again", e.RemoteAddress, string.Join(", ", gone));
+    }
+
+    /// <summary>A run found one of its hosts gone before any work was visible to the caller: run it again, first in line, without it.</summary>
+    private void OnReplan(QueryRun.Replan replan)
+    {
+        _hosts.MarkGone(replan.HostId);
+        _log.Warning("query {0}: host {1} is gone ({2}); planning it again without that host", replan.Query.QueryId, replan.HostId, replan.Reason);
+        _queue.AddFirst(new Waiting(replan.Query, replan.Caller, Stopwatch.GetTimestamp(), Replanned: true));
+    }
 
     private void OnRegister(RegisterHost registration)
     {
@@ -80,6 +121,7 @@ public sealed class QueryRouter : ReceiveActor
             GiveUp(_rings.HostsChanged([registration.HostId]), $"host {registration.HostId} registered as a new actor");
         }
         Sender.Tell(new HostRegistered(registration.HostId, Self));
+        if (_queue.Count > 0) StartWaiting(); // queries held for a first host
     }
 
     private void Remove(IReadOnlyList<string> removed, string why)
@@ -140,8 +182,15 @@ public sealed class QueryRouter : ReceiveActor
         while (_running.Count < _settings.MaxInFlight && _queue.First is { } first)
         {
             _queue.RemoveFirst();
-            var (query, caller, queuedAt) = first.Value;
+            var (query, caller, queuedAt, replanned) = first.Value;
             var hosts = _hosts.RingOrder().Where(h => !_ops.IsDrained(h.HostId)).ToList();
+            if (hosts.Count == 0 && _hosts.Count == 0 && Stopwatch.GetElapsedTime(_startedAt) < _settings.HostWait)
+            {
+                // Just started (a hand-over empties the registry): the hosts re-register within their interval.
+                _queue.AddFirst(first);
+                Timers.StartSingleTimer("host-wait", HostWaitOver.Instance, _settings.HostWait - Stopwatch.GetElapsedTime(_startedAt));
+                break;
+            }
             if (hosts.Count == 0)
             {
                 var drained = _ops.DrainedHosts.Count;
@@ -150,7 +199,7 @@ public sealed class QueryRouter : ReceiveActor
             }
             var planned = QueryRun.HostsFor(query.Mode, hosts);
             var ring = QueryRun.NeedsNcclRing(planned) ? _rings.Find(planned) : null;
-            var run = Context.ActorOf(QueryRun.Props(query, caller, hosts, _settings, Stopwatch.GetElapsedTime(queuedAt).TotalMilliseconds, ring), $"query-{++_runs}");
+            var run = Context.ActorOf(QueryRun.Props(query, caller, hosts, _settings, Stopwatch.GetElapsedTime(queuedAt).TotalMilliseconds, ring, mayReplan: !replanned), $"query-{++_runs}");
             Context.Watch(run);
             _running[query.QueryId] = run;
         }

@@ -33,6 +33,10 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     /// <summary>To the router: the ring must not be reused (a query on it did not end cleanly, or a member no longer holds it).</summary>
     public sealed record RingBroken(NcclRingTable.Ring Ring, string Reason) : INoSerializationVerificationNeeded;
 
+    /// <summary>To the router: a host was gone before the query's work began (no progress, no token sent); plan it again
+    /// without that host (local only).</summary>
+    public sealed record Replan(SubmitQuery Query, IActorRef Caller, string HostId, string Reason) : INoSerializationVerificationNeeded;
+
     private sealed class Deadline
     {
         public static readonly Deadline Instance = new();
@@ -63,12 +67,20 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private ApbPlan? _plan;
     private Func<int, string>? _decode;
     private double _planMs, _prefillMs, _firstTokenMs;
-    private bool _done, _dispatched;
+    private bool _done, _dispatched, _started;
+    private readonly bool _mayReplan;
+
+    /// <summary>The query's id as the hosts see it. A replanned run gets its own, so that hosts still dropping the
+    /// first run (and its data connections) never mistake the second for a duplicate of it.</summary>
+    private readonly string _runId;
 
     /// <param name="ring">The router's warm NCCL ring for exactly these hosts (in this order), if any.</param>
+    /// <param name="mayReplan">A host found gone before the work began sends the query back to the router (once per query).</param>
     public QueryRun(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs,
-        NcclRingTable.Ring? ring = null)
+        NcclRingTable.Ring? ring = null, bool mayReplan = false)
     {
+        _mayReplan = mayReplan;
+        _runId = mayReplan ? query.QueryId : $"{query.QueryId}~replanned";
         _query = query;
         _caller = caller;
         _settings = settings;
@@ -94,8 +106,8 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs,
-        NcclRingTable.Ring? ring = null) =>
-        Akka.Actor.Props.Create(() => new QueryRun(query, caller, hosts, settings, queueMs, ring));
+        NcclRingTable.Ring? ring = null, bool mayReplan = false) =>
+        Akka.Actor.Props.Create(() => new QueryRun(query, caller, hosts, settings, queueMs, ring, mayReplan));
 
     /// <summary>The hosts a query runs on, from the live hosts in ring order: dense uses the first one only.</summary>
     public static IReadOnlyList<RegisterHost> HostsFor(AttentionMode mode, IReadOnlyList<RegisterHost> hosts) =>
@@ -155,7 +167,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void CheckRing(NcclRingTable.Ring ring)
     {
         _checking = ring;
-        foreach (var h in _hosts) h.Host.Tell(new NcclRingCheck(_query.QueryId, ring.RingId));
+        foreach (var h in _hosts) h.Host.Tell(new NcclRingCheck(_runId, ring.RingId));
     }
 
     private void OnRingStatus(NcclRingStatus status)
@@ -180,7 +192,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void NewRing()
     {
         _awaitingNcclId = true;
-        _hosts[0].Host.Tell(new NcclIdRequest(_query.QueryId));
+        _hosts[0].Host.Tell(new NcclIdRequest(_runId));
     }
 
     private void OnNcclId(NcclIdReply reply)
@@ -207,7 +219,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         var endpoints = _hosts.Select(h => h.DataEndpoint).ToList();
         var ncclId = _ring is { } r && !reuse ? r.NcclId : null;
         for (int rank = 0; rank < _hosts.Count; rank++)
-            _hosts[rank].Host.Tell(new RunShard(_query.QueryId, Self, rank, _hosts.Count, ids, endpoints, ncclId, _query.Mode,
+            _hosts[rank].Host.Tell(new RunShard(_runId, Self, rank, _hosts.Count, ids, endpoints, ncclId, _query.Mode,
                 QueryPlanning.ToShard(_plan!), _query.Apb?.Compressor ?? "", _prompt!.Document, _prompt.Question,
                 _query.Generation, (int)_settings.CollectiveTimeout.TotalMilliseconds, _ring?.RingId ?? "", reuse, _prefillAttention));
         _log.Info("query {0}: {1} on {2}{3}", _query.QueryId, _plan, string.Join(" -> ", ids),
@@ -217,13 +229,15 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void OnProgress(PrefillProgress p)
     {
         if (_done) return;
+        _started = true;
         if (p.Layer == p.Layers) _prefillMs = Math.Max(_prefillMs, _clock.Elapsed.TotalMilliseconds - _planMs);
-        Send(p);
+        Send(p with { QueryId = _query.QueryId });
     }
 
     private void OnTokens(ShardTokens chunk)
     {
         if (_done) return;
+        _started = true;
         if (_tokens.Count == 0) _firstTokenMs = _clock.Elapsed.TotalMilliseconds;
         _tokens.AddRange(chunk.TokenIds);
         var text = _decode is null ? "" : string.Concat(chunk.TokenIds.Select(_decode));
@@ -271,19 +285,21 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
             : _failures.Values.Where(f => f.BlamedHost is not null).GroupBy(f => f.BlamedHost!).OrderByDescending(g => g.Count()).Select(g => g.Key).FirstOrDefault()
               ?? first.BlamedHost;
         var evidence = _failures.Values.FirstOrDefault(f => f.BlamedHost == blamed) ?? first;
-        Fail(blamed is null ? evidence.Reason : $"host {blamed} failed or is unreachable: {evidence.Reason}", blamed);
+        var reason = blamed is null ? evidence.Reason : $"host {blamed} failed or is unreachable: {evidence.Reason}";
+        if (silent.Count == 1 && blamed == silent[0]) Gone(reason, blamed);
+        else Fail(reason, blamed);
     }
 
     private void HostLost(IActorRef actor, string why)
     {
         var host = _hosts.FirstOrDefault(h => h.Host.Equals(actor));
-        if (host is not null && !_finished.Contains(host.HostId)) Fail($"host {host.HostId} is gone: {why}", host.HostId);
+        if (host is not null && !_finished.Contains(host.HostId)) Gone($"host {host.HostId} is gone: {why}", host.HostId);
     }
 
     private void HostUnreachable(Address address)
     {
         var host = _hosts.FirstOrDefault(h => h.Host.Path.Address.Equals(address));
-        if (host is not null && !_finished.Contains(host.HostId)) Fail($"host {host.HostId} became unreachable (node {address})", host.HostId);
+        if (host is not null && !_finished.Contains(host.HostId)) Gone($"host {host.HostId} became unreachable (node {address})", host.HostId);
     }
 
     /// <summary>The remoting connection to a host's node ended (its process died: the kernel closed its sockets). An
@@ -293,7 +309,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     {
         var host = _hosts.FirstOrDefault(h => h.Host.Path.Address.Equals(address));
         if (host is not null && !_finished.Contains(host.HostId))
-            Fail($"host {host.HostId} is gone: its node {address} closed the connection to the router (process exited or killed?)", host.HostId);
+            Gone($"host {host.HostId} is gone: its node {address} closed the connection to the router (process exited or killed?)", host.HostId);
     }
 
     /// <summary>Both the caller and whoever cancelled (e.g. `query cancel` in the admin shell) hear it.</summary>
@@ -305,6 +321,25 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         Send(new QueryCancelled(_query.QueryId));
         if (!canceller.Equals(_caller) && !canceller.IsNobody()) canceller.Tell(new QueryCancelled(_query.QueryId));
         _log.Info("query {0} cancelled after {1:0} ms", _query.QueryId, _clock.Elapsed.TotalMilliseconds);
+        Finish();
+    }
+
+    /// <summary>
+    /// A host died, left or went silent. Before the caller saw any work (no progress, no token) the query is sent back
+    /// to the router to run on the others: it was planned in the moment between the host's death and the router
+    /// learning of it. After that the caller is told, naming the host: the work done so far is lost.
+    /// </summary>
+    private void Gone(string reason, string hostId)
+    {
+        if (_done) return;
+        if (!_mayReplan || _started)
+        {
+            Fail(reason, hostId);
+            return;
+        }
+        StopHosts();
+        GiveUpRing($"query {_query.QueryId} is planned again: {reason}");
+        Context.Parent.Tell(new Replan(_query, _caller, hostId, reason));
         Finish();
     }
 
@@ -346,7 +381,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void StopHosts()
     {
         if (!_dispatched) return;
-        foreach (var h in _hosts) h.Host.Tell(new CancelQuery(_query.QueryId));
+        foreach (var h in _hosts) h.Host.Tell(new CancelQuery(_runId));
     }
 
     private void Send(IQueryMessage message)

@@ -21,6 +21,10 @@ public sealed record RouterSettings
     /// <summary>After a host reports a data-plane failure, how long to wait for the others' reports before blaming.</summary>
     public TimeSpan BlameGrace { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>A router that just started (after a hand-over its registry is empty until the hosts re-register) keeps
+    /// queries queued this long for a first host instead of failing them with "no GPU hosts".</summary>
+    public TimeSpan HostWait { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Refuse absurd generation lengths up front.</summary>
     public int MaxNewTokensLimit { get; init; } = 8192;
 
@@ -53,6 +57,7 @@ public sealed record RouterSettings
         CollectiveTimeout = c.GetTimeSpan("apb.data-plane.collective-timeout", TimeSpan.FromSeconds(10)),
         BlameGrace = c.GetTimeSpan("apb.router.blame-grace", TimeSpan.FromSeconds(1)),
         MaxNewTokensLimit = c.GetInt("apb.router.max-new-tokens-limit", 8192),
+        HostWait = c.GetTimeSpan("apb.router.host-wait", TimeSpan.FromSeconds(5)),
         Codec = model is null ? null : ITokenCodec.For(model),
         Model = model?.Config(),
         DefaultSplit = c.GetString("apb.router.block-split", "balanced") switch

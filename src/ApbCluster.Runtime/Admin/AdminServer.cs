@@ -10,16 +10,25 @@ namespace ApbCluster.Runtime.Admin;
 /// <summary>
 /// The node's admin endpoint: line-delimited JSON over TCP (see AdminProtocol). Loopback
 /// clients need no token; any other client must send the configured token, and with no
-/// token configured non-loopback clients are refused outright.
+/// token configured non-loopback clients are refused outright, before anything they send is read.
+/// Input is bounded: a request line longer than <see cref="MaxLineBytes"/> ends the connection, and a
+/// non-loopback client must send its first (token-carrying) line within <see cref="FirstLineTimeout"/>;
+/// one wrong token ends its connection.
 /// </summary>
 public sealed class AdminServer : IAsyncDisposable
 {
+    /// <summary>Longest request line (the longest real command is well under 1 KiB).</summary>
+    public const int MaxLineBytes = 64 * 1024;
+
+    public static readonly TimeSpan FirstLineTimeout = TimeSpan.FromSeconds(10);
+
     private readonly TcpListener _listener;
     private readonly AdminCommandRegistry _registry;
     private readonly string _token;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _acceptLoop;
     private readonly Func<IPAddress, bool> _isLocal;
+    private int _disposed;
 
     /// <param name="isLocal">Which client addresses need no token; loopback unless a test says otherwise
     /// (tests must not open connections to this machine's network addresses).</param>
@@ -64,21 +73,29 @@ public sealed class AdminServer : IAsyncDisposable
         var remote = (IPEndPoint?)client.Client.RemoteEndPoint;
         var loopback = remote is not null && _isLocal(remote.Address);
         var stream = client.GetStream();
-        using var reader = new StreamReader(stream, new UTF8Encoding(false));
+        var reader = new BoundedLineReader(stream, MaxLineBytes);
         await using var writer = new StreamWriter(stream, new UTF8Encoding(false)) { AutoFlush = true, NewLine = "\n" };
         Task Write(AdminResponse response) =>
             writer.WriteLineAsync(JsonSerializer.Serialize(response, AdminJson.Options).AsMemory(), _stop.Token);
         try
         {
-            Task<string?>? pendingRead = null;
+            if (!loopback && _token.Length == 0)
+            {
+                await Write(AdminResponse.Error(NoTokenRefusal));
+                return;
+            }
+            Task<string?>? pendingRead = loopback ? null : FirstLineAsync(reader);
             while (!_stop.IsCancellationRequested)
             {
-                var line = await (pendingRead ?? reader.ReadLineAsync(_stop.Token).AsTask());
+                var line = await (pendingRead ?? reader.ReadLineAsync(_stop.Token));
                 pendingRead = null;
                 if (line is null) return;
                 var (request, refusal) = Parse(line, loopback);
                 if (refusal is not null)
+                {
                     await Write(refusal);
+                    if (!loopback && refusal.Text.StartsWith("refused", StringComparison.Ordinal)) return;
+                }
                 else if (_registry.IsStreaming(request!.Cmd))
                 {
                     pendingRead = await StreamAsync(request, reader, Write);
@@ -93,10 +110,24 @@ public sealed class AdminServer : IAsyncDisposable
                     await Write(await RunAsync(request));
             }
         }
+        catch (LineTooLongException e)
+        {
+            await Write(AdminResponse.Usage(e.Message)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
         catch (Exception e) when (e is IOException or OperationCanceledException or SocketException or ObjectDisposedException)
         {
-            // client went away or the node is stopping
+            // client went away, was too slow to say who it is, or the node is stopping
         }
+    }
+
+    private const string NoTokenRefusal = "refused: non-loopback admin access needs APB_ADMIN_TOKEN configured on the node";
+
+    /// <summary>A non-loopback client's first line (it carries the token) must come within the bound.</summary>
+    private async Task<string?> FirstLineAsync(BoundedLineReader reader)
+    {
+        using var first = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        first.CancelAfter(FirstLineTimeout);
+        return await reader.ReadLineAsync(first.Token);
     }
 
     /// <summary>
@@ -104,10 +135,10 @@ public sealed class AdminServer : IAsyncDisposable
     /// Returns the read that watched the client: still running when the stream ended by itself
     /// (it then carries the client's next request).
     /// </summary>
-    private async Task<Task<string?>> StreamAsync(AdminRequest request, StreamReader reader, Func<AdminResponse, Task> write)
+    private async Task<Task<string?>> StreamAsync(AdminRequest request, BoundedLineReader reader, Func<AdminResponse, Task> write)
     {
         using var streamStop = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        var clientRead = reader.ReadLineAsync(_stop.Token).AsTask();
+        var clientRead = reader.ReadLineAsync(_stop.Token);
         _ = clientRead.ContinueWith(_ =>
         {
             try { streamStop.Cancel(); }
@@ -132,9 +163,7 @@ public sealed class AdminServer : IAsyncDisposable
         if (request is null || string.IsNullOrWhiteSpace(request.Cmd))
             return (null, AdminResponse.Usage("malformed request: cmd is missing"));
         if (!loopback && (_token.Length == 0 || request.Token != _token))
-            return (null, AdminResponse.Error(_token.Length == 0
-                ? "refused: non-loopback admin access needs APB_ADMIN_TOKEN configured on the node"
-                : "refused: wrong or missing admin token"));
+            return (null, AdminResponse.Error(_token.Length == 0 ? NoTokenRefusal : "refused: wrong or missing admin token"));
         return (request, null);
     }
 
@@ -154,11 +183,12 @@ public sealed class AdminServer : IAsyncDisposable
     public AdminResponse? Authorize(string? token, bool loopback) =>
         Parse(JsonSerializer.Serialize(new AdminRequest("palettes", [], token), AdminJson.Options), loopback).Refusal;
 
+    /// <summary>Idempotent: stopping twice must not touch the disposed token source.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await _stop.CancelAsync();
         _listener.Stop();
         await _acceptLoop.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        _stop.Dispose();
     }
 }

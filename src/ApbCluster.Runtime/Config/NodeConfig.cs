@@ -101,8 +101,26 @@ public sealed class NodeConfig
         if (s.HasRole(NodeRoles.GpuHost))
             sb.AppendLine($"apb-node gpu-host: {s.VirtualHosts} host(s) on {s.Device}, model '{(s.Model.Length > 0 ? s.Model : s.ModelDir)}', data port {(s.DataPort == 0 ? "ephemeral" : s.DataPort)}");
         sb.Append($"apb-node config  : {string.Join(" > ", Sources)}");
+        if (SeedWarning() is { } warning) sb.Append($"\napb-node WARNING : {warning}");
         return sb.ToString();
     }
+
+    /// <summary>
+    /// The first seed forms a new cluster when no other seed answers. A node whose seeds name only itself therefore
+    /// starts a cluster of its own after a restart, even while the rest of the old cluster still runs (the hosts never
+    /// come back to it): every node should list every router, and some long-lived hosts, as seeds.
+    /// </summary>
+    public string? SeedWarning()
+    {
+        var s = Settings;
+        if (s.Seeds.Count != 1 || !SameNode(s.Seeds[0], s.SelfAddress)) return null;
+        return "CLUSTER_SEEDS names only this node: restarted while the rest of the cluster runs, it forms a new cluster of " +
+               "its own and the other nodes never return to it. List every router and some gpu hosts in CLUSTER_SEEDS, " +
+               "the same list on every node (docs/operations.md, \"Seeds\").";
+    }
+
+    private static bool SameNode(string seed, string self) =>
+        string.Equals(seed.TrimEnd('/'), self, StringComparison.OrdinalIgnoreCase);
 
     private static NodeSettings ReadSettings(HoconConfig c, string systemName)
     {

@@ -16,6 +16,9 @@ public sealed record OpsSettings(
     int MaxConcurrentQueries,
     TimeSpan RequestTimeout)
 {
+    /// <summary>How long a new HTTP request waits for the router singleton during a failover (apb.http.router-wait).</summary>
+    public TimeSpan RouterWait { get; init; } = TimeSpan.FromSeconds(20);
+
     public static OpsSettings Read(HoconConfig c) => new(
         MetricsHost: c.GetString("apb.metrics.host", "127.0.0.1"),
         MetricsPort: c.GetInt("apb.metrics.port", 0),
@@ -24,5 +27,8 @@ public sealed record OpsSettings(
         MaxContextChars: c.GetInt("apb.limits.max-context-chars", 2_000_000),
         MaxNewTokens: c.GetInt("apb.limits.max-new-tokens", 4096),
         MaxConcurrentQueries: c.GetInt("apb.limits.max-concurrent-queries", 16),
-        RequestTimeout: c.GetTimeSpan("apb.limits.request-timeout", TimeSpan.FromMinutes(5)));
+        RequestTimeout: c.GetTimeSpan("apb.limits.request-timeout", TimeSpan.FromMinutes(5)))
+    {
+        RouterWait = c.GetTimeSpan("apb.http.router-wait", TimeSpan.FromSeconds(20)),
+    };
 }

@@ -13,6 +13,10 @@ namespace ApbCluster.Runtime.DataPlane;
 public sealed class DataPlaneListener : IDisposable
 {
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Connections waiting for a rank to take them: a peer (or a stranger) announcing queries nobody runs
+    /// must not hold sockets and memory without bound. A real query holds at most world size - 1 at once.</summary>
+    public const int MaxUnclaimed = 256;
     private readonly TcpListener _listener;
     private readonly ConcurrentDictionary<(string Query, int From), TaskCompletionSource<Socket>> _pending = new();
     private readonly CancellationTokenSource _stop = new();
@@ -31,6 +35,9 @@ public sealed class DataPlaneListener : IDisposable
 
     /// <summary>"host:port" that peers connect to.</summary>
     public string Endpoint { get; }
+
+    /// <summary>Connections that arrived and said who they are, not yet taken by a rank.</summary>
+    public int Unclaimed => _pending.Count(p => p.Value.Task.IsCompleted);
 
     /// <summary>Waits for rank <paramref name="fromRank"/> of query <paramref name="queryId"/> to connect.</summary>
     public Task<Socket> WaitFor(string queryId, int fromRank) => Slot(queryId, fromRank).Task;
@@ -75,6 +82,12 @@ public sealed class DataPlaneListener : IDisposable
         {
             using var timeout = new CancellationTokenSource(HelloTimeout);
             var hello = await Hello.ReadAsync(socket, timeout.Token);
+            var key = (hello.QueryId, hello.FromRank);
+            if (!_pending.ContainsKey(key) && Unclaimed >= MaxUnclaimed)
+            {
+                socket.Dispose(); // nobody took the ones before it
+                return;
+            }
             if (!Slot(hello.QueryId, hello.FromRank).TrySetResult(socket)) socket.Dispose();
         }
         catch (Exception)

@@ -43,23 +43,44 @@ internal static class TensorFrame
         stream.ReadExactly(head);
         var dtype = (ScalarType)head[0];
         int ndim = head[1];
+        if (2 + 8L * ndim > length) throw new InvalidDataException($"data-plane frame of {length} bytes cannot hold a {ndim}-dimensional shape");
         var shapeBytes = new byte[8 * ndim];
         stream.ReadExactly(shapeBytes);
         var shape = new long[ndim];
         for (int i = 0; i < ndim; i++) shape[i] = BinaryPrimitives.ReadInt64LittleEndian(shapeBytes.AsSpan(8 * i));
-        var t = empty(shape, dtype);
-        long payload = t.NumberOfElements * t.ElementSize;
+        // Checked before allocating: a frame's header must not make the receiver allocate more than the frame carries.
+        long payload = PayloadBytes(dtype, shape, length);
         if (payload != length - 2 - 8 * ndim)
-        {
-            t.Dispose();
             throw new InvalidDataException($"data-plane frame of {length} bytes does not match {dtype}[{string.Join(",", shape)}]");
-        }
+        var t = empty(shape, dtype);
         if (payload > 0)
         {
             using var flat = t.view(t.NumberOfElements);
             stream.ReadExactly(flat.bytes);
         }
         return t;
+    }
+
+    /// <summary>Bytes a tensor of this dtype and shape holds; -1 for an unknown dtype, a negative dimension or more than the frame.</summary>
+    private static long PayloadBytes(ScalarType dtype, long[] shape, int frameLength)
+    {
+        long size = dtype switch
+        {
+            ScalarType.Byte or ScalarType.Int8 or ScalarType.Bool => 1,
+            ScalarType.Int16 or ScalarType.Float16 or ScalarType.BFloat16 => 2,
+            ScalarType.Int32 or ScalarType.Float32 => 4,
+            ScalarType.Int64 or ScalarType.Float64 => 8,
+            _ => -1,
+        };
+        if (size < 0) return -1;
+        long bytes = size;
+        foreach (var d in shape)
+        {
+            if (d < 0) return -1;
+            if (d > 0 && bytes > frameLength / d) return -1; // larger than the frame (and no overflow)
+            bytes *= d;
+        }
+        return bytes;
     }
 
     private static bool ReadExactlyOrEnd(Stream stream, Span<byte> buffer)

@@ -39,6 +39,8 @@ public sealed class ApbNode : IAsyncDisposable
 
     public AdminServer? Admin { get; }
 
+    private int _disposed;
+
     /// <summary>Prometheus endpoint; null when APB_METRICS_PORT is 0 (the default).</summary>
     public MetricsEndpoint? Metrics { get; private set; }
 
@@ -53,6 +55,7 @@ public sealed class ApbNode : IAsyncDisposable
         var system = ActorSystem.Create(settings.SystemName, config.Hocon);
         try
         {
+            system.ActorOf(QuarantineWatch.Props(), "quarantine-watch");
             if (settings.HasRole(NodeRoles.Router))
                 system.ActorOf(ClusterSingletonManager.Props(QueryRouter.Props(RouterSettings.From(config.Hocon, model)), PoisonPill.Instance,
                     ClusterSingletonManagerSettings.Create(system).WithRole(NodeRoles.Router)), RouterManagerName);
@@ -110,16 +113,17 @@ public sealed class ApbNode : IAsyncDisposable
         return new AdminServer(settings.AdminHost, settings.AdminPort, settings.AdminToken, registry);
     }
 
-    /// <summary>Leave the cluster gracefully (coordinated shutdown) and stop the admin endpoint.</summary>
-    public async Task ShutdownAsync(CoordinatedShutdown.Reason reason)
-    {
-        await CoordinatedShutdown.Get(System).Run(reason);
-        if (Admin is not null) await Admin.DisposeAsync();
-        Metrics?.Dispose();
-    }
+    /// <summary>Leave the cluster gracefully (coordinated shutdown); the system terminates at its end.
+    /// Endpoints are closed by <see cref="DisposeAsync"/>, once, after that.</summary>
+    public Task ShutdownAsync(CoordinatedShutdown.Reason reason) => CoordinatedShutdown.Get(System).Run(reason);
 
+    /// <summary>Why coordinated shutdown ran (null when it has not, or the system was terminated directly).</summary>
+    public CoordinatedShutdown.Reason? ShutdownReason => CoordinatedShutdown.Get(System).ShutdownReason;
+
+    /// <summary>Idempotent: a signal handler and the main path may both get here.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         if (Admin is not null) await Admin.DisposeAsync();
         Metrics?.Dispose();
         await System.Terminate().WaitAsync(TimeSpan.FromSeconds(15)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);

@@ -68,11 +68,12 @@ public sealed class QueryRouterTests() : TestKit(ClusterTestConfig.Hocon)
     }
 
     [Fact]
-    public void Queries_are_refused_with_a_clear_reason_until_the_engine_exists()
+    public void A_fresh_router_holds_queries_for_its_host_wait_then_refuses_them_with_a_clear_reason()
     {
-        var router = Sys.ActorOf(QueryRouter.Props());
+        var router = Sys.ActorOf(QueryRouter.Props(new RouterSettings { HostWait = TimeSpan.FromMilliseconds(500) }));
         router.Tell(new SubmitQuery("q1", QueryContext.FromText("ctx"), "q?", GenerationOptions.Greedy(4), AttentionMode.Apb, null));
-        var failed = ExpectMsg<QueryFailed>();
+        ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // hosts re-register after a hand-over: not refused at once
+        var failed = ExpectMsg<QueryFailed>(TimeSpan.FromSeconds(5));
         Assert.Equal("q1", failed.QueryId);
         Assert.Contains("no GPU hosts are registered", failed.Reason);
     }

@@ -170,6 +170,8 @@ public sealed class QueryRunTests() : TestKit(ClusterTestConfig.Hocon)
         router.Tell(Query("q1"));
         ExpectMsg<QueryAccepted>();
         var coordinator = hosts[0].ExpectMsg<RunShard>().Coordinator;
+        coordinator.Tell(new PrefillProgress("q1", "h0", 1, 4)); // the work had begun: no replanning
+        ExpectMsg<PrefillProgress>();
         // h2 died: h0 saw h1 close first (h1 aborted), h1 saw h2 vanish; h2 says nothing.
         coordinator.Tell(new ShardFailed("q1", "h0", "AllGather: rank 1 closed", "h1", true));
         coordinator.Tell(new ShardFailed("q1", "h1", "AllGather: rank 2 closed", "h2", true));
@@ -184,7 +186,23 @@ public sealed class QueryRunTests() : TestKit(ClusterTestConfig.Hocon)
         var (router, hosts) = RouterWithHosts(2);
         router.Tell(Query("q1"));
         ExpectMsg<QueryAccepted>();
-        hosts[1].ExpectMsg<RunShard>();
+        hosts[1].ExpectMsg<RunShard>().Coordinator.Tell(new PrefillProgress("q1", "h1", 1, 4));
+        ExpectMsg<PrefillProgress>();
+        Sys.Stop(hosts[1].Ref);
+        Assert.Equal("h1", ExpectMsg<QueryFailed>().FailingHost);
+    }
+
+    [Fact]
+    public void A_host_found_dead_before_the_work_began_is_left_out_and_the_query_planned_again_once()
+    {
+        var (router, hosts) = RouterWithHosts(3);
+        router.Tell(Query("q1"));
+        Assert.Equal(["h0", "h1", "h2"], ExpectMsg<QueryAccepted>().Plan.HostsInRingOrder);
+        hosts[2].ExpectMsg<RunShard>();
+        Sys.Stop(hosts[2].Ref); // planned in the moment between its death and the router hearing of it
+        Assert.Equal(["h0", "h1"], ExpectMsg<QueryAccepted>().Plan.HostsInRingOrder);
+        hosts[1].FishForMessage(m => m is RunShard { WorldSize: 2 }); // after the first run's RunShard and its cancel
+        // A second loss before the work began is told to the caller: the query is not replanned forever.
         Sys.Stop(hosts[1].Ref);
         Assert.Equal("h1", ExpectMsg<QueryFailed>().FailingHost);
     }

@@ -93,6 +93,12 @@ public sealed class AdminStreamingTests
         await using var tokenless = new AdminServer("127.0.0.1", 0, "", Registry(), OnlyDotTwoIsLocal);
         await using (var client = await AdminClient.ConnectAsync($"127.0.0.1:{tokenless.Endpoint.Port}", "anything", ct: ct))
             Assert.Contains("needs APB_ADMIN_TOKEN", (await client.RunAsync("demo echo", ["-m", "x"], ct)).Text);
+        // ... before it reads a byte of theirs: the refusal comes to a client that sent nothing, and the connection ends.
+        using var silent = new System.Net.Sockets.TcpClient();
+        await silent.ConnectAsync("127.0.0.1", tokenless.Endpoint.Port, ct);
+        using var reader = new StreamReader(silent.GetStream());
+        Assert.Contains("needs APB_ADMIN_TOKEN", await reader.ReadLineAsync(ct).AsTask().WaitAsync(TimeSpan.FromSeconds(10), ct));
+        Assert.Null(await reader.ReadLineAsync(ct).AsTask().WaitAsync(TimeSpan.FromSeconds(10), ct));
     }
 
     [Fact]

@@ -43,9 +43,43 @@ public sealed class NodeProcess : IDisposable
 
     /// <summary>SIGSTOP: the process stays alive but silent (no FIN, no heartbeats), like a partitioned host.
     /// Dispose still SIGKILLs it.</summary>
-    public void Freeze()
+    public void Freeze() => Signal("-STOP");
+
+    /// <summary>SIGCONT: a frozen process runs again.</summary>
+    public void Thaw() => Signal("-CONT");
+
+    /// <summary>SIGTERM: what docker stop and systemd send; the node should leave and exit 0.</summary>
+    public void Terminate() => Signal("-TERM");
+
+    public int ExitCode => _process.ExitCode;
+
+    public int Pid => _process.Id;
+
+    /// <summary>Resident memory (VmRSS) in bytes, from /proc.</summary>
+    public long ResidentBytes()
     {
-        using var kill = Process.Start("kill", ["-STOP", _process.Id.ToString()]);
+        var line = File.ReadLines($"/proc/{_process.Id}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+    }
+
+    /// <summary>Waits for the process to exit; false when it still runs after <paramref name="bound"/>.</summary>
+    public async Task<bool> WaitForExitAsync(TimeSpan bound)
+    {
+        using var timeout = new CancellationTokenSource(bound);
+        try
+        {
+            await _process.WaitForExitAsync(timeout.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private void Signal(string signal)
+    {
+        using var kill = Process.Start("kill", [signal, _process.Id.ToString()]);
         kill.WaitForExit();
     }
 

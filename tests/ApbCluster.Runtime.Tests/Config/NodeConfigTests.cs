@@ -122,4 +122,14 @@ public sealed class NodeConfigTests
         Assert.Equal(["line 3", "line 4", "line 5"], buffer.Last(10));
         Assert.Equal(["line 5"], buffer.Last(1));
     }
+
+    [Fact]
+    public void Seeds_that_name_only_this_node_are_warned_about_in_the_banner()
+    {
+        var alone = Load(("CLUSTER_PORT", "4053"), ("CLUSTER_SEEDS", "127.0.0.1:4053"));
+        Assert.Contains("CLUSTER_SEEDS names only this node", alone.Describe());
+        var listed = Load(("CLUSTER_PORT", "4053"), ("CLUSTER_SEEDS", "127.0.0.1:4053,127.0.0.1:4054"));
+        Assert.Null(listed.SeedWarning());
+        Assert.Null(Load(("CLUSTER_PORT", "4054"), ("CLUSTER_SEEDS", "127.0.0.1:4053")).SeedWarning());
+    }
 }
