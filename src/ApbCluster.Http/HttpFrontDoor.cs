@@ -44,11 +44,14 @@ public sealed class HttpFrontDoor : IAsyncDisposable
             k.AddServerHeader = false;
         });
         var app = builder.Build();
+        var log = Akka.Event.Logging.GetLogger(system, "http");
+        app.Use((ctx, next) => RequestIds.Middleware(ctx, next, log));
         var chat = new ChatCompletionsHandler(system, router, settings);
         app.MapPost("/v1/chat/completions", chat.HandleAsync);
-        app.MapGet("/v1/models", (HttpContext ctx) => ModelsHandler.HandleAsync(ctx, router));
+        app.MapGet("/v1/models", (HttpContext ctx) => ModelsHandler.ListAsync(ctx, router));
+        app.MapGet("/v1/models/{**id}", (HttpContext ctx, string id) => ModelsHandler.GetAsync(ctx, router, id));
         app.MapFallback((HttpContext ctx) => HttpResults.Error(ctx, new OpenAiError(404,
-            $"no route {ctx.Request.Method} {ctx.Request.Path} (this server offers POST /v1/chat/completions and GET /v1/models)",
+            $"no route {ctx.Request.Method} {ctx.Request.Path} (this server offers POST /v1/chat/completions, GET /v1/models and GET /v1/models/{{id}})",
             "invalid_request_error", null, "not_found"), "other"));
         await app.StartAsync();
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
