@@ -54,7 +54,7 @@ internal sealed class SseWriter(HttpContext ctx, string queryId, string model, b
     }
 
     /// <summary>OpenAI's vocabulary: "length" when max_tokens ran out, "stop" for a stop string or the end-of-sequence token.</summary>
-    public static string FinishReason(Contracts.FinishReason reason) => reason == Contracts.FinishReason.Length ? "length" : "stop";
+    public static string FinishReason(Contracts.FinishReason reason) => reason.ToOpenAi();
 
     private ChatCompletion Chunk(ChatDelta delta, string? finish) =>
         new($"chatcmpl-{queryId}", "chat.completion.chunk", _created, model, [new ChatChoice(0, null, delta, finish)]);

@@ -1,4 +1,5 @@
 using ApbCluster.Contracts;
+using ApbCluster.Model.Generation;
 
 namespace ApbCluster.Runtime.Actors;
 
@@ -40,9 +41,8 @@ internal static class QueryValidation
         if (document.Length == 0) return (null, "the context is empty (give text or token ids)");
 
         var question = codec.Encode(q.Question, addBos: false).ToArray();
-        long total = (long)document.Length + question.Length + g.MaxNewTokens;
-        if (total > codec.MaxPositions)
-            return (null, $"context ({document.Length}) + question ({question.Length}) + max new tokens ({g.MaxNewTokens}) = {total} tokens exceeds the model's limit of {codec.MaxPositions}");
+        if (PositionBudget.Check(document.Length, question.Length, g.MaxNewTokens, codec.MaxPositions) is { } tooLong)
+            return (null, tooLong);
         return (new Prompt(document, question), null);
     }
 }
