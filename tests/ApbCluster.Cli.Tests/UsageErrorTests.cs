@@ -104,4 +104,13 @@ public class UsageErrorTests
         Assert.Contains(json.GetProperty("finish_reason").GetString(), new[] { "stop", "length" });
         AssertUsage(ApbProcess.Run("ask", "--model", Llama.Value, "-c", context, "-q", "x", "--passing", "all", "--anchor", "4"), "--anchor 4");
     }
+
+    /// <summary>On the CPU-only build (CI, developers) bench's CUDA default must point at --device cpu.</summary>
+    [Fact]
+    public void Bench_without_cuda_says_to_use_the_cpu()
+    {
+        var r = ApbProcess.Run("bench", "--shape", "tiny", "--lengths", "64", "--modes", "dense", "--out", Path.Combine(Path.GetTempPath(), $"apb-bench-{Guid.NewGuid():N}"));
+        if (r.ExitCode == 0 || !r.Stderr.Contains("CUDA")) Assert.Skip("this build and machine run CUDA: bench's default works here");
+        AssertUsage(r, "--device cpu");
+    }
 }

@@ -45,7 +45,7 @@ internal static class BenchCommand
             var modeList = pr.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             var parallelModes = modeList.Where(m => m != "dense").Select(m => Enum.TryParse<ParallelMode>(m, ignoreCase: true, out var pm)
                 ? pm : throw new CliUsageException($"--modes: '{m}' is not one of dense, ring, ulysses, star, apb.")).ToArray();
-            var dev = ModelOptions.ParseDevice(pr.GetValue(device)!);
+            var dev = BenchDevice(pr.GetValue(device)!);
             int gpuCount = pr.GetValue(gpus);
             if (dev.type == DeviceType.CUDA && gpuCount > cuda.device_count())
                 throw new CliUsageException($"--gpus {gpuCount}: this machine has {cuda.device_count()} CUDA device(s).");
@@ -118,6 +118,19 @@ internal static class BenchCommand
             if (int.TryParse(t.TrimEnd('k'), NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v > 0) return v * mult;
             throw new CliUsageException($"{option}: '{s}' is not a length (e.g. 4096 or 32k).");
         }).ToArray();
+
+    /// <summary>CUDA is bench's default (it measures GPUs); where this build or machine has none, say how to run it on the CPU.</summary>
+    private static Device BenchDevice(string name)
+    {
+        try
+        {
+            return ModelOptions.ParseDevice(name);
+        }
+        catch (ApbCluster.NativeInterop.TorchLoadException e) when (name.StartsWith("cuda", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new CliUsageException($"--device {name} (bench's default): {e.Message} To benchmark on this machine's CPU, add --device cpu.");
+        }
+    }
 
     private static string Hardware(Device dev) => dev.type == DeviceType.CUDA
         ? $"{cuda.device_count()}x CUDA GPU ({GpuName()})"
