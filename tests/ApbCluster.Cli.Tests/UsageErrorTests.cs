@@ -113,4 +113,20 @@ public class UsageErrorTests
         if (r.ExitCode == 0 || !r.Stderr.Contains("CUDA")) Assert.Skip("this build and machine run CUDA: bench's default works here");
         AssertUsage(r, "--device cpu");
     }
+
+    /// <summary>Python reads a UTF-8 file's leading U+FEFF as a character and HF tokenizes it; so do we.</summary>
+    [Fact]
+    public void Prompt_file_keeps_a_leading_byte_order_mark()
+    {
+        var file = TempFile([0xEF, 0xBB, 0xBF, .. Encoding.UTF8.GetBytes("Hello there")]);
+        int[] Ids(params string[] prompt)
+        {
+            var r = ApbProcess.Run(["generate", "--model", Llama.Value, "-n", "1", "--json", .. prompt]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            return JsonDocument.Parse(r.Stdout).RootElement.GetProperty("prompt_token_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        }
+        var fromFile = Ids("--prompt-file", file);
+        Assert.Equal(Ids("--prompt", "\uFEFFHello there"), fromFile);
+        Assert.NotEqual(Ids("--prompt", "Hello there"), fromFile);
+    }
 }
