@@ -101,4 +101,18 @@ public class AskAndDemoTests
             Assert.Matches($@"(?m)^{mode}\s.*identical", r.Stdout);
         Assert.Contains("star", r.Stdout);
     }
+
+    /// <summary>The README's layout for the demo model, as a user would type it: ask retrieves the number and says what the model is.</summary>
+    [Fact]
+    public void DemoModelAnswersInItsTrainingLayoutAndSaysWhatItIs()
+    {
+        var context = Path.Combine(Path.GetTempPath(), $"apb-demo-context-{Guid.NewGuid():N}.txt");
+        File.WriteAllText(context, "Context:\nThe special magic number for harbour-falcon is 123. The sky is blue.\n");
+        var r = ApbProcess.Run("ask", "--model", Path.Combine(AppContext.BaseDirectory, "demo-model"), "--context", context,
+            "--question", "Question: What is the special magic number for harbour-falcon?\nAnswer:", "--mode", "dense", "-n", "3");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.StartsWith(" 123", r.Stdout);
+        Assert.Contains("demo model", r.Stderr);
+        Assert.Contains("not a chat model", r.Stderr);
+    }
 }

@@ -80,6 +80,9 @@ internal static class AskCommand
         }
         using var loaded = m.Load(pr);
         var folder = loaded.Folder;
+        if (File.Exists(Path.Combine(pr.GetValue(m.Model)!, DemoModelMarker)))
+            Console.Error.WriteLine("note: this is the demo model, trained here to retrieve from synthetic documents, not a chat model. It answers "
+                + "prompts in its training layout: a context file \"Context:\\n<document>\\n\" and --question $'Question: ...\\nAnswer:' (README).");
         var layout = PromptLayout.Build(folder.Tokenizer, folder.Template, document, question);
         if (PositionBudget.Check(layout.Document.Length, layout.Question.Length, maxNew, folder.Config.MaxPositionEmbeddings) is { } tooLong)
             throw new CliUsageException($"{tooLong}: shorten --context or lower --max-new-tokens.");
@@ -302,4 +305,7 @@ internal static class AskCommand
     private static string ReadContext(string path) => TextInput.Read("--context", path);
 
     private const int MaxVirtualHosts = 64;
+
+    /// <summary>`apb train demo-model` writes it beside the weights; no Hugging Face checkpoint has one.</summary>
+    private const string DemoModelMarker = "training.json";
 }
