@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using ApbCluster.Cli.Commands;
 
 // `apb`: the command line of ApbCluster. Answers on stdout, progress and timings on stderr.
@@ -14,4 +15,9 @@ root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
-return root.Parse(args).Invoke();
+// Listed for help only: `admin` is dispatched above, its words belong to the node's palettes.
+root.Subcommands.Add(new Command("admin", "The cluster's admin shell: apb admin [--endpoint HOST:PORT] [COMMAND ...] (apb admin help)."));
+
+// No response files: "@user hello" is a prompt, not a file to expand.
+var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
+return parsed.Action is ParseErrorAction ? ParseErrors.Report(parsed) : parsed.Invoke();

@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Akka.Actor;
 using Akka.Event;
 using ApbCluster.Contracts;
+using ApbCluster.Model.Tokenization;
 using ApbCluster.Runtime.Config;
 using ApbCluster.Runtime.Metrics;
 using Microsoft.AspNetCore.Http;
@@ -23,24 +24,18 @@ internal sealed class ChatCompletionsHandler(ActorSystem system, IActorRef route
 
     public async Task HandleAsync(HttpContext ctx)
     {
-        ChatCompletionRequest? request;
-        try
+        var (request, bodyError) = await ReadAsync(ctx);
+        if (bodyError is not null)
         {
-            request = await JsonSerializer.DeserializeAsync<ChatCompletionRequest>(ctx.Request.Body, HttpResults.Json, ctx.RequestAborted);
-        }
-        catch (JsonException e)
-        {
-            await HttpResults.Error(ctx, OpenAiError.BadRequest($"the body is not valid JSON for a chat completion: {e.Message}"), Route);
-            return;
-        }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            await HttpResults.Error(ctx, OpenAiError.TooLarge($"the request body is larger than this server accepts (apb.limits.max-context-chars = {settings.MaxContextChars})"), Route);
+            ApbMetrics.QueryRefused("rejected");
+            await HttpResults.Error(ctx, bodyError, Route);
             return;
         }
 
-        var queryId = $"http-{Guid.NewGuid():N}"[..21];
+        // The query id carries the request id's hex, so the router's log lines and the user's error name one thing.
+        var queryId = $"http-{RequestIds.Of(ctx)[4..]}";
         var (query, stream, error) = ChatRequestMapper.Map(request, queryId, settings);
+        error ??= await ModelsHandler.CheckModelAsync(ctx, router, request!.Model);
         if (error is not null)
         {
             ApbMetrics.QueryRefused("rejected");
@@ -59,7 +54,7 @@ internal sealed class ChatCompletionsHandler(ActorSystem system, IActorRef route
             // Lengths only: prompt text never goes to the log.
             _log.Info("http query {0}: {1} context chars, question {2} chars, max_tokens {3}, stream {4}",
                 queryId, query!.Context.Text!.Length, query.Question.Length, query.Generation.MaxNewTokens, stream);
-            await RunAsync(ctx, query, request!.Model, stream);
+            await RunAsync(ctx, query, request!.Model, stream, request.StreamOptions?.IncludeUsage == true);
         }
         finally
         {
@@ -67,7 +62,40 @@ internal sealed class ChatCompletionsHandler(ActorSystem system, IActorRef route
         }
     }
 
-    private async Task RunAsync(HttpContext ctx, SubmitQuery query, string? model, bool stream)
+    /// <summary>
+    /// The body as a chat request, or a 400 that says where it went wrong: the JSON path and byte
+    /// position (not the .NET type it failed to convert to), or that the bytes are not UTF-8.
+    /// </summary>
+    private async Task<(ChatCompletionRequest? Request, OpenAiError? Error)> ReadAsync(HttpContext ctx)
+    {
+        byte[] body;
+        try
+        {
+            using var buffer = new MemoryStream();
+            await ctx.Request.Body.CopyToAsync(buffer, ctx.RequestAborted); // Kestrel's body limit applies (413)
+            body = buffer.ToArray();
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return (null, OpenAiError.TooLarge($"the request body is larger than this server accepts (apb.limits.max-context-chars = {settings.MaxContextChars})"));
+        }
+        // Checked up front: message contents stay raw JSON until mapped, where bad bytes would surface as a 500.
+        if (Utf8Check.FirstInvalidByte(body) is var bad and >= 0)
+            return (null, OpenAiError.BadRequest($"the body is not UTF-8 text (byte {bad} of {body.Length} is not valid UTF-8); send JSON encoded as UTF-8", null, "invalid_encoding"));
+        try
+        {
+            return (JsonSerializer.Deserialize<ChatCompletionRequest>(body, HttpResults.Json), null);
+        }
+        catch (JsonException e)
+        {
+            return (null, OpenAiError.BadRequest($"the body is not valid JSON for a chat completion{Where(e)}", e.Path is { Length: > 1 } path ? path.TrimStart('$', '.') : null));
+        }
+    }
+
+    private static string Where(JsonException e) =>
+        (e.Path is { Length: > 1 } ? $" at {e.Path}" : "") + (e.BytePositionInLine is { } b ? $" (line {e.LineNumber + 1}, byte {b + 1})" : "");
+
+    private async Task RunAsync(HttpContext ctx, SubmitQuery query, string? model, bool stream, bool includeUsage)
     {
         var (routerNode, unavailable) = await RouterFailover.AdmitAsync(routerWatch, settings.RouterWait, ctx.RequestAborted);
         if (unavailable is not null)
@@ -79,7 +107,7 @@ internal sealed class ChatCompletionsHandler(ActorSystem system, IActorRef route
         var actor = system.ActorOf(QueryStreamActor.Props(router, query, replies.Writer, routerWatch, routerNode), query.QueryId);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
         deadline.CancelAfter(settings.RequestTimeout);
-        var sse = new SseWriter(ctx, query.QueryId, model ?? ModelsHandler.FallbackModel);
+        var sse = new SseWriter(ctx, query.QueryId, model ?? ModelsHandler.FallbackModel, includeUsage);
         try
         {
             await foreach (var reply in replies.Reader.ReadAllAsync(deadline.Token))
@@ -89,11 +117,11 @@ internal sealed class ChatCompletionsHandler(ActorSystem system, IActorRef route
                     case RouterBusy busy:
                         await HttpResults.Error(ctx, OpenAiError.Busy($"the router's queue is full ({busy.QueueDepth}/{busy.QueueCapacity}); retry later"), Route);
                         return;
-                    case QueryFailed failed when !sse.Started:
-                        await HttpResults.Error(ctx, OpenAiError.FromFailure(failed), Route);
-                        return;
                     case QueryFailed failed:
-                        await sse.ErrorAsync(OpenAiError.FromFailure(failed));
+                        // Users get the first line; the whole reason (stack traces included) goes to the log.
+                        _log.Warning("http query {0} (request {1}) failed: {2}", query.QueryId, RequestIds.Of(ctx), failed.Reason);
+                        if (sse.Started) await sse.ErrorAsync(OpenAiError.FromFailure(failed).WithRequestId(RequestIds.Of(ctx)));
+                        else await HttpResults.Error(ctx, OpenAiError.FromFailure(failed), Route);
                         return;
                     case RouterUnavailable lost when !sse.Started:
                         await HttpResults.Error(ctx, RouterFailover.Lost(lost), Route);
@@ -128,7 +156,7 @@ internal sealed class ChatCompletionsHandler(ActorSystem system, IActorRef route
         catch (OperationCanceledException) when (!ctx.RequestAborted.IsCancellationRequested)
         {
             var timeout = OpenAiError.Timeout($"no answer within {settings.RequestTimeout.TotalSeconds:0}s (apb.limits.request-timeout); the query was cancelled");
-            if (sse.Started) await sse.ErrorAsync(timeout);
+            if (sse.Started) await sse.ErrorAsync(timeout.WithRequestId(RequestIds.Of(ctx)));
             else await HttpResults.Error(ctx, timeout, Route);
         }
         catch (OperationCanceledException)

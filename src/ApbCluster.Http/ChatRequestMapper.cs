@@ -8,7 +8,9 @@ namespace ApbCluster.Http;
 /// <summary>
 /// OpenAI chat request -> SubmitQuery. The last message must be the user's question; the long
 /// document is the <c>context</c> field when given, else every earlier message (system first
-/// as written) joined by blank lines. Limits are checked here so the router never sees them.
+/// as written) joined by blank lines. A lone user message is a short prompt on its own: it runs
+/// dense on one host. Limits are checked here so the router never sees them, and parameters we do
+/// not implement are refused (<see cref="UnsupportedParameters"/>) rather than silently ignored.
 /// </summary>
 public static class ChatRequestMapper
 {
@@ -18,6 +20,7 @@ public static class ChatRequestMapper
     public static (SubmitQuery? Query, bool Stream, OpenAiError? Error) Map(ChatCompletionRequest? request, string queryId, OpsSettings limits)
     {
         if (request is null) return Fail(OpenAiError.BadRequest("the request body must be a JSON object"));
+        if (UnsupportedParameters.Check(request) is { } unsupported) return Fail(unsupported);
         if (request.Messages is not { Count: > 0 } messages)
             return Fail(OpenAiError.BadRequest("'messages' must be a non-empty array", "messages"));
 
@@ -35,9 +38,7 @@ public static class ChatRequestMapper
             return Fail(OpenAiError.BadRequest("the last message must be a non-empty user message (the question)", "messages"));
 
         var context = request.Context ?? string.Join("\n\n", texts.Take(texts.Count - 1).Where(t => t.Length > 0));
-        if (context.Trim().Length == 0)
-            return Fail(OpenAiError.BadRequest(
-                "no long document: give it in the 'context' field or in earlier (e.g. system) messages", request.Context is null ? "messages" : "context"));
+        var shortPrompt = context.Trim().Length == 0;
         if (context.Length > limits.MaxContextChars)
             return Fail(OpenAiError.TooLarge(
                 $"the document has {context.Length} characters; this server accepts at most {limits.MaxContextChars} (apb.limits.max-context-chars)",
@@ -59,9 +60,17 @@ public static class ChatRequestMapper
 
         var (prefillAttention, attentionError) = PrefillAttention(request, mode);
         if (attentionError is not null) return Fail(attentionError);
+        if (shortPrompt && request.Mode is not null && mode != AttentionMode.Dense)
+            return Fail(OpenAiError.BadRequest($"mode {request.Mode} splits a long document across hosts, and this request has none; "
+                + "give it in the 'context' field or earlier messages, or leave mode out", "mode"));
 
-        var query = new SubmitQuery(queryId, QueryContext.FromText(context), texts[^1],
-            new GenerationOptions(maxTokens, temperature, topP, request.Seed, stops), mode, null, PrefillAttention: prefillAttention);
+        // Without a document the question is the whole prompt: it becomes the context (the router
+        // needs one) and a single newline the question, so it runs as "prompt\n" on one host.
+        var query = shortPrompt
+            ? new SubmitQuery(queryId, QueryContext.FromText(texts[^1]), "\n",
+                new GenerationOptions(maxTokens, temperature, topP, request.Seed, stops), AttentionMode.Dense, null, PrefillAttention: prefillAttention)
+            : new SubmitQuery(queryId, QueryContext.FromText(context), texts[^1],
+                new GenerationOptions(maxTokens, temperature, topP, request.Seed, stops), mode, null, PrefillAttention: prefillAttention);
         return (query, request.Stream ?? false, null);
     }
 

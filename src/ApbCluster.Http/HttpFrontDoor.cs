@@ -44,15 +44,18 @@ public sealed class HttpFrontDoor : IAsyncDisposable
             k.AddServerHeader = false;
         });
         var app = builder.Build();
+        var log = Akka.Event.Logging.GetLogger(system, "http");
+        app.Use((ctx, next) => RequestIds.Middleware(ctx, next, log));
         // Router failover only exists in a cluster (an in-process ActorSystem has no singleton to lose).
         var watch = ((ExtendedActorSystem)system).Provider is Akka.Cluster.ClusterActorRefProvider
             ? system.ActorOf(RouterWatch.Props(), $"http-router-watch-{port}")
             : null;
         var chat = new ChatCompletionsHandler(system, router, watch, settings);
         app.MapPost("/v1/chat/completions", chat.HandleAsync);
-        app.MapGet("/v1/models", (HttpContext ctx) => ModelsHandler.HandleAsync(ctx, router));
+        app.MapGet("/v1/models", (HttpContext ctx) => ModelsHandler.ListAsync(ctx, router));
+        app.MapGet("/v1/models/{**id}", (HttpContext ctx, string id) => ModelsHandler.GetAsync(ctx, router, id));
         app.MapFallback((HttpContext ctx) => HttpResults.Error(ctx, new OpenAiError(404,
-            $"no route {ctx.Request.Method} {ctx.Request.Path} (this server offers POST /v1/chat/completions and GET /v1/models)",
+            $"no route {ctx.Request.Method} {ctx.Request.Path} (this server offers POST /v1/chat/completions, GET /v1/models and GET /v1/models/{{id}})",
             "invalid_request_error", null, "not_found"), "other"));
         await app.StartAsync();
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

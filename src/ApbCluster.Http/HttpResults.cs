@@ -20,6 +20,6 @@ internal static class HttpResults
         ApbMetrics.HttpRequest(route, error.Status);
         ctx.Response.StatusCode = error.Status;
         if (error.Status == 429) ctx.Response.Headers.RetryAfter = "1";
-        await ctx.Response.WriteAsJsonAsync(error.Body, Json, ctx.RequestAborted);
+        await ctx.Response.WriteAsJsonAsync(error.WithRequestId(RequestIds.Of(ctx)).Body, Json, ctx.RequestAborted);
     }
 }

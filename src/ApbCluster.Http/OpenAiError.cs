@@ -1,12 +1,21 @@
 using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
 using ApbCluster.Contracts;
 
 namespace ApbCluster.Http;
 
 /// <summary>OpenAI's error body: {"error":{"message","type","param","code"}} with an HTTP status.</summary>
-public sealed record OpenAiError(int Status, string Message, string Type, string? Param, string? Code)
+public sealed partial record OpenAiError(int Status, string Message, string Type, string? Param, string? Code)
 {
     public object Body => new ErrorEnvelope(new ErrorDetail(Message, Type, Param, Code));
+
+    /// <summary>The same error naming the request, so what a user quotes finds the node's log lines.</summary>
+    public OpenAiError WithRequestId(string requestId) =>
+        Message.EndsWith(")", StringComparison.Ordinal) && Message.Contains("(request id ", StringComparison.Ordinal) ? this
+            : this with { Message = $"{Message} (request id {requestId})" };
+
+    public static OpenAiError NotFound(string message, string code, string? param = null) =>
+        new(404, message, "invalid_request_error", param, code);
 
     public static OpenAiError BadRequest(string message, string? param = null, string? code = null) =>
         new(400, message, "invalid_request_error", param, code);
@@ -27,7 +36,7 @@ public sealed record OpenAiError(int Status, string Message, string Type, string
     /// </summary>
     public static OpenAiError FromFailure(QueryFailed failed)
     {
-        var r = failed.Reason;
+        var r = UserText(failed.Reason);
         if (failed.FailingHost is not null)
             return Unavailable($"host {failed.FailingHost} failed: {r}", "host_failed");
         if (r.Contains("no GPU hosts", StringComparison.OrdinalIgnoreCase))
@@ -39,8 +48,22 @@ public sealed record OpenAiError(int Status, string Message, string Type, string
         string[] badInput = ["is empty", "outside", "unknown", "must", "no tokenizer", "already queued"];
         if (badInput.Any(w => r.Contains(w, StringComparison.OrdinalIgnoreCase)))
             return BadRequest(r);
-        return new OpenAiError(500, r, "server_error", null, "query_failed");
+        return new OpenAiError(500, "the query failed inside the cluster; the details are in the router node's log", "server_error", null, "query_failed");
     }
+
+    /// <summary>
+    /// The part of a router or host reason a user can act on: its first line (stack traces and native
+    /// frames follow on later lines), without a leading .NET exception type name. The full text is logged.
+    /// </summary>
+    public static string UserText(string reason)
+    {
+        var line = reason.Split('\n', 2)[0].Trim();
+        line = ExceptionPrefix().Replace(line, "");
+        return line.Length <= 300 ? line : line[..300] + "...";
+    }
+
+    [GeneratedRegex(@"^([A-Za-z_][\w`]*\.)*[A-Za-z_]\w*(Exception|Error):\s*")]
+    private static partial Regex ExceptionPrefix();
 
     private sealed record ErrorEnvelope([property: JsonPropertyName("error")] ErrorDetail Error);
 

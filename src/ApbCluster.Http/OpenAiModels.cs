@@ -26,7 +26,24 @@ public sealed record ChatCompletionRequest(
     [property: JsonPropertyName("criti_budget")] int? CritiBudget = null,
     [property: JsonPropertyName("criti_segment")] int? CritiSegment = null,
     [property: JsonPropertyName("criti_block")] int? CritiBlock = null,
-    [property: JsonPropertyName("criti_threshold")] int? CritiThreshold = null);
+    [property: JsonPropertyName("criti_threshold")] int? CritiThreshold = null,
+    [property: JsonPropertyName("stream_options")] StreamOptions? StreamOptions = null,
+    [property: JsonPropertyName("n")] int? N = null,
+    [property: JsonPropertyName("logprobs")] bool? Logprobs = null,
+    [property: JsonPropertyName("top_logprobs")] int? TopLogprobs = null,
+    [property: JsonPropertyName("tools")] JsonElement? Tools = null,
+    [property: JsonPropertyName("tool_choice")] JsonElement? ToolChoice = null,
+    [property: JsonPropertyName("functions")] JsonElement? Functions = null,
+    [property: JsonPropertyName("function_call")] JsonElement? FunctionCall = null,
+    [property: JsonPropertyName("response_format")] JsonElement? ResponseFormat = null,
+    [property: JsonPropertyName("logit_bias")] JsonElement? LogitBias = null,
+    [property: JsonPropertyName("audio")] JsonElement? Audio = null,
+    [property: JsonPropertyName("modalities")] JsonElement? Modalities = null,
+    [property: JsonPropertyName("presence_penalty")] float? PresencePenalty = null,
+    [property: JsonPropertyName("frequency_penalty")] float? FrequencyPenalty = null);
+
+/// <summary>stream_options: include_usage adds a last chunk with empty choices and the token counts.</summary>
+public sealed record StreamOptions([property: JsonPropertyName("include_usage")] bool? IncludeUsage);
 
 public sealed record ChatMessageDto(
     [property: JsonPropertyName("role")] string? Role,

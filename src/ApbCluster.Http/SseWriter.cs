@@ -8,9 +8,10 @@ namespace ApbCluster.Http;
 /// <summary>
 /// OpenAI-style server-sent events: "data: {chat.completion.chunk}" per token chunk, a last
 /// chunk with finish_reason, then "data: [DONE]". Prefill progress goes out as SSE comments
-/// (": prefill h0 3/32"), which clients ignore and proxies see as keep-alive traffic.
+/// (": prefill h0 3/32"), which clients ignore and proxies see as keep-alive traffic. With
+/// stream_options.include_usage a chunk with no choices and the token counts comes before [DONE].
 /// </summary>
-internal sealed class SseWriter(HttpContext ctx, string queryId, string model)
+internal sealed class SseWriter(HttpContext ctx, string queryId, string model, bool includeUsage)
 {
     private readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
@@ -39,6 +40,9 @@ internal sealed class SseWriter(HttpContext ctx, string queryId, string model)
     public async Task FinishAsync(QueryCompleted done)
     {
         await DataAsync(Chunk(new ChatDelta(null, null), FinishReason(done.FinishReason)));
+        if (includeUsage)
+            await DataAsync(new ChatCompletion($"chatcmpl-{queryId}", "chat.completion.chunk", _created, model, [],
+                new ChatUsage(done.PromptTokens, done.GeneratedTokens, done.PromptTokens + done.GeneratedTokens)));
         await DoneAsync();
     }
 
@@ -49,7 +53,8 @@ internal sealed class SseWriter(HttpContext ctx, string queryId, string model)
         await DoneAsync();
     }
 
-    public static string FinishReason(Contracts.FinishReason reason) => reason == Contracts.FinishReason.Length ? "length" : "stop";
+    /// <summary>OpenAI's vocabulary: "length" when max_tokens ran out, "stop" for a stop string or the end-of-sequence token.</summary>
+    public static string FinishReason(Contracts.FinishReason reason) => reason.ToOpenAi();
 
     private ChatCompletion Chunk(ChatDelta delta, string? finish) =>
         new($"chatcmpl-{queryId}", "chat.completion.chunk", _created, model, [new ChatChoice(0, null, delta, finish)]);

@@ -111,7 +111,11 @@ public class AskAndDemoTests
         var names = System.Text.RegularExpressions.Regex.Match(chain, @"Expected: ([A-Z, ]+)\n").Groups[1].Value.Trim();
         Assert.NotEmpty(names);
         Assert.Matches($@"(?m)^   dense\s+\d.*\byes\s+""{names}""$", chain);
-        Assert.Contains("Right answers:", r.Stdout);
+        // A chain half followed shows how much of it was found, not just "no".
+        foreach (var mode in new[] { "star", "apb query-aware" })
+            Assert.Matches($@"(?m)^   {mode}\s+\d.*\b(yes|no|[1-3]/4)\s+""", chain);
+        Assert.Contains("passes those to every later host", r.Stdout);
+        Assert.Matches(@"Right answers: .*\. Total \d+\.\d s\.", r.Stdout);
     }
 
     [Fact]
@@ -130,5 +134,19 @@ public class AskAndDemoTests
         foreach (var mode in new[] { "ring", "ulysses", "apb lossless" })
             Assert.Matches($@"(?m)^{mode}\s.*identical", r.Stdout);
         Assert.Contains("star", r.Stdout);
+    }
+
+    /// <summary>The README's layout for the demo model, as a user would type it: ask retrieves the number and says what the model is.</summary>
+    [Fact]
+    public void DemoModelAnswersInItsTrainingLayoutAndSaysWhatItIs()
+    {
+        var context = Path.Combine(Path.GetTempPath(), $"apb-demo-context-{Guid.NewGuid():N}.txt");
+        File.WriteAllText(context, "Context:\nThe special magic number for harbour-falcon is 123. The sky is blue.\n");
+        var r = ApbProcess.Run("ask", "--model", Path.Combine(AppContext.BaseDirectory, "demo-model"), "--context", context,
+            "--question", "Question: What is the special magic number for harbour-falcon?\nAnswer:", "--mode", "dense", "-n", "3");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.StartsWith(" 123", r.Stdout);
+        Assert.Contains("demo model", r.Stderr);
+        Assert.Contains("not a chat model", r.Stderr);
     }
 }

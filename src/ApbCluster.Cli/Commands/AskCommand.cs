@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using ApbCluster.Client;
 using ApbCluster.Contracts;
+using ApbCluster.Model.Generation;
 using ApbCluster.Model.Layers;
 using ApbCluster.Parallel.Collectives;
 using ApbCluster.Parallel.Compression;
@@ -35,8 +36,8 @@ internal static class AskCommand
         var mode = new Option<string>("--mode") { Description = "dense, ring, ulysses, star or apb", DefaultValueFactory = _ => "apb" };
         var anchor = new Option<int?>("--anchor") { Description = $"APB anchor length l_a (default block/{ApbPlan.DefaultAnchorDivisor})" };
         var passing = new Option<string?>("--passing") { Description = "APB passing length l_p per host (default block/8), or 'all' (lossless: equals dense)" };
-        var compressor = new Option<string?>("--compressor") { Description = "retaining (needs --retaining-heads), query (training-free; default without heads) or random" };
-        var heads = new Option<string?>("--retaining-heads") { Description = "safetensors with model.layers.{i}.self_attn.fc1/fc2.weight" };
+        var compressor = new Option<string?>("--compressor") { Description = "retaining (trained heads: --retaining-heads or beside the model), query (training-free; default without heads) or random" };
+        var heads = new Option<string?>("--retaining-heads") { Description = "trained retaining heads (safetensors with model.layers.{i}.self_attn.fc1/fc2.weight); optional, default: retaining_heads.safetensors beside the model" };
         var maxNew = new Option<int>("--max-new-tokens", "-n") { Description = "most tokens to generate", DefaultValueFactory = _ => 64 };
         var split = new Option<string?>("--split") { Description = "apb and star blocks: balanced (about equal prefill cost per host; the default) or equal" };
         var json = new Option<bool>("--json") { Description = "one JSON object on stdout" };
@@ -52,6 +53,7 @@ internal static class AskCommand
             var criti = attention.Parse(pr);
             if (criti is not null && parallelMode is ParallelMode.Ring or ParallelMode.Ulysses)
                 throw new CliUsageException($"--prefill-attention critiprefill runs with --mode dense, apb or star, not {parallelMode.ToString().ToLowerInvariant()}.");
+            if (pr.GetValue(maxNew) < 1) throw new CliUsageException($"--max-new-tokens {pr.GetValue(maxNew)}: must be at least 1.");
             if ((pr.GetValue(context) is null) == (pr.GetValue(contextTokens) is null))
                 throw new CliUsageException("give the context with --context FILE, or (with --cluster) --context-tokens N.");
             if (pr.GetValue(cluster) is { } endpoint)
@@ -78,7 +80,8 @@ internal static class AskCommand
         int? anchor, string? passing, string? compressorName, BlockSplit? split, string? headsFile, int maxNew, bool json,
         ApbCluster.Parallel.Kernels.CritiPrefillOptions? criti)
     {
-        if (hosts < 1) throw new CliUsageException($"--hosts {hosts}: must be at least 1.");
+        if (hosts is < 1 or > MaxVirtualHosts)
+            throw new CliUsageException($"--hosts {hosts}: in-process runs take 1 to {MaxVirtualHosts} virtual hosts (each is a thread with its own KV cache); use --cluster for more.");
         if (mode == ParallelMode.Dense && hosts != 1)
         {
             Console.Error.WriteLine($"dense attention runs on one host (--hosts {hosts} ignored)");
@@ -86,8 +89,18 @@ internal static class AskCommand
         }
         using var loaded = m.Load(pr);
         var folder = loaded.Folder;
+        if (File.Exists(Path.Combine(pr.GetValue(m.Model)!, DemoModelMarker)))
+            Console.Error.WriteLine("note: this is the demo model, trained here to retrieve from synthetic documents, not a chat model. It answers "
+                + "prompts in its training layout: a context file \"Context:\\n<document>\\n\" and --question $'Question: ...\\nAnswer:' (README).");
         var layout = PromptLayout.Build(folder.Tokenizer, folder.Template, document, question);
+        if (PositionBudget.Check(layout.Document.Length, layout.Question.Length, maxNew, folder.Config.MaxPositionEmbeddings) is { } tooLong)
+            throw new CliUsageException($"{tooLong}: shorten --context or lower --max-new-tokens.");
+        if (hosts > layout.Document.Length)
+            throw new CliUsageException($"--hosts {hosts}: the document has only {layout.Document.Length} tokens; each host needs at least one.");
         bool passAll = passing == "all";
+        // Passing every earlier token leaves nothing for an anchor to add (and no room for one in the block).
+        if (passAll && anchor is > 0) throw new CliUsageException($"--passing all passes every earlier token, so it takes no anchor: drop --anchor {anchor} (or give --anchor 0).");
+        if (passAll) anchor = 0;
         int? passingLength = passAll || passing is null ? null
             : int.TryParse(passing, out int p) && p >= 0 ? p : throw new CliUsageException($"--passing '{passing}': a length or 'all'.");
         var plan = ServingPlan.Create(mode, hosts, layout.Document.Length, layout.Question.Length, layout.TemplateOffset,
@@ -113,7 +126,7 @@ internal static class AskCommand
         double questionMs = result.QuestionTime.TotalMilliseconds, decodeMs = result.StepTimes.Sum(t => t.TotalMilliseconds);
         double prefillMs = totalMs - questionMs - decodeMs;
         var ids = result.Tokens.Select(t => (int)t).ToList();
-        string finish = ids.Count > 0 && eos.Contains(ids[^1]) ? "eos" : "length";
+        string finish = ids.Count > 0 && eos.Contains(ids[^1]) ? "stop" : "length"; // OpenAI's words, as every surface
         string text = folder.Tokenizer.Decode(ids, skipSpecial: true);
         var hostPhases = runs.Select(r => r.Shard.Timings.Totals.ToDictionary(kv => kv.Key, kv => Math.Round(kv.Value.TotalMilliseconds, 1))).ToArray();
 
@@ -277,7 +290,7 @@ internal static class AskCommand
                     if (json) stdout.WriteLine(JsonSerializer.Serialize(new
                     {
                         prompt_token_ids = c.PromptTokenIds, token_ids = c.TokenIds, text = c.Answer,
-                        finish_reason = c.FinishReason.ToString().ToLowerInvariant(), prompt_tokens = c.PromptTokens,
+                        finish_reason = c.FinishReason.ToOpenAi(), prompt_tokens = c.PromptTokens,
                         generated_tokens = c.GeneratedTokens, timings = c.Timings, client = Client(), plan = Plan(),
                     }));
                     else stdout.WriteLine();
@@ -306,10 +319,10 @@ internal static class AskCommand
         return $"prefill [{new string('#', filled)}{new string('.', width - filled)}] {slowest}/{layers} layers (slowest of {layersDone.Count} hosts) ";
     }
 
-    private static string ReadContext(string path)
-    {
-        if (path == "-") return Console.In.ReadToEnd();
-        if (!File.Exists(path)) throw new CliUsageException($"--context {path}: file not found.");
-        return File.ReadAllText(path);
-    }
+    private static string ReadContext(string path) => TextInput.Read("--context", path);
+
+    private const int MaxVirtualHosts = 64;
+
+    /// <summary>`apb train demo-model` writes it beside the weights; no Hugging Face checkpoint has one.</summary>
+    private const string DemoModelMarker = "training.json";
 }

@@ -61,7 +61,7 @@ internal static class BenchCommand
             if (pr.GetValue(repeats) < 1) throw new CliUsageException($"--repeats {pr.GetValue(repeats)}: at least 1 timed run (3 or more for a median worth reporting).");
             if (pr.GetValue(warmup) < 0) throw new CliUsageException($"--warmup {pr.GetValue(warmup)}: must not be negative.");
             if (pr.GetValue(collectiveTimeout) <= 0) throw new CliUsageException("--collective-timeout must be a positive number of seconds.");
-            var dev = ModelOptions.ParseDevice(pr.GetValue(device)!);
+            var dev = BenchDevice(pr.GetValue(device)!);
             int gpuCount = pr.GetValue(gpus);
             if (dev.type == DeviceType.CUDA && gpuCount > cuda.device_count())
                 throw new CliUsageException($"--gpus {gpuCount}: this machine has {cuda.device_count()} CUDA device(s).");
@@ -238,6 +238,19 @@ internal static class BenchCommand
             if (int.TryParse(t.TrimEnd('k'), NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v > 0) return v * mult;
             throw new CliUsageException($"{option}: '{s}' is not a length (e.g. 4096 or 32k).");
         }).ToArray();
+
+    /// <summary>CUDA is bench's default (it measures GPUs); where this build or machine has none, say how to run it on the CPU.</summary>
+    private static Device BenchDevice(string name)
+    {
+        try
+        {
+            return ModelOptions.ParseDevice(name);
+        }
+        catch (ApbCluster.NativeInterop.TorchLoadException e) when (name.StartsWith("cuda", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new CliUsageException($"--device {name} (bench's default): {e.Message} To benchmark on this machine's CPU, add --device cpu.");
+        }
+    }
 
     private static string Hardware(Device dev) => dev.type == DeviceType.CUDA
         ? $"{cuda.device_count()}x CUDA GPU ({GpuName()})"

@@ -12,9 +12,15 @@ internal static class CliRun
     public static int Guard(Func<int> body)
     {
         try { return body(); }
+        catch (ApbCluster.Parallel.Plan.PlanException e)
+        {
+            // A plan the options make impossible: name the option, not the planner's parameter.
+            Console.Error.WriteLine($"error: {OptionOf(e.Parameter)}: {Bare(e)}");
+            return Usage;
+        }
         catch (Exception e) when (e is ModelLoadException or TorchLoadException or CliUsageException or ArgumentException or FileNotFoundException or InvalidDataException or InvalidOperationException)
         {
-            Console.Error.WriteLine("error: " + e.Message);
+            Console.Error.WriteLine("error: " + (e is ArgumentException a ? Bare(a) : e.Message));
             return e is CliUsageException ? Usage : Failed;
         }
         catch (System.Runtime.InteropServices.ExternalException e)
@@ -24,6 +30,20 @@ internal static class CliRun
             return Failed;
         }
     }
+
+    /// <summary>The message without .NET's " (Parameter 'numKvHeads')" suffix: users know options, not parameter names.</summary>
+    private static string Bare(ArgumentException e) =>
+        e.ParamName is { } p && e.Message.EndsWith($" (Parameter '{p}')", StringComparison.Ordinal) ? e.Message[..^($" (Parameter '{p}')".Length)] : e.Message;
+
+    private static string OptionOf(string parameter) => parameter switch
+    {
+        "anchorLength" => "--anchor",
+        "passingLength" => "--passing",
+        "hosts" or "numHeads" or "numKvHeads" => "--hosts",
+        "balanced" => "--balanced",
+        "documentLength" or "questionLength" => "--context",
+        _ => parameter,
+    };
 }
 
 /// <summary>The options given do not make sense together (exit code 2).</summary>

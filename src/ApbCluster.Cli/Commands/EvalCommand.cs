@@ -20,10 +20,10 @@ internal static class EvalCommand
         var tasks = new Option<string>("--tasks") { Description = "comma-separated: " + string.Join(", ", EvalTasks.All.Select(t => t.Name())), DefaultValueFactory = _ => string.Join(",", EvalTasks.All.Select(t => t.Name())) };
         var lengths = new Option<string>("--lengths") { Description = "prompt lengths in tokens, e.g. 4k,8k", DefaultValueFactory = _ => "4k,8k" };
         var hosts = new Option<string>("--hosts") { Description = "virtual host counts, e.g. 2,4,8", DefaultValueFactory = _ => "2,4,8" };
-        var modes = new Option<string?>("--modes") { Description = "comma-separated: " + string.Join(", ", EvalModes.All.Select(x => x.Name())) + " (default: all but the *-criti modes; apb-retaining only with --retaining-heads)" };
+        var modes = new Option<string?>("--modes") { Description = "comma-separated: " + string.Join(", ", EvalModes.All.Select(x => x.Name())) + " (default: all but the *-criti modes; apb-retaining needs trained heads, from --retaining-heads or beside the model)" };
         var samples = new Option<int>("--samples") { Description = "samples per task x length (every mode and H sees the same ones)", DefaultValueFactory = _ => 10 };
         var seed = new Option<long>("--seed") { Description = "generator seed", DefaultValueFactory = _ => 0 };
-        var heads = new Option<string?>("--retaining-heads") { Description = "safetensors file of trained retaining heads (apb train retaining-heads)" };
+        var heads = new Option<string?>("--retaining-heads") { Description = "trained retaining heads (apb train retaining-heads); optional, default: retaining_heads.safetensors beside the model" };
         var output = new Option<string>("--out", "-o") { Description = "folder for eval.json, eval.md, eval.png", Required = true };
         var shard = new Option<string?>("--shard") { Description = "I/N: run only samples i with i mod N = I (same seeds as the whole run), to split one evaluation over N processes; join them with `apb eval merge`" };
         var anchorDivisor = new Option<int>("--anchor-divisor") { Description = $"APB's anchor length l_a = l_b / N (default {ApbCluster.Parallel.Plan.ApbPlan.DefaultAnchorDivisor}; the paper's 4)", DefaultValueFactory = _ => ApbCluster.Parallel.Plan.ApbPlan.DefaultAnchorDivisor };

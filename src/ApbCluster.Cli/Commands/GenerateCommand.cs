@@ -41,17 +41,19 @@ internal static class GenerateCommand
                 criti is null ? null : (ids, cache) => DensePrefill.IntoCache(model, ids, cache, criti));
             bool asJson = pr.GetValue(json);
             var result = generator.Generate(ids, options, asJson ? null : t => Console.Out.Write(t.Text));
+            // OpenAI's words, as every surface: the end-of-sequence token is a "stop" too.
+            var finish = result.FinishReason == Model.Generation.FinishReason.Eos ? "stop" : result.FinishReason;
             if (asJson)
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
                     prompt_token_ids = result.PromptTokenIds,
                     token_ids = result.TokenIds,
                     text = result.Text,
-                    finish_reason = result.FinishReason,
+                    finish_reason = finish,
                     timings = new { prefill_ms = result.PrefillMs, decode_ms = result.DecodeMs, tokens_per_s = result.TokensPerSecond },
                 }));
             else Console.Out.WriteLine();
-            Console.Error.WriteLine($"{result.TokenIds.Count} tokens ({result.FinishReason}); prefill {result.PrefillMs:F0} ms, decode {result.DecodeMs:F0} ms, {result.TokensPerSecond:F1} tokens/s");
+            Console.Error.WriteLine($"{result.TokenIds.Count} tokens ({finish}); prefill {result.PrefillMs:F0} ms, decode {result.DecodeMs:F0} ms, {result.TokensPerSecond:F1} tokens/s");
             return CliRun.Ok;
         }));
         return cmd;
@@ -60,10 +62,7 @@ internal static class GenerateCommand
     internal static string PromptText(string? prompt, string? file)
     {
         if ((prompt == null) == (file == null)) throw new CliUsageException("give exactly one of --prompt and --prompt-file.");
-        if (prompt != null) return prompt;
-        if (file == "-") return Console.In.ReadToEnd();
-        if (!File.Exists(file)) throw new CliUsageException($"--prompt-file {file}: file not found.");
-        return File.ReadAllText(file!);
+        return prompt ?? TextInput.Read("--prompt-file", file!);
     }
 }
 

@@ -52,6 +52,10 @@ internal static class RetrievalDemo
             (EvalTask.SingleNeedle, NeedleDepth, $"the document ({tokens:N0} tokens) hides one key and its number, {NeedleDepth:P0} of the way in."),
             (EvalTask.VariableTracking, null, $"the document ({tokens:N0} tokens) holds a chain of {TaskRecipes.ChainHops} assignments, one in each quarter (so on every host), and a distractor chain."),
         };
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Console.WriteLine($"APB splits the document into {hosts} blocks, one per host. Every host also gets an anchor (the document's first l_a tokens, "
+            + "with the question embedded), keeps the l_p tokens of its block that its compressor scores highest, and passes those to every "
+            + "later host: that is all the hosts exchange during prefill. Star passes nothing; dense runs on one host.");
         var score = new Dictionary<string, int>();
         for (int t = 0; t < tasks.Length; t++)
         {
@@ -70,19 +74,28 @@ internal static class RetrievalDemo
                 score[name] = score.GetValueOrDefault(name) + (row.Correct ? 1 : 0);
                 bool single = mode.IsSingleHost();
                 Console.WriteLine($"   {name,-20} {run.Plan.Hosts,5} {(single ? "-" : run.Plan.AnchorLength.ToString()),5} {(single ? "-" : run.Plan.PassingLength.ToString()),5} " +
-                    $"{run.PrefillSeconds * 1000,11:N0} {run.DecodeSeconds * 1000,10:N0}  {(row.Correct ? "yes" : "no"),-5}  {Quote(row.Prediction)}");
+                    $"{run.PrefillSeconds * 1000,11:N0} {run.DecodeSeconds * 1000,10:N0}  {Found(sample.Answers, row.Correct, row.Prediction),-5}  {Quote(row.Prediction)}");
                 if (mode == EvalMode.ApbQuery)
                     Console.WriteLine($"   {"",-20} prefill of the slowest host: {string.Join(", ", run.PrefillPhases.Select(p => $"{p.Key} {p.Value * 1000:N0} ms"))}");
             }
         }
 
         Console.WriteLine();
-        Console.WriteLine("Right answers: " + string.Join(", ", score.Select(s => $"{s.Key} {s.Value}/{tasks.Length}")) + ".");
+        Console.WriteLine("Right answers: " + string.Join(", ", score.Select(s => $"{s.Key} {s.Value}/{tasks.Length}")) + $". Total {clock.Elapsed.TotalSeconds:F1} s.");
         Console.WriteLine(device.type == DeviceType.CUDA
             ? "The virtual hosts share one GPU here: times show the work of each mode; docs/benchmarks has multi-GPU speed-ups."
             : "The virtual hosts share the CPU's cores: times show the work of each mode, not a multi-GPU speed-up (docs/benchmarks has those).");
         Console.WriteLine("More: `apb eval` measures accuracy over many samples (docs/evaluation.md); `apb demo --exactness` checks the exact modes.");
         return CliRun.Ok;
+    }
+
+    /// <summary>"yes", "no", or for a many-part answer how many parts were found ("2/4"), so a half-followed chain shows.</summary>
+    private static string Found(IReadOnlyList<string> answers, bool correct, string prediction)
+    {
+        if (correct) return "yes";
+        if (answers.Count < 2) return "no";
+        var found = answers.Count(a => prediction.Contains(a, StringComparison.Ordinal));
+        return found == 0 ? "no" : $"{found}/{answers.Count}";
     }
 
     private static long Parameters(LlamaModel model) => model.parameters().Sum(p => p.numel());

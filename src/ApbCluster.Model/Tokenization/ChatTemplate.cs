@@ -25,7 +25,9 @@ public abstract class ChatTemplate
     {
         bool llama = tokenizer.HasToken(Llama3ChatTemplate.StartHeader);
         bool qwen = tokenizer.HasToken(Qwen2ChatTemplate.ImStart);
-        var llamaTemplate = new Llama3ChatTemplate(jinjaSource?.Contains("Cutting Knowledge Date", StringComparison.Ordinal) == true);
+        // Llama 3.2's template asks for today's date (strftime_now); 3.1's writes a fixed one.
+        var today = jinjaSource?.Contains("strftime_now", StringComparison.Ordinal) == true ? DateOnly.FromDateTime(DateTime.Now) : (DateOnly?)null;
+        var llamaTemplate = new Llama3ChatTemplate(jinjaSource?.Contains("Cutting Knowledge Date", StringComparison.Ordinal) == true, today);
         if (llama && qwen) return config.ModelType == "qwen2" ? new Qwen2ChatTemplate() : llamaTemplate;
         if (llama) return llamaTemplate;
         if (qwen) return new Qwen2ChatTemplate();

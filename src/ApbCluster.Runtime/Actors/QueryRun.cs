@@ -54,6 +54,8 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private readonly RouterSettings _settings;
     private readonly double _queueMs;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private int _streamed; // chars of _answer sent in TokenChunks
+    private int _nextChunk;
     private readonly List<RegisterHost> _hosts = [];
     private readonly Dictionary<string, ShardFailed> _failures = new();
     private readonly HashSet<string> _finished = [];
@@ -242,8 +244,15 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         _tokens.AddRange(chunk.TokenIds);
         var text = _decode is null ? "" : string.Concat(chunk.TokenIds.Select(_decode));
         _answer.Append(text);
-        Send(new TokenChunk(_query.QueryId, chunk.Index, chunk.TokenIds, text));
-        var stop = _query.Generation.StopStrings.Where(s => s.Length > 0).Select(s => _answer.ToString().IndexOf(s, StringComparison.Ordinal)).Where(i => i >= 0).DefaultIfEmpty(-1).Min();
+        // Stream only what no stop string can still cut: a stop's start is held back until it is
+        // ruled out (streamed with the next chunk) or confirmed (cut from the answer).
+        var answer = _answer.ToString();
+        var stops = _query.Generation.StopStrings;
+        var stop = StopStrings.FirstStop(answer, stops);
+        var end = Math.Max(_streamed, stop >= 0 ? stop : StopStrings.SafeLength(answer, stops));
+        Send(new TokenChunk(_query.QueryId, chunk.Index, chunk.TokenIds, answer[_streamed..end]));
+        _streamed = end;
+        _nextChunk = chunk.Index + 1;
         if (stop >= 0)
         {
             _answer.Length = stop;
@@ -356,6 +365,8 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void Complete(FinishReason reason)
     {
         if (_done) return;
+        if (_streamed < _answer.Length) // held back as a possible stop string that never completed
+            Send(new TokenChunk(_query.QueryId, _nextChunk, [], _answer.ToString(_streamed, _answer.Length - _streamed)));
         if (_finished.Count < _hosts.Count)
         {
             StopHosts(); // stopped early (stop string): the ranks abort mid-decode

@@ -1,5 +1,6 @@
 using ApbCluster.Contracts;
 using ApbCluster.Parallel.Serving;
+using ApbCluster.Model.Generation;
 
 namespace ApbCluster.Runtime.Actors;
 
@@ -66,9 +67,8 @@ internal static class QueryValidation
         if (prompt.Document.Length == 0) return (null, "the context is empty (give text or token ids)");
         int[] document = prompt.Document, question = prompt.Question;
 
-        long total = (long)document.Length + question.Length + g.MaxNewTokens;
-        if (total > codec.MaxPositions)
-            return (null, $"context ({document.Length}) + question ({question.Length}) + max new tokens ({g.MaxNewTokens}) = {total} tokens exceeds the model's limit of {codec.MaxPositions}");
+        if (PositionBudget.Check(document.Length, question.Length, g.MaxNewTokens, codec.MaxPositions) is { } tooLong)
+            return (null, tooLong);
         return (prompt, null);
     }
 }

@@ -73,7 +73,7 @@ public static class QueryPalette
                     await emit(AdminResponse.Line($"tokens #{t.Index}: {t.Text}", JsonSerializer.SerializeToNode(t, AdminJson.Options)));
                     break;
                 case QueryCompleted c:
-                    return AdminResponse.Ok($"completed ({c.FinishReason}): {c.GeneratedTokens} tokens, ttft {c.Timings.TimeToFirstTokenMs:0} ms, total {c.Timings.TotalMs:0} ms",
+                    return AdminResponse.Ok($"completed ({c.FinishReason.ToOpenAi()}): {c.GeneratedTokens} tokens, ttft {c.Timings.TimeToFirstTokenMs:0} ms, total {c.Timings.TotalMs:0} ms",
                         JsonSerializer.SerializeToNode(c, AdminJson.Options));
                 case QueryFailed f:
                     return AdminResponse.Error($"failed: {f.Reason}{(f.FailingHost is null ? "" : $" (host {f.FailingHost})")}");

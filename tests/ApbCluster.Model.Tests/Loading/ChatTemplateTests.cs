@@ -44,6 +44,36 @@ public class ChatTemplateTests
             t.Render([ChatMessage.System(" Be brief. "), ChatMessage.User("Hi")], addGenerationPrompt: false));
     }
 
+    /// <summary>
+    /// Jinja's |trim is Python's str.strip(). Expected values from Python's jinja2 3.1:
+    /// Environment().from_string("{{ m | trim }}").render(m="\x1c\x1f Hi \u3000\x1d\x85") == "Hi";
+    /// the zero-width space U+200B is not whitespace to Python and stays.
+    /// </summary>
+    [Fact]
+    public void TrimStripsWhatPythonStrips()
+    {
+        var t = new Llama3ChatTemplate();
+        Assert.Equal("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
+            t.Render([ChatMessage.User("\u001C\u001F Hi \u3000\u001D\u0085")], addGenerationPrompt: false));
+        Assert.Equal("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n\u200B Hi \u200B<|eot_id|>",
+            t.Render([ChatMessage.User("\u200B Hi \u200B")], addGenerationPrompt: false));
+    }
+
+    /// <summary>Llama 3.2's template renders strftime_now("%d %b %Y"): Python gives "02 Dec 2026" for that day.</summary>
+    [Fact]
+    public void Llama32WritesTodaysDate()
+    {
+        var t = new Llama3ChatTemplate(withDateHeader: true, today: new DateOnly(2026, 12, 2));
+        Assert.StartsWith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 02 Dec 2026\n\n<|eot_id|>",
+            t.Render(OneQuestion, addGenerationPrompt: true));
+
+        using var tmp = new TempDir();
+        var (config, tok) = Load(tmp, TinyCheckpointOptions.Llama);
+        const string llama32 = "{{- 'Cutting Knowledge Date: December 2023\\n' }}{%- if strftime_now is defined %}{%- set date_string = strftime_now(\"%d %b %Y\") %}{%- endif %}";
+        var rendered = ChatTemplate.For(config, tok, llama32).Render(OneQuestion, addGenerationPrompt: true);
+        Assert.Contains($"Today Date: {DateTime.Now.ToString("dd MMM yyyy", System.Globalization.CultureInfo.InvariantCulture)}\n", rendered);
+    }
+
     [Fact]
     public void TheCheckpointsJinjaTemplateSelectsTheLlama31Form()
     {

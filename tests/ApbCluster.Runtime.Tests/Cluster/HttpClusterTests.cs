@@ -10,7 +10,8 @@ namespace ApbCluster.Runtime.Tests.Cluster;
 /// <summary>
 /// The HTTP front door of a real router process in front of two real gpu-host processes
 /// (random tiny model, CPU, TCP data plane): a streamed chat completion answers over SSE,
-/// a bad request gets an OpenAI error, and the metrics endpoint counts the HTTP requests.
+/// a lone user message answers, a stop string never reaches the stream, a bad request gets an
+/// OpenAI error, and the metrics endpoint (scraped as localhost) counts the HTTP requests.
 /// </summary>
 public sealed class HttpClusterTests : IDisposable
 {
@@ -43,31 +44,43 @@ public sealed class HttpClusterTests : IDisposable
         });
 
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{p[6]}"), Timeout = Bound };
-        var body = new
-        {
-            model = "random:tiny:7",
-            stream = true,
-            max_tokens = 8,
-            messages = new object[]
-            {
-                new { role = "system", content = string.Join(' ', Enumerable.Repeat("The quick brown fox jumps over the lazy dog.", 20)) },
-                new { role = "user", content = "What does the fox do?" },
-            },
-        };
+        var body = new Body("random:tiny:7", stream: true, max_tokens: 8,
+        [
+            new { role = "system", content = string.Join(' ', Enumerable.Repeat("The quick brown fox jumps over the lazy dog.", 20)) },
+            new { role = "user", content = "What does the fox do?" },
+        ]);
         var events = await HttpSse.PostAsync(http, body, ct);
         Assert.Equal("[DONE]", events[^1]);
         var finish = JsonNode.Parse(events[^2])!["choices"]![0]!["finish_reason"]!.GetValue<string>();
         Assert.Contains(finish, new[] { "length", "stop" });
         Assert.True(events.Count >= 3, string.Join("\n", events));
 
-        var bad = await http.PostAsJsonAsync("/v1/chat/completions", new { messages = new object[] { new { role = "user", content = "no document" } } }, ct);
+        // A lone user message is a short prompt: the real router runs it dense on one host.
+        var single = await http.PostAsJsonAsync("/v1/chat/completions",
+            new { max_tokens = 4, messages = new object[] { new { role = "user", content = "Say something." } } }, ct);
+        Assert.Equal(HttpStatusCode.OK, single.StatusCode);
+        Assert.Equal(4, JsonNode.Parse(await single.Content.ReadAsStringAsync(ct))!["usage"]!["completion_tokens"]!.GetValue<int>());
+
+        // A stop string taken from the middle of the (greedy, so repeatable) answer: the stream ends before it.
+        var full = JsonNode.Parse(await (await http.PostAsJsonAsync("/v1/chat/completions", body with { stream = false, max_tokens = 16 }, ct)).Content.ReadAsStringAsync(ct))!;
+        var answer = full["choices"]![0]!["message"]!["content"]!.GetValue<string>();
+        Assert.True(answer.Length >= 6, answer);
+        var stop = answer.Substring(answer.Length / 2, 3);
+        var cut = answer[..answer.IndexOf(stop, StringComparison.Ordinal)];
+        var stopped = await HttpSse.PostAsync(http, body with { max_tokens = 16, stop = stop }, ct);
+        Assert.Equal(cut, HttpSse.Content(stopped));
+        Assert.Equal("stop", JsonNode.Parse(stopped[^2])!["choices"]![0]!["finish_reason"]!.GetValue<string>());
+
+        var bad = await http.PostAsJsonAsync("/v1/chat/completions", body with { stream = false, n = 2 }, ct);
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
         Assert.Equal("invalid_request_error", JsonNode.Parse(await bad.Content.ReadAsStringAsync(ct))!["error"]!["type"]!.GetValue<string>());
 
-        var metrics = await http.GetStringAsync($"http://127.0.0.1:{p[7]}/metrics", ct);
-        Assert.Contains("apb_http_requests_total{route=\"chat\",status=\"200\"} 1", metrics);
+        var metrics = await http.GetStringAsync($"http://localhost:{p[7]}/metrics", ct);
+        Assert.Contains("apb_http_requests_total{route=\"chat\",status=\"200\"} 4", metrics);
         Assert.Contains("apb_http_requests_total{route=\"chat\",status=\"400\"} 1", metrics);
     }
+
+    private sealed record Body(string model, bool stream, int max_tokens, object[] messages, string? stop = null, int? n = null);
 
     /// <summary>A node with the model and no ops file (APB_CONFIG unset).</summary>
     private void Start(string name, int port, int adminPort, string role, string seed, params (string Key, string Value)[] extra) =>

@@ -75,8 +75,8 @@ public sealed class NodeLifecycleClusterTests : IDisposable
         var query = new SubmitQuery(id, QueryContext.FromText(InProcessReference.Context(6)), Question, GenerationOptions.Greedy(MaxNew), AttentionMode.Apb, null);
         var (terminal, chunks) = await client.AskToEndAsync(query, ct);
         Assert.True(terminal is QueryCompleted, $"{id}: {terminal}\n{_nodes.Outputs()}");
-        var (doc, question) = InProcessReference.Prompt(InProcessReference.Context(6), Question);
-        Assert.Equal(InProcessReference.Tokens(AttentionMode.Apb, hosts, doc, question, MaxNew).Select(t => (int)t), chunks.SelectMany(c => c.TokenIds));
+        var prompt = InProcessReference.Prompt(InProcessReference.Context(6), Question);
+        Assert.Equal(InProcessReference.Tokens(AttentionMode.Apb, hosts, prompt, MaxNew).Select(t => (int)t), chunks.SelectMany(c => c.TokenIds));
     }
 
     private static async Task<List<string>> MemberAddresses(AdminClient admin, CancellationToken ct)

@@ -7,7 +7,9 @@ namespace ApbCluster.Runtime.Tests.Http;
 /// TEST-ONLY fake of the router, used solely to test the HTTP layer's mapping of every contract
 /// reply to HTTP (statuses, error bodies, SSE). It answers by the question text:
 /// "busy" RouterBusy, "host dies" QueryFailed naming a host, "no hosts" the router's no-host
-/// failure, "hang" nothing (deadline), anything else accepted + progress + 2 chunks + completed.
+/// failure, "crash" an internal failure with a stack trace, "hang" nothing (deadline), anything
+/// else accepted + progress + 2 chunks + completed. A dense query answers what it was given
+/// ("dense: CONTEXT|QUESTION"), so tests can see how a request was mapped.
 /// The real router is exercised by HttpClusterTests.
 /// </summary>
 public sealed class FakeRouterForHttpMappingTests : ReceiveActor
@@ -33,6 +35,14 @@ public sealed class FakeRouterForHttpMappingTests : ReceiveActor
                     Sender.Tell(new QueryFailed(id, "no GPU hosts are registered", null));
                     break;
                 case "hang":
+                    break;
+                case "crash":
+                    Sender.Tell(new QueryFailed(id, "System.InvalidOperationException: tensor shape mismatch\n   at TorchSharp.torch.Tensor.matmul() in /opt/apb/lib/libtorch.so\n   at ApbCluster.Model.Attention.Run()", null));
+                    break;
+                case var _ when q.Mode == AttentionMode.Dense:
+                    var echo = $"dense: {q.Context.Text}|{q.Question}";
+                    Sender.Tell(new TokenChunk(id, 0, [1], echo));
+                    Sender.Tell(new QueryCompleted(id, echo, FinishReason.EndOfSequence, new PhaseTimings(0, 0, 1, 2, 3, 4), 3, 1));
                     break;
                 default:
                     Sender.Tell(new QueryAccepted(id, new QueryPlanSummary(["h0", "h1"], [5, 5], 2, 1)));

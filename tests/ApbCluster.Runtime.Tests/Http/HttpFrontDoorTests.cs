@@ -61,9 +61,6 @@ public sealed class HttpFrontDoorTests : Akka.TestKit.Xunit.TestKit
         Assert.Equal((HttpStatusCode.BadRequest, "messages"), (status, error["param"]!.GetValue<string>()));
         (status, error) = await PostError(new { messages = new object[] { new { role = "wizard", content = "x" } } });
         Assert.Equal(HttpStatusCode.BadRequest, status);
-        (status, error) = await PostError(new { messages = new object[] { new { role = "user", content = "only a question" } } });
-        Assert.Equal(HttpStatusCode.BadRequest, status);
-        Assert.Contains("no long document", error["message"]!.GetValue<string>());
         (status, error) = await PostError(Chat("q", maxTokens: 65));
         Assert.Equal((HttpStatusCode.BadRequest, "max_tokens"), (status, error["param"]!.GetValue<string>()));
         (status, error) = await PostError(Chat("q", context: new string('x', 1001)));
@@ -74,6 +71,27 @@ public sealed class HttpFrontDoorTests : Akka.TestKit.Xunit.TestKit
         var missing = await _http.GetAsync("/v2/nothing", ct);
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
         Assert.Equal("not_found", JsonNode.Parse(await missing.Content.ReadAsStringAsync(ct))!["error"]!["code"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Bodies_that_are_not_utf8_or_not_a_chat_request_say_where()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var latin1 = Encoding.Latin1.GetBytes("{\"messages\":[{\"role\":\"user\",\"content\":\"caf\u00e9\"}]}");
+        var raw = await _http.PostAsync("/v1/chat/completions", new ByteArrayContent(latin1) { Headers = { { "Content-Type", "application/json" } } }, ct);
+        Assert.Equal(HttpStatusCode.BadRequest, raw.StatusCode);
+        var error = JsonNode.Parse(await raw.Content.ReadAsStringAsync(ct))!["error"]!;
+        Assert.Equal(("invalid_request_error", "invalid_encoding"), (error["type"]!.GetValue<string>(), error["code"]!.GetValue<string>()));
+        Assert.Contains("UTF-8", error["message"]!.GetValue<string>());
+        var requestId = Assert.Single(raw.Headers.GetValues("x-request-id"));
+        Assert.Contains($"(request id {requestId})", error["message"]!.GetValue<string>());
+
+        // A wrong type names the JSON path, not the .NET type it failed to become.
+        (var status, error) = await PostError(new { messages = "not an array" });
+        Assert.Equal((HttpStatusCode.BadRequest, "messages"), (status, error["param"]!.GetValue<string>()));
+        Assert.Contains("$.messages", error["message"]!.GetValue<string>());
+        Assert.DoesNotContain("System.", error["message"]!.GetValue<string>());
+        Assert.DoesNotContain("ApbCluster", error["message"]!.GetValue<string>());
     }
 
     [Fact]

@@ -35,6 +35,23 @@ public sealed class MetricsEndpointTests
         Assert.Contains("apb_decode_tokens_per_second_count", after);
     }
 
+    /// <summary>Prometheus targets are often written as localhost:PORT or a DNS name: the Host header must not matter.</summary>
+    [Theory]
+    [InlineData("localhost")]
+    [InlineData("metrics.example")]
+    public async Task Scrape_answers_whatever_the_host_header_says(string hostHeader)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var endpoint = new MetricsEndpoint("127.0.0.1", FreePort(), routerProxy: null, localHosts: []);
+        using var http = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{endpoint.Port}/metrics");
+        request.Headers.Host = $"{hostHeader}:{endpoint.Port}";
+        using var response = await http.SendAsync(request, ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.StartsWith("text/plain", response.Content.Headers.ContentType!.MediaType);
+        Assert.Contains("dotnet_collection_count_total", await response.Content.ReadAsStringAsync(ct));
+    }
+
     [Fact]
     public async Task Metrics_and_http_are_off_by_default_and_loopback_when_enabled()
     {
