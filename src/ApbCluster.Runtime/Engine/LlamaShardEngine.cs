@@ -70,7 +70,7 @@ public sealed class LlamaShardEngine : IShardEngine
     }
 
     /// <summary>The router's resolved prefill attention as the strategies take it (null: full attention).</summary>
-    internal static CritiPrefillOptions? CritiPrefillOf(PrefillAttentionOptions? p) =>
+    public static CritiPrefillOptions? CritiPrefillOf(PrefillAttentionOptions? p) =>
         p is { Kind: PrefillAttentionKind.CritiPrefill, Budget: { } budget, Segment: { } segment, Block: { } block, Threshold: { } threshold }
             ? new CritiPrefillOptions { Budget = budget, Segment = segment, Block = block, Threshold = threshold }.Validate("criti-")
             : null;

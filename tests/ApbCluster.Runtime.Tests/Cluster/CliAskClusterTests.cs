@@ -26,6 +26,16 @@ public sealed class CliAskClusterTests
             Assert.Contains("accepted: hosts", stderr);
             Assert.Contains("prefill [", stderr);
 
+            // CritiPrefill per query (SubmitQuery and RunShard across processes): beyond its threshold it answers as full
+            // attention; pruning every host's local block it still answers.
+            string[] ask = ["ask", "--cluster", cluster.RouterContact, "--context", context, "--question", "Where did the cat sit?", "--mode", "apb", "-n", "4", "--json"];
+            var beyond = await RunApbAsync(ct, [.. ask, "--prefill-attention", "critiprefill", "--criti-threshold", "100000"]);
+            Assert.True(beyond.Code == 0, $"exit {beyond.Code}\n{beyond.Stderr}\n{cluster.Outputs()}");
+            Assert.Equal(doc.RootElement.GetProperty("token_ids").GetRawText(), JsonDocument.Parse(beyond.Stdout).RootElement.GetProperty("token_ids").GetRawText());
+            var pruned = await RunApbAsync(ct, [.. ask, "--prefill-attention", "critiprefill", "--criti-segment", "16", "--criti-block", "4", "--criti-budget", "16", "--criti-threshold", "0"]);
+            Assert.True(pruned.Code == 0, $"exit {pruned.Code}\n{pruned.Stderr}\n{cluster.Outputs()}");
+            Assert.Equal(4, JsonDocument.Parse(pruned.Stdout).RootElement.GetProperty("generated_tokens").GetInt32());
+
             // A bad request is refused by the router with a reason, and the CLI exits 1.
             var bad = await RunApbAsync(ct, "ask", "--cluster", cluster.RouterContact, "--context", context,
                 "--question", "q", "--mode", "apb", "--anchor", "100000", "--passing", "4");

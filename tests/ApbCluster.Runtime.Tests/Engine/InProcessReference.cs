@@ -24,12 +24,12 @@ public static class InProcessReference
         QueryPlanning.Plan(mode, hosts, prompt.Document.Length, prompt.Question.Length, prompt.TemplateOffset, null, null,
             Parallel.Plan.BlockSplit.Balanced, Tiny.Value.Config);
 
-    public static long[] Tokens(AttentionMode mode, int hosts, PromptLayout prompt, int maxNew)
+    public static long[] Tokens(AttentionMode mode, int hosts, PromptLayout prompt, int maxNew, Parallel.Kernels.CritiPrefillOptions? critiPrefill = null)
     {
         var model = Tiny.Value;
         var plan = Plan(mode, hosts, prompt);
         var strategy = ParallelRun.For(plan.Mode, plan.Mode == Parallel.Plan.ParallelMode.Apb && plan.PassingLength > 0 ? new QueryAwareCompressor() : null);
-        var request = new PrefillRequest(prompt.Document, prompt.Question);
+        var request = new PrefillRequest(prompt.Document, prompt.Question) { CritiPrefill = critiPrefill };
         lock (model)
         {
             var results = ParallelRun.InProcess(model, plan, strategy, request, new Phase2Options { MaxNewTokens = maxNew });

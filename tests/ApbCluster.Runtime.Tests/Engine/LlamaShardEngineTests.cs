@@ -24,14 +24,18 @@ public sealed class LlamaShardEngineTests
     }
 
     [Theory]
-    [InlineData(AttentionMode.Apb)]
-    [InlineData(AttentionMode.Ring)]
-    public void Three_engines_over_tcp_generate_what_the_in_process_run_generates(AttentionMode mode)
+    [InlineData(AttentionMode.Apb, false)]
+    [InlineData(AttentionMode.Ring, false)]
+    [InlineData(AttentionMode.Apb, true)]
+    public void Three_engines_over_tcp_generate_what_the_in_process_run_generates(AttentionMode mode, bool critiPrefill)
     {
         var prompt = InProcessReference.Prompt(InProcessReference.Context(6), " How many marbles?");
         var (doc, question) = (prompt.Document.Select(x => (int)x).ToArray(), prompt.Question.Select(x => (int)x).ToArray());
         const int maxNew = 6;
-        var expected = InProcessReference.Tokens(mode, 3, prompt, maxNew);
+        // The router's resolved CritiPrefill (segment, block and budget 4: every host keeps one block of its local past per segment).
+        var attention = critiPrefill ? new PrefillAttentionOptions(PrefillAttentionKind.CritiPrefill, 4, 4, 4, 0) : null;
+        var options = LlamaShardEngine.CritiPrefillOf(attention);
+        var expected = InProcessReference.Tokens(mode, 3, prompt, maxNew, options);
 
         var spec = ModelSpec.Parse(InProcessReference.Model, null)!;
         var plan = InProcessReference.Plan(mode, 3, prompt);
@@ -44,7 +48,7 @@ public sealed class LlamaShardEngineTests
             var runs = Enumerable.Range(0, 3).Select(rank => Task.Factory.StartNew(() =>
             {
                 var work = new RunShard("q", Akka.Actor.ActorRefs.Nobody, rank, 3, ["h0", "h1", "h2"], endpoints, null, mode,
-                    QueryPlanning.ToShard(plan), "", doc, question, Contracts.GenerationOptions.Greedy(maxNew), 10_000);
+                    QueryPlanning.ToShard(plan), "", doc, question, Contracts.GenerationOptions.Greedy(maxNew), 10_000, PrefillAttention: attention);
                 var c = new CollectiveFactory(listeners[rank], "cpu").Acquire(work, CancellationToken.None);
                 try { return engines[rank].Run(work, c.Collective, recorders[rank], CancellationToken.None); }
                 finally { c.End(clean: true); }
@@ -61,5 +65,27 @@ public sealed class LlamaShardEngineTests
             foreach (var e in engines) e.Dispose();
             foreach (var l in listeners) l.Dispose();
         }
+    }
+
+    [Fact]
+    public void The_engine_prefills_with_the_prefill_attention_it_is_given()
+    {
+        // A ring query with CritiPrefill never leaves the router; handed to an engine anyway, the strategy refuses it,
+        // which shows the option reaches the prefill.
+        var prompt = InProcessReference.Prompt(InProcessReference.Context(2), " How many marbles?");
+        var spec = ModelSpec.Parse(InProcessReference.Model, null)!;
+        var plan = InProcessReference.Plan(AttentionMode.Ring, 1, prompt);
+        using var listener = new DataPlaneListener("127.0.0.1", "127.0.0.1", 0);
+        using var engine = new LlamaShardEngine(spec, "cpu");
+        var work = new RunShard("q", Akka.Actor.ActorRefs.Nobody, 0, 1, ["h0"], [listener.Endpoint], null, AttentionMode.Ring,
+            QueryPlanning.ToShard(plan), "", prompt.Document.Select(x => (int)x).ToArray(), prompt.Question.Select(x => (int)x).ToArray(),
+            Contracts.GenerationOptions.Greedy(2), 10_000, PrefillAttention: new PrefillAttentionOptions(PrefillAttentionKind.CritiPrefill, 4, 4, 4, 0));
+        var c = new CollectiveFactory(listener, "cpu").Acquire(work, CancellationToken.None);
+        try
+        {
+            var e = Assert.ThrowsAny<Exception>(() => engine.Run(work, c.Collective, new Recorder(), CancellationToken.None));
+            Assert.Contains("CritiPrefill runs with dense, apb and star prefill, not ring", e.Message);
+        }
+        finally { c.End(clean: false); }
     }
 }
