@@ -99,6 +99,9 @@ public sealed class RouterFailoverClusterTests : IDisposable
         {
             Content = new StringContent(JsonSerializer.Serialize(Body(stream: true)), Encoding.UTF8, "application/json"),
         };
+        // A stream that ends in an error may leave its connection closed by the server; the next request must not be
+        // sent on it (a POST is not retried on a reset), so each stream gets a connection of its own.
+        request.Headers.ConnectionClose = true;
         using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
         if (response.StatusCode != HttpStatusCode.OK) // (an interpolated assertion message would read the whole stream first)
             Assert.Fail($"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(ct)}\n{_nodes.Outputs()}");
