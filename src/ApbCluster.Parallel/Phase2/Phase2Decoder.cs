@@ -1,6 +1,7 @@
 using ApbCluster.Model;
 using ApbCluster.Model.Attention;
 using ApbCluster.Model.Generation;
+using ApbCluster.Model.KvStores;
 using ApbCluster.Model.Layers;
 using ApbCluster.Parallel.Collectives;
 using ApbCluster.Parallel.Strategies;
@@ -19,6 +20,9 @@ public sealed record Phase2Options
     /// <summary>Called on every host with each generated id as soon as it is known (streaming; an exception
     /// thrown here stops generation).</summary>
     public Action<long>? OnToken { get; init; }
+    /// <summary>How the host's shard is kept for decoding (ShadowKV, ...); null: every key, as prefilled. The store is
+    /// built after prefill and disposed when Phase 2 ends; it may free what it no longer needs from the shard.</summary>
+    public Func<HostShard, LlamaModel, IKvStore>? KvStore { get; init; }
 }
 
 /// <summary>Generated ids (identical on every host), the time of the question pass and of each decode step.</summary>
@@ -45,6 +49,7 @@ public static class Phase2Decoder
         lock (model.Rope) model.Rope.EnsureCapacity(documentLength + question.Length + options.MaxNewTokens + 1);
         using var own = last ? model.CreateCache(1, question.Length + options.MaxNewTokens) : null;
         using var sampler = last && options.Sampling is { } g ? new Sampler(g, model.Device) : null;
+        using var context = options.KvStore?.Invoke(shard, model) ?? new FullKvStore(shard.Keys, shard.Values);
 
         var tokens = new List<long>();
         var steps = new List<TimeSpan>();
@@ -57,7 +62,7 @@ public static class Phase2Decoder
             long next;
             using (var scope = NewDisposeScope())
             {
-                var hidden = Step(c, model, shard, own, input, position, timer);
+                var hidden = Step(c, model, context, own, input, position, timer);
                 long id = -1;
                 if (last)
                 {
@@ -79,7 +84,7 @@ public static class Phase2Decoder
     }
 
     /// <summary>One pass of <paramref name="ids"/> at positions from <paramref name="position"/>: final hidden [1, s, hidden].</summary>
-    private static Tensor Step(ICollective c, LlamaModel model, HostShard shard, KvCache? own, long[] ids, long position, PhaseTimer timer)
+    private static Tensor Step(ICollective c, LlamaModel model, IKvStore context, KvCache? own, long[] ids, long position, PhaseTimer timer)
     {
         var device = model.Device;
         var positions = TorchConstants.Positions(position, position + ids.Length, device);
@@ -93,7 +98,7 @@ public static class Phase2Decoder
             (Tensor Out, Tensor Lse) part;
             using (timer.Measure(PhaseTimer.Attention))
             {
-                part = FusedAttention.Attend(p.Q, shard.Keys[i], shard.Values[i], causal: false, model.Scale);
+                part = context.Attend(i, p.Q, model.Scale);
                 if (own is not null)
                 {
                     own.Append(i, p.K, p.V);
