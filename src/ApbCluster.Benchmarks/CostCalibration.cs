@@ -24,8 +24,8 @@ public static class CostCalibration
         var layer = model.Layers[0];
         lock (model.Rope) model.Rope.EnsureCapacity(tokens + 1);
         var hidden = randn(1, tokens, c.HiddenSize, dtype: model.Dtype, device: model.Device);
-        var (cos, sin) = model.Rope.CosSin(TorchConstants.Positions(0, tokens, model.Device), model.Dtype);
-        var p = layer.Project(hidden, cos, sin);
+        var angles = model.Rope.Angles(TorchConstants.Positions(0, tokens, model.Device), model.Dtype);
+        var p = layer.Project(hidden, angles);
         var half = (K: p.K.narrow(1, 0, tokens / 2), V: p.V.narrow(1, 0, tokens / 2));
 
         double Best(Action body)
@@ -37,7 +37,7 @@ public static class CostCalibration
                 body();
             }));
         }
-        double tokenS = Best(() => layer.Finish(hidden, layer.Project(hidden, cos, sin).Q));
+        double tokenS = Best(() => layer.Finish(hidden, layer.Project(hidden, angles).Q));
         double causalS = Best(() => FusedAttention.Attend(p.Q, p.K, p.V, causal: true, model.Scale));
         double unmaskedS = Best(() => FusedAttention.Attend(p.Q, half.K, half.V, causal: false, model.Scale));
 

@@ -1,3 +1,4 @@
+using ApbCluster.Model.Forward;
 using ApbCluster.Model.Layers;
 using ApbCluster.Parallel.Kernels;
 using ApbCluster.Parallel.Strategies;

@@ -1,3 +1,4 @@
+using ApbCluster.Model.Forward;
 using System.Diagnostics;
 using ApbCluster.Model.Config;
 using ApbCluster.Model.Layers;

@@ -1,4 +1,5 @@
 using ApbCluster.Model.Attention;
+using ApbCluster.Model.Forward;
 using ApbCluster.Model.Layers;
 using static TorchSharp.torch;
 
@@ -24,26 +25,38 @@ public static class LocretTargets
             throw new ArgumentException($"context length {contextLength} must leave at least one later token in a sequence of {ids.Length}.");
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var c = model.Config;
-        int n = ids.Length, later = n - contextLength, groups = c.NumKvHeads, perGroup = c.KvGroupSize, d = c.HeadDim;
-        model.Rope.EnsureCapacity(n);
-        var positions = arange(n, dtype: ScalarType.Int64, device: model.Device);
+        model.Rope.EnsureCapacity(ids.Length);
+        var positions = arange(ids.Length, dtype: ScalarType.Int64, device: model.Device);
         var h = model.Embed(tensor(ids, dtype: ScalarType.Int64, device: model.Device).reshape(1, -1));
-        var (cos, sin) = model.Rope.CosSin(positions, h.dtype);
-        var result = new LayerTargets[model.Layers.Count];
-        foreach (var layer in model.Layers)
+        var angles = model.Rope.Angles(positions, h.dtype);
+        var labelling = new Labelling(model, contextLength);
+        model.RunLayers(h, angles, labelling);
+        foreach (var t in labelling.Result)
         {
-            var p = layer.Project(h, cos, sin);
+            t.Features.MoveToOuterDisposeScope();
+            t.Labels.MoveToOuterDisposeScope();
+        }
+        return labelling.Result;
+    }
+
+    /// <summary>Dense causal attention that records each layer's features and labels on the way.</summary>
+    private sealed class Labelling(LlamaModel model, int contextLength) : IAttentionBackend
+    {
+        public LayerTargets[] Result { get; } = new LayerTargets[model.Layers.Count];
+
+        public Tensor Attend(int layer, Tensor hidden, QkvProjection p)
+        {
+            var c = model.Config;
+            int later = (int)p.Q.shape[1] - contextLength, groups = c.NumKvHeads, perGroup = c.KvGroupSize, d = c.HeadDim;
             var features = cat([Context(p.QPre, contextLength), Context(p.KPre, contextLength), Context(p.VPre, contextLength)], -1);
             var q = p.Q[0].narrow(0, contextLength, later).to(ScalarType.Float32).reshape(later, groups, perGroup, d);
             var k = p.K[0].narrow(0, 0, contextLength).to(ScalarType.Float32);      // [C, n_kv, D]
             var scores = einsum("agpd,cgd->cgap", q, k).mul_(model.Scale);          // [C, n_kv, later, group]
             var labels = scores.flatten(2).amax([2]);                                // [C, n_kv]
-            result[layer.Index] = new LayerTargets(features.to(ScalarType.Float32).MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope());
-            var attn = FusedAttention.Attend(p.Q, p.K, p.V, causal: true, model.Scale).Out;
-            h = layer.Finish(h, attn);
+            // Out of the layer's scope into Compute's, which hands them on to its caller.
+            Result[layer] = new LayerTargets(features.to(ScalarType.Float32).MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope());
+            return FusedAttention.Attend(p.Q, p.K, p.V, causal: true, model.Scale).Out;
         }
-        return result;
     }
 
     private static Tensor Context(Tensor x, int contextLength) => x[0].narrow(0, 0, contextLength).reshape(contextLength, -1);

@@ -9,7 +9,8 @@ public sealed record QkvProjection(Tensor QPre, Tensor KPre, Tensor VPre, Tensor
 
 /// <summary>
 /// One pre-norm decoder block, split at the attention so that parallel strategies can attend their own way:
-/// <c>var p = layer.Project(h, positions); var o = attend(p.Q, keys, values); h = layer.Finish(h, o);</c>
+/// <c>var p = layer.Project(h, angles); var o = attend(p.Q, keys, values); h = layer.Finish(h, o);</c>
+/// <see cref="LlamaModel.RunLayers"/> is the loop that does this for every path.
 /// </summary>
 public sealed class DecoderLayer : nn.Module
 {
@@ -19,12 +20,15 @@ public sealed class DecoderLayer : nn.Module
     private readonly Mlp mlp;
 #pragma warning restore IDE1006
     private readonly RotaryEmbedding _rope;
+    private readonly int _heads, _kvHeads;
 
     public DecoderLayer(IWeightSource w, int index, ModelConfig c, RotaryEmbedding rope, ScalarType dtype, Device device)
         : base($"model.layers.{index}")
     {
         Index = index;
         _rope = rope;
+        _heads = c.NumHeads;
+        _kvHeads = c.NumKvHeads;
         string prefix = $"model.layers.{index}";
         self_attn = new SelfAttention(w, prefix + ".self_attn", c, dtype, device);
         mlp = new Mlp(w, prefix + ".mlp", c, dtype, device);
@@ -36,18 +40,19 @@ public sealed class DecoderLayer : nn.Module
     public int Index { get; }
 
     /// <summary>Input RMSNorm, q/k/v projections, RoPE at <paramref name="positions"/> ([S] int64, global positions).</summary>
-    public QkvProjection Project(Tensor hidden, Tensor positions)
-    {
-        var (cos, sin) = _rope.CosSin(positions, hidden.dtype);
-        return Project(hidden, cos, sin);
-    }
+    public QkvProjection Project(Tensor hidden, Tensor positions) => Project(hidden, _rope.Angles(positions, hidden.dtype));
 
-    /// <summary>As above with cos/sin from <see cref="RotaryEmbedding.CosSin"/>, gathered once per forward
-    /// for all layers (saves two gathers per layer in a decode step).</summary>
-    public QkvProjection Project(Tensor hidden, Tensor cos, Tensor sin)
+    /// <summary>As above with the angles from <see cref="RotaryEmbedding.Angles"/>, gathered once per forward for all
+    /// layers. q, k and v come from one matmul and q and k are rotated together (a decode step is launch-bound); all six
+    /// tensors are views with strided rows: copy what you keep past the layer.</summary>
+    public QkvProjection Project(Tensor hidden, RopeAngles angles)
     {
-        var (q, k, v) = self_attn.Project(input_layernorm.Forward(hidden));
-        return new QkvProjection(q, k, v, Rotate(q, cos, sin), Rotate(k, cos, sin), v);
+        var heads = self_attn.ProjectHeads(input_layernorm.Forward(hidden)); // [B, S, Hq + 2 Hkv, D]
+        int hq = _heads, hkv = _kvHeads;
+        var rotated = RotaryEmbedding.Rotate(heads.narrow(2, 0, hq + hkv), angles);
+        var v = heads.narrow(2, hq + hkv, hkv);
+        return new QkvProjection(heads.narrow(2, 0, hq), heads.narrow(2, hq, hkv), v,
+            rotated.narrow(2, 0, hq), rotated.narrow(2, hq, hkv), v);
     }
 
     /// <summary>o_proj(attentionOut [B,S,Hq,D]) + residual, then post-attention RMSNorm, MLP, + residual.</summary>
@@ -55,13 +60,5 @@ public sealed class DecoderLayer : nn.Module
     {
         var h = TorchConstants.Plus(hidden, self_attn.Output(attentionOut));
         return TorchConstants.Plus(h, mlp.Forward(post_attention_layernorm.Forward(h)));
-    }
-
-    // Same maths as RotaryEmbedding.Apply, sharing one cos/sin gather between q and k.
-    private static Tensor Rotate(Tensor x, Tensor cos, Tensor sin)
-    {
-        long half = x.shape[^1] / 2;
-        var rotated = cat([x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)], -1);
-        return TorchConstants.Plus(x * cos, rotated * sin);
     }
 }

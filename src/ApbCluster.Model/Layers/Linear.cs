@@ -19,7 +19,17 @@ public sealed class Linear : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>A Linear over tensors already loaded (views of a fused weight: see <see cref="Weights.Fuse"/>).</summary>
+    internal Linear(string prefix, Tensor weight, Tensor? bias) : base(prefix)
+    {
+        this.weight = Weights.Parameter(weight);
+        if (bias is not null) this.bias = Weights.Parameter(bias);
+        RegisterComponents();
+    }
+
     public Tensor Weight => weight;
+
+    public Tensor? Bias => bias;
 
     public Tensor Forward(Tensor x) => nn.functional.linear(x, weight, bias);
 }

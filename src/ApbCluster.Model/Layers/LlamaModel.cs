@@ -1,5 +1,6 @@
 using ApbCluster.Model.Attention;
 using ApbCluster.Model.Config;
+using ApbCluster.Model.Forward;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -124,23 +125,32 @@ public sealed class LlamaModel : nn.Module
         var ids = tokenIds.device.type == Device.type && tokenIds.dtype == ScalarType.Int64 ? tokenIds : tokenIds.to(ScalarType.Int64, Device);
         var positions = TorchConstants.Positions(past, past + s, Device);
         var h = Embed(ids);
-        var (cos, sin) = Rope.CosSin(positions, h.dtype);
-        foreach (var layer in Layers)
+        return RunLayers(h, Rope.Angles(positions, h.dtype), new CachedAttention(cache, Scale));
+    }
+
+    /// <summary>
+    /// The decoder loop every path runs (dense forward, each parallel strategy's prefill, Phase 2, batched decode,
+    /// training targets): per layer project, let <paramref name="attention"/> attend, finish (o_proj, MLP, residuals).
+    /// h [B, S, hidden] with the rows' rotary angles (<see cref="RotaryEmbedding.Angles"/>, gathered once for all
+    /// layers) -> final hidden [B, S, hidden] before the final norm. Call inside no_grad and your own dispose scope.
+    /// <paramref name="h"/> is consumed: it is freed once the first layer is done (at long prompts it is GBs).
+    /// </summary>
+    /// <param name="onLayer">Called after each layer with (layers done, layers): progress, and a place to cancel.</param>
+    public Tensor RunLayers(Tensor h, RopeAngles angles, IAttentionBackend attention, PhaseTimer? timer = null, Action<int, int>? onLayer = null)
+    {
+        timer ??= PhaseTimer.Disabled;
+        var layers = Layers;
+        for (int i = 0; i < layers.Count; i++)
         {
             // Per-layer scope: a layer's intermediates (GBs at long prompts) are freed before the next layer.
             using var layerScope = NewDisposeScope();
-            var p = layer.Project(h, cos, sin);
-            Tensor keys = p.K, values = p.V;
-            if (cache != null)
-            {
-                cache.Append(layer.Index, p.K, p.V);
-                keys = cache.Keys(layer.Index);
-                values = cache.Values(layer.Index);
-            }
-            var (attn, _) = FusedAttention.Attend(p.Q, keys, values, causal: true, Scale);
+            QkvProjection p;
+            using (timer.Measure(PhaseTimer.Qkv)) p = layers[i].Project(h, angles);
+            var attn = attention.Attend(i, h, p);
             var previous = h;
-            h = layer.Finish(h, attn).MoveToOuterDisposeScope();
+            using (timer.Measure(PhaseTimer.Mlp)) h = layers[i].Finish(h, attn).MoveToOuterDisposeScope();
             previous.Dispose();
+            onLayer?.Invoke(i + 1, layers.Count);
         }
         return h;
     }

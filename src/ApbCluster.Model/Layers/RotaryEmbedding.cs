@@ -65,6 +65,27 @@ public sealed class RotaryEmbedding : IDisposable
         return dtype == _dtype ? (cos, sin) : (cos.to(dtype), sin.to(dtype));
     }
 
+    /// <summary>cos, sin and the signed sin (-sin on the first half, +sin on the second) for the positions, shaped to
+    /// broadcast over [B, S, H, D]: what <see cref="Rotate"/> takes, gathered once per forward.</summary>
+    public RopeAngles Angles(Tensor positions, ScalarType dtype)
+    {
+        var (cos, sin) = CosSin(positions, dtype);
+        long half = HeadDim / 2;
+        return new RopeAngles(cos, sin, cat([sin.narrow(-1, 0, half).neg(), sin.narrow(-1, half, half)], -1));
+    }
+
+    /// <summary>
+    /// x * cos + rotate_half(x) * sin, HF's rotation, with rotate_half(x) * sin computed as swap_halves(x) * signed sin
+    /// (cat(-x2, x1) * sin = cat(x2, x1) * cat(-sin1, sin2), the same products): one flip instead of two slices, a
+    /// negation and a cat. x [B, S, H, D] may have strided rows (the heads of a fused projection).
+    /// </summary>
+    public static Tensor Rotate(Tensor x, RopeAngles angles)
+    {
+        long b = x.shape[0], s = x.shape[1], h = x.shape[2], d = x.shape[3];
+        var swapped = x.view(b, s, h, 2, d / 2).flip(3).view(b, s, h, d);
+        return TorchConstants.Plus(x * angles.Cos, swapped * angles.SignedSin);
+    }
+
     private static Tensor RotateHalf(Tensor x)
     {
         long half = x.shape[^1] / 2;
@@ -125,3 +146,6 @@ public sealed class RotaryEmbedding : IDisposable
         InvFreq.Dispose();
     }
 }
+
+/// <summary>Rotary angles for a forward's rows (<see cref="RotaryEmbedding.Angles"/>).</summary>
+public sealed record RopeAngles(Tensor Cos, Tensor Sin, Tensor SignedSin);

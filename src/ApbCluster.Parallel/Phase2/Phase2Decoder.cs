@@ -1,3 +1,4 @@
+using ApbCluster.Model.Forward;
 using ApbCluster.Model;
 using ApbCluster.Model.Attention;
 using ApbCluster.Model.Generation;
@@ -89,33 +90,33 @@ public static class Phase2Decoder
         var device = model.Device;
         var positions = TorchConstants.Positions(position, position + ids.Length, device);
         var h = model.Embed(tensor(ids, dtype: ScalarType.Int64).reshape(1, -1).to(device));
-        var (cos, sin) = model.Rope.CosSin(positions, h.dtype); // once for all layers
-        for (int i = 0; i < model.Layers.Count; i++)
+        var angles = model.Rope.Angles(positions, h.dtype); // once for all layers
+        return model.RunLayers(h, angles, new ShardAttention(c, context, own, model.Scale, timer), timer);
+    }
+
+    /// <summary>Phase 2's attention: the host's context, the last host's own new tokens, merged across hosts.</summary>
+    private sealed class ShardAttention(ICollective c, IKvStore context, KvCache? own, double scale, PhaseTimer timer) : IAttentionBackend
+    {
+        public Tensor Attend(int layer, Tensor hidden, QkvProjection p)
         {
-            var layer = model.Layers[i];
-            QkvProjection p;
-            using (timer.Measure(PhaseTimer.Qkv)) p = layer.Project(h, cos, sin);
             (Tensor Out, Tensor Lse) part;
             using (timer.Measure(PhaseTimer.Attention))
             {
-                part = context.Attend(i, p.Q, model.Scale);
+                part = context.Attend(layer, p.Q, scale);
                 if (own is not null)
                 {
-                    own.Append(i, p.K, p.V);
-                    part = LseMerge.Merge(part, FusedAttention.Attend(p.Q, own.Keys(i), own.Values(i), causal: true, model.Scale));
+                    own.Append(layer, p.K, p.V);
+                    part = LseMerge.Merge(part, FusedAttention.Attend(p.Q, own.Keys(layer), own.Values(layer), causal: true, scale));
                 }
             }
-            (Tensor Out, Tensor Lse) merged;
             using (timer.Measure(PhaseTimer.Passing))
             {
                 // Every host sends its part in fp32 (the last host's is already a merge): the H-way merge then
                 // accumulates in fp32 and rounds once, to the model's dtype.
-                var outs = c.AllGather(part.Out.to(ScalarType.Float32), $"layer {i} phase-2 out");
-                var lses = c.AllGather(part.Lse, $"layer {i} phase-2 lse");
-                merged = LseMerge.MergeAll(outs.Zip(lses, (o, l) => (o, l)).ToArray(), h.dtype);
+                var outs = c.AllGather(part.Out.to(ScalarType.Float32), $"layer {layer} phase-2 out");
+                var lses = c.AllGather(part.Lse, $"layer {layer} phase-2 lse");
+                return LseMerge.MergeAll(outs.Zip(lses, (o, l) => (o, l)).ToArray(), hidden.dtype).Out;
             }
-            using (timer.Measure(PhaseTimer.Mlp)) h = layer.Finish(h, merged.Out);
         }
-        return h;
     }
 }

@@ -1,3 +1,4 @@
+using ApbCluster.Model.Forward;
 using ApbCluster.Model.Layers;
 using ApbCluster.Parallel.Collectives;
 using ApbCluster.Parallel.Kernels;

@@ -1,3 +1,4 @@
+using ApbCluster.Model.Forward;
 using static TorchSharp.torch;
 
 namespace ApbCluster.Parallel.Strategies;

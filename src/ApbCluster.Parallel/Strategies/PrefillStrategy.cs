@@ -1,3 +1,4 @@
+using ApbCluster.Model.Forward;
 using ApbCluster.Model.Layers;
 using ApbCluster.Parallel.Collectives;
 using ApbCluster.Parallel.Kernels;
@@ -26,8 +27,8 @@ public sealed record LayerContext(ICollective Collective, LlamaModel Model, ApbP
 }
 
 /// <summary>
-/// The engine every strategy shares (Phase 1): embed the host's rows, then per layer Project -> the
-/// strategy's attention -> Finish; keep the local real tokens' K and V as the host's shard.
+/// The engine every strategy shares (Phase 1): embed the host's rows, run the model's layers with the strategy's
+/// attention as the backend (<see cref="LlamaModel.RunLayers"/>), keep the local real tokens' K and V as the host's shard.
 /// Strategies differ only in their rows and their attention.
 /// </summary>
 public abstract class PrefillStrategy
@@ -57,31 +58,35 @@ public abstract class PrefillStrategy
         var positions = tensor(rows.Positions, dtype: ScalarType.Int64).to(device);
         var ctx = new LayerContext(c, model, plan, request, rows, positions, timer, critiState);
         var h = model.Embed(tensor(rows.Ids, dtype: ScalarType.Int64).reshape(1, -1).to(device));
-        var (cos, sin) = model.Rope.CosSin(positions, h.dtype); // once for all layers
+        var angles = model.Rope.Angles(positions, h.dtype); // once for all layers
         var keep = KeptRows(rows, plan.DocumentLength, device);
         int layers = model.Layers.Count;
         var keys = new Tensor[layers];
         var values = new Tensor[layers];
-        for (int i = 0; i < layers; i++)
+        var attention = new HostAttention(this, ctx, (layer, p) =>
         {
-            // Per-layer scope: the compressed blocks, passing block and partial results die with the layer.
-            using var layerScope = NewDisposeScope();
-            var layer = model.Layers[i];
-            QkvProjection p;
-            using (timer.Measure(PhaseTimer.Qkv)) p = layer.Project(h, cos, sin);
-            var attn = Attend(ctx, i, h, p);
-            var old = h;
-            using (timer.Measure(PhaseTimer.Mlp)) h = layer.Finish(h, attn).MoveToOuterDisposeScope();
-            old.Dispose();
-            keys[i] = Keep(p.K, keep, rows).MoveToOuterDisposeScope();
-            values[i] = Keep(p.V, keep, rows).MoveToOuterDisposeScope();
-            request.OnLayer?.Invoke(i + 1, layers);
-        }
+            // Moved out of the layer's scope: the shard outlives the layer (the compressed blocks, passing block
+            // and partial results die with it).
+            keys[layer] = Keep(p.K, keep, rows).MoveToOuterDisposeScope();
+            values[layer] = Keep(p.V, keep, rows).MoveToOuterDisposeScope();
+        });
+        h = model.RunLayers(h, angles, attention, timer, request.OnLayer);
         // Out of the prefill's scope to the caller: the shard.
         foreach (var t in keys.Concat(values)) t.MoveToOuterDisposeScope();
         var hidden = request.KeepHidden ? Keep(h, keep, rows).MoveToOuterDisposeScope() : null;
         var kept = rows.Positions.Skip(rows.Prefix).Where(x => x < plan.DocumentLength).ToArray();
         return new HostShard { Host = c.Rank, Positions = kept, Keys = keys, Values = values, Hidden = hidden, Timings = timer };
+    }
+
+    /// <summary>The strategy's attention as the model's backend; it also hands each layer's K and V to the shard.</summary>
+    private sealed class HostAttention(PrefillStrategy strategy, LayerContext ctx, Action<int, QkvProjection> keep) : IAttentionBackend
+    {
+        public Tensor Attend(int layer, Tensor hidden, QkvProjection p)
+        {
+            var attn = strategy.Attend(ctx, layer, hidden, p);
+            keep(layer, p);
+            return attn;
+        }
     }
 
     /// <summary>The host's rows; by default its local block (ring: its two zigzag chunks).</summary>
@@ -98,10 +103,11 @@ public abstract class PrefillStrategy
         return idx.Length == rows.Local ? null : tensor(idx, dtype: ScalarType.Int64).to(device);
     }
 
-    /// <summary>The shard's rows of x, copied when rows are dropped so the anchor's memory is freed.</summary>
+    /// <summary>The shard's rows of x as a tensor of their own: x is a view into the layer's fused projection (or the
+    /// anchor's rows come first), and keeping a view would keep all of that memory.</summary>
     private static Tensor Keep(Tensor x, Tensor? keep, HostRows rows)
     {
         if (keep is not null) return x.index_select(1, keep);
-        return rows.Prefix == 0 ? x.alias() : x.narrow(1, rows.Prefix, rows.Local).clone();
+        return (rows.Prefix == 0 ? x : x.narrow(1, rows.Prefix, rows.Local)).contiguous();
     }
 }

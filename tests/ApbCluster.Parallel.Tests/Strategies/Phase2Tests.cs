@@ -1,3 +1,4 @@
+using ApbCluster.Model.Forward;
 using ApbCluster.Model.Attention;
 using ApbCluster.NativeInterop;
 using ApbCluster.Parallel.Compression;

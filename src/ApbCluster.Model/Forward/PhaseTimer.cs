@@ -2,7 +2,7 @@ using System.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ApbCluster.Parallel.Strategies;
+namespace ApbCluster.Model.Forward;
 
 /// <summary>
 /// Per-host, per-phase wall time (qkv, compressor, passing, criticality, attention, mlp). Disabled timers cost
