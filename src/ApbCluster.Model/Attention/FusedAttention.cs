@@ -20,7 +20,7 @@ namespace ApbCluster.Model.Attention;
 /// pytorch/pytorch#190321; here in 4 of 14 processes of one GPU evaluation): the call is then redone with the flash
 /// kernel, which serves the process from then on (<see cref="CudnnDisabledBecause"/> says why), unless cuDNN was forced.
 /// </summary>
-public static class FusedAttention
+public static partial class FusedAttention
 {
     private const string Script = """
 def gpu_flash(q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float) -> Tuple[Tensor, Tensor]:

@@ -12,6 +12,18 @@ public sealed class KvCache : IDisposable
 {
     private readonly Tensor[] _keys, _values;
     private readonly long[] _lengths;
+    private readonly bool _owns = true;
+
+    /// <summary>A cache over buffers someone else owns (a <see cref="Forward.KvPool"/> slot: views [1, capacity, Hkv, D]).</summary>
+    internal KvCache(Tensor[] keys, Tensor[] values)
+    {
+        _keys = keys;
+        _values = values;
+        _lengths = new long[keys.Length];
+        _owns = false;
+        Batch = keys[0].shape[0];
+        Capacity = keys[0].shape[1];
+    }
 
     public KvCache(ModelConfig config, long batch, long capacity, Device device, ScalarType dtype)
     {
@@ -69,8 +81,18 @@ public sealed class KvCache : IDisposable
 
     public void Reset() => Truncate(0);
 
+    /// <summary>Counts <paramref name="positions"/> more as filled in <paramref name="layer"/>, written by the caller
+    /// straight into the buffers (a batched decode step writes every slot of a pool in one kernel).</summary>
+    internal void Advance(int layer, long positions)
+    {
+        if (_lengths[layer] + positions > Capacity)
+            throw new InvalidOperationException($"KV cache capacity exceeded: layer {layer} holds {_lengths[layer]} positions of {Capacity}.");
+        _lengths[layer] += positions;
+    }
+
     public void Dispose()
     {
+        if (!_owns) return;
         foreach (var t in _keys) t.Dispose();
         foreach (var t in _values) t.Dispose();
     }
