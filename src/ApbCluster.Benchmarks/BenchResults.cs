@@ -22,8 +22,15 @@ public sealed record PrefillMeasurement(
     public double? MedianTtftSeconds { get; init; }
 }
 
-/// <summary>Decode steps at a given context: milliseconds per generated token.</summary>
-public sealed record DecodeMeasurement(string Mode, int Context, int Steps, double MsPerTokenMedian, double MsPerTokenMean);
+/// <summary>Decode steps at a given context: milliseconds per step (one token for each of <see cref="Batch"/>
+/// sequences decoding together), aggregate tokens per second, and the device memory in use while they ran.</summary>
+public sealed record DecodeMeasurement(string Mode, int Context, int Steps, double MsPerTokenMedian, double MsPerTokenMean)
+{
+    public int Batch { get; init; } = 1;
+    public double TokensPerSecond { get; init; }
+    public string Kv { get; init; } = "full";
+    public double GpuGiB { get; init; }
+}
 
 /// <summary>Everything one `apb bench` run measured, with what it ran on.</summary>
 public sealed record BenchReport(

@@ -46,30 +46,6 @@ public static class DenseBench
             best, times, tokens / best, GpuClock.UsedGiB(model.Device), phases, plan) { MedianSeconds = ParallelBench.Median(times) };
     }
 
-    /// <summary>Greedy decode steps after a <paramref name="context"/>-token prefill; per-step wall time
-    /// includes reading the sampled id back, as real generation must.</summary>
-    public static DecodeMeasurement Decode(LlamaModel model, int context, int steps, long seed)
-    {
-        using var cache = model.CreateCache(1, context + steps + 1);
-        using var ids = RandomIds(model, context, seed);
-        var next = model.Forward(ids, cache, lastPositionOnly: true).argmax(-1);
-        var perStep = new List<double>();
-        for (int i = 0; i < steps; i++)
-        {
-            var input = next;
-            perStep.Add(GpuClock.Seconds(model.Device, () =>
-            {
-                next = model.Forward(input, cache, lastPositionOnly: true).argmax(-1);
-                _ = next.cpu().item<long>();
-            }));
-            input.Dispose();
-        }
-        next.Dispose();
-        // The first steps warm kernels and the allocator up.
-        var warm = perStep.Skip(Math.Min(3, steps / 4)).OrderBy(x => x).ToList();
-        return new DecodeMeasurement("dense", context, steps, 1000 * warm[warm.Count / 2], 1000 * warm.Average());
-    }
-
     internal static Tensor RandomIds(LlamaModel model, int tokens, long seed)
     {
         using var g = new Generator((ulong)seed, CPU);

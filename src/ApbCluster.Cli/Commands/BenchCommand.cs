@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using ApbCluster.Benchmarks;
+using ApbCluster.Model.Attention;
 using ApbCluster.Model.Config;
 using ApbCluster.Model.Layers;
 using ApbCluster.NativeInterop;
@@ -38,7 +39,8 @@ internal static class BenchCommand
         var dtype = new Option<string>("--dtype") { Description = "bfloat16, float16 or float32", DefaultValueFactory = _ => "bfloat16" };
         var warmup = new Option<int>("--warmup") { Description = "untimed runs per configuration", DefaultValueFactory = _ => 1 };
         var repeats = new Option<int>("--repeats") { Description = "timed runs per configuration (best and median are reported)", DefaultValueFactory = _ => 3 };
-        var decodeContext = new Option<string?>("--decode-context") { Description = "also time dense decode at this context, e.g. 32k" };
+        var decodeContext = new Option<string?>("--decode-context") { Description = "also time decode at these contexts, e.g. 32k,128k (each sequence its own context of that length)" };
+        var decodeBatch = new Option<string>("--decode-batch") { Description = "sequences decoding together, e.g. 1,4,16 (ms per step and aggregate tokens/s of each)", DefaultValueFactory = _ => "1" };
         var decodeSteps = new Option<int>("--decode-steps") { Description = "decode steps to time", DefaultValueFactory = _ => 32 };
         var ttft = new Option<bool>("--ttft") { Description = "parallel modes: also time prefill to first token (question pass and first decode step included), as a query's time to first token" };
         var calibrate = new Option<bool>("--calibrate") { Description = "also measure the attention and token rates of the balanced split's cost model on this device" };
@@ -48,16 +50,20 @@ internal static class BenchCommand
         var cmd = new Command("bench", "Benchmark prefill/decode at a real model shape with random weights.")
         {
             shape, lengths, modes, gpus, hosts, anchorDivisor, anchor, passing, split, apbKernel, collectiveTimeout, device, dtype, warmup,
-            repeats, decodeContext, decodeSteps, ttft, calibrate, isolate, childOut, output,
+            repeats, decodeContext, decodeBatch, decodeSteps, ttft, calibrate, isolate, childOut, output,
         };
         criti.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             var config = ModelShapes.Get(pr.GetValue(shape)!);
-            var lens = ParseLengths(pr.GetValue(lengths)!, "--lengths");
+            // A decode-only run (--decode-context without --lengths) skips the prefill table.
+            bool prefillAsked = pr.GetResult(lengths) is { Implicit: false } || pr.GetValue(decodeContext) is null;
+            var lens = prefillAsked ? ParseLengths(pr.GetValue(lengths)!, "--lengths") : [];
             var modeList = pr.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             foreach (var m in modeList) ParseMode(m);
             var critiOptions = criti.Parameters(pr);
+            var batches = ParseCounts(pr.GetValue(decodeBatch)!, "--decode-batch");
+            if (pr.GetValue(decodeSteps) < 1) throw new CliUsageException($"--decode-steps {pr.GetValue(decodeSteps)}: at least 1 step to time.");
             if (pr.GetValue(repeats) < 1) throw new CliUsageException($"--repeats {pr.GetValue(repeats)}: at least 1 timed run (3 or more for a median worth reporting).");
             if (pr.GetValue(warmup) < 0) throw new CliUsageException($"--warmup {pr.GetValue(warmup)}: must not be negative.");
             if (pr.GetValue(collectiveTimeout) <= 0) throw new CliUsageException("--collective-timeout must be a positive number of seconds.");
@@ -102,13 +108,8 @@ internal static class BenchCommand
                     Console.Error.WriteLine(report.Notes[^1]);
                 }
                 if (pr.GetValue(decodeContext) is { } dc)
-                {
-                    int ctx = ParseLengths(dc, "--decode-context")[0];
-                    Console.Error.Write($"  dense decode at {ctx} context ... ");
-                    var d = DenseBench.Decode(model, ctx, pr.GetValue(decodeSteps), seed: 5);
-                    report.Decode.Add(d);
-                    Console.Error.WriteLine($"{d.MsPerTokenMedian:F2} ms/token (median)");
-                }
+                    foreach (int ctx in ParseLengths(dc, "--decode-context"))
+                        RunDecode(report, model, ctx, batches, pr.GetValue(decodeSteps));
             }
             if (pr.GetValue(childOut) is { } childFile)
             {
@@ -161,6 +162,34 @@ internal static class BenchCommand
                     Console.Error.WriteLine("failed: " + reason);
                 }
             }
+    }
+
+    /// <summary>Batched decode at one context; a batch that does not fit is noted, not fatal.</summary>
+    private static void RunDecode(BenchReport report, LlamaModel model, int context, int[] batches, int steps)
+    {
+        Console.Error.WriteLine($"  decode at {context} context, batches {string.Join(", ", batches)}:");
+        try
+        {
+            report.Decode.AddRange(DecodeBench.Batched(model, context, batches, steps, seed: 5, line => Console.Error.WriteLine("    " + line)));
+        }
+        catch (Exception e) when (e is not CliUsageException)
+        {
+            string reason = e.Message.Split('\n')[0];
+            report.Notes.Add($"decode at {context} tokens, batch up to {batches.Max()}, failed: {reason}");
+            Console.Error.WriteLine("    failed: " + reason);
+        }
+        if (FusedAttention.RaggedKernelDisabledBecause is { } why)
+            report.Notes.Add($"decode attention ran per sequence: the one-call ragged kernel failed ({why})");
+    }
+
+    /// <summary>A comma-separated list of positive counts, e.g. "1,4,16".</summary>
+    private static int[] ParseCounts(string text, string option)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var counts = parts.Select(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= 1 ? n : -1).ToArray();
+        if (counts.Length == 0 || counts.Contains(-1))
+            throw new CliUsageException($"{option} '{text}': expected positive whole numbers separated by commas, e.g. 1,4,16.");
+        return counts;
     }
 
     /// <summary>This command again for one (mode, length), prefill only, in a new process; its report, or null with the
