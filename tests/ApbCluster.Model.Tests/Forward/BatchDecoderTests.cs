@@ -1,5 +1,6 @@
 using ApbCluster.Model.Attention;
 using ApbCluster.Model.Forward;
+using ApbCluster.Model.KvStores;
 using ApbCluster.Model.Layers;
 using ApbCluster.Model.Tests.Layers;
 using Xunit;
@@ -64,6 +65,34 @@ public class BatchDecoderTests
             }
         }
         for (int i = 0; i < prompts.Length; i++) Assert.Equal(expected[i], got[i].ToArray());
+    }
+
+    [Fact]
+    public void With_a_context_store_the_slot_keeps_only_decoded_tokens_and_the_merge_is_exact()
+    {
+        using var model = Model();
+        var prompts = new[] { Prompt(40, 11), Prompt(7, 12) };
+        const int tokens = 10;
+        var expected = prompts.Select(p => Alone(model, p, tokens)).ToArray();
+        // The exact store over a copy of the prompt's KV: the merge of its (out, lse) with the slot's must change nothing.
+        Func<KvCache, IKvStore> full = cache => new FullKvStore(
+            Enumerable.Range(0, cache.NumLayers).Select(l => cache.Keys(l).clone().DetachFromDisposeScope()).ToArray(),
+            Enumerable.Range(0, cache.NumLayers).Select(l => cache.Values(l).clone().DetachFromDisposeScope()).ToArray(), owns: true);
+        using var decoder = new BatchDecoder(model, slots: 2, capacity: tokens + 1, contextStore: full);
+        var got = new List<long>[2];
+        var slotOf = new Dictionary<int, int>();
+        for (int i = 0; i < 2; i++)
+        {
+            var (slot, first) = decoder.Admit(prompts[i]);
+            slotOf[slot] = i;
+            got[i] = [first];
+            Assert.Equal(prompts[i].Length, decoder.Length(slot));
+        }
+        Assert.True(decoder.StoreBytes.Device > 0);
+        while (got.Any(g => g.Count < tokens))
+            foreach (var (slot, id) in decoder.Step())
+                got[slotOf[slot]].Add(id);
+        for (int i = 0; i < 2; i++) Assert.Equal(expected[i], got[i].Take(tokens).ToArray());
     }
 
     [Fact]
