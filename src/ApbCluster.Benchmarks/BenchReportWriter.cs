@@ -71,14 +71,16 @@ public static class BenchReportWriter
         {
             sb.AppendLine("## Decode");
             sb.AppendLine();
-            sb.AppendLine("| mode | kv | context | batch | steps | ms/step (median) | ms/step (mean) | tokens/s | GPU GiB |");
-            sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+            sb.AppendLine("| mode | kv | context | batch | steps | ms/step (median) | ms/step (mean) | tokens/s | GPU GiB | profile ms/step |");
+            sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
             foreach (var d in r.Decode)
-                sb.AppendLine(string.Format(inv, "| {0} | {1} | {2} | {3} | {4} | {5:F2} | {6:F2} | {7:F0} | {8:F1} |", d.Mode, d.Kv, d.Context, d.Batch, d.Steps,
-                    d.MsPerTokenMedian, d.MsPerTokenMean, d.TokensPerSecond, d.GpuGiB));
+                sb.AppendLine(string.Format(inv, "| {0} | {1} | {2} | {3} | {4} | {5:F2} | {6:F2} | {7:F0} | {8:F1} | {9} |", d.Mode, d.Kv, d.Context, d.Batch, d.Steps,
+                    d.MsPerTokenMedian, d.MsPerTokenMean, d.TokensPerSecond, d.GpuGiB,
+                    d.PhaseMs is null ? "" : string.Join(", ", d.PhaseMs.Select(kv => string.Format(inv, "{0} {1:F2}", kv.Key, kv.Value)))));
             sb.AppendLine();
             sb.AppendLine("A step gives one token to each of the batch's sequences (each with its own context of the given length); " +
-                "tokens/s = batch / median step time. Each step includes reading the new ids back to the host, as real generation must.");
+                "tokens/s = batch / median step time. Each step includes reading the new ids back to the host, as real generation must. " +
+                "Profile: separate steps that synchronise the device around each phase, so each phase shows the longer of its host launch time and its device time.");
             sb.AppendLine();
         }
         foreach (var n in r.Notes) sb.AppendLine("- " + n);

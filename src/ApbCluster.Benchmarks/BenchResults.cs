@@ -30,6 +30,9 @@ public sealed record DecodeMeasurement(string Mode, int Context, int Steps, doub
     public double TokensPerSecond { get; init; }
     public string Kv { get; init; } = "full";
     public double GpuGiB { get; init; }
+    /// <summary>Per step, milliseconds of each phase (qkv, attention, mlp, logits) in a profiled run that synchronises
+    /// around each phase.</summary>
+    public IReadOnlyDictionary<string, double>? PhaseMs { get; init; }
 }
 
 /// <summary>Everything one `apb bench` run measured, with what it ran on.</summary>

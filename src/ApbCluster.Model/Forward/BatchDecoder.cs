@@ -94,9 +94,12 @@ public sealed class BatchDecoder : IDisposable
     /// <summary>
     /// One decode step of every running sequence: feeds each its last token and returns the next one, by slot.
     /// A sequence whose slot is full must be released before the step (it throws otherwise, naming the slot).
+    /// An enabled <paramref name="timer"/> charges the step's work to qkv, attention, mlp and logits (synchronising
+    /// around each: a profile, slower than a plain step).
     /// </summary>
-    public IReadOnlyDictionary<int, long> Step()
+    public IReadOnlyDictionary<int, long> Step(PhaseTimer? timer = null)
     {
+        timer ??= PhaseTimer.Disabled;
         if (_nextToken.Count == 0) return new Dictionary<int, long>();
         var slots = _nextToken.Keys.Order().ToArray();
         foreach (var s in slots)
@@ -118,9 +121,10 @@ public sealed class BatchDecoder : IDisposable
         var angles = _model.Rope.Angles(step.narrow(0, b, b).view(b, 1), _model.Dtype);
         using var rows = new RaggedRows(slots, filled.Select(p => p + 1).ToArray(), _pool.Capacity, _model.Device);
         var stores = _stores.Count == 0 ? null : slots.Select(s => _stores[s]).ToArray();
-        var attention = new PoolAttention(_pool, slots, step.narrow(0, 2 * b, b), rows, stores, _model.Scale);
-        var hidden = _model.RunLayers(_model.Embed(ids), angles, attention);
-        var next = _model.Logits(hidden).view(b, -1).argmax(-1).cpu().data<long>().ToArray();
+        var attention = new PoolAttention(_pool, slots, step.narrow(0, 2 * b, b), rows, stores, _model.Scale, timer);
+        var hidden = _model.RunLayers(_model.Embed(ids), angles, attention, timer);
+        long[] next;
+        using (timer.Measure("logits")) next = _model.Logits(hidden).view(b, -1).argmax(-1).cpu().data<long>().ToArray();
         var result = new Dictionary<int, long>(b);
         for (int i = 0; i < b; i++) _nextToken[slots[i]] = result[slots[i]] = next[i];
         return result;
@@ -128,11 +132,12 @@ public sealed class BatchDecoder : IDisposable
 
     /// <summary>Each row's key and value into its slot, the ragged attention over the slots, and, with context stores,
     /// each row's store part merged in exactly.</summary>
-    private sealed class PoolAttention(KvPool pool, int[] slots, Tensor flatRows, RaggedRows rows, IKvStore[]? stores, double scale)
+    private sealed class PoolAttention(KvPool pool, int[] slots, Tensor flatRows, RaggedRows rows, IKvStore[]? stores, double scale, PhaseTimer timer)
         : IAttentionBackend
     {
         public Tensor Attend(int layer, Tensor hidden, QkvProjection p)
         {
+            using var _ = timer.Measure(PhaseTimer.Attention);
             pool.AppendStep(layer, slots, flatRows, p.K, p.V);
             var own = FusedAttention.AttendRagged(p.Q, pool.Keys(layer), pool.Values(layer), rows, scale);
             if (stores is null) return own.Out;
