@@ -30,6 +30,22 @@ public sealed class ProbeReport(ProbeOptions options, int layers)
     private float _layer0Difference;
 
     public ProbeOptions Options => options;
+    /// <summary>Largest |q_anchor - q_dense| at layer 0, where a query depends only on its token and position: 0 when
+    /// the compressor scores with the question's own rows at the question's own positions.</summary>
+    public float Layer0Difference { get { lock (_lock) return _layer0Difference; } }
+
+    /// <summary>Summed counts of one scorer over all layers (null if it never ran).</summary>
+    public SelectionCounts? Totals(string scorer)
+    {
+        lock (_lock)
+        {
+            var parts = _selections.Where(kv => kv.Key.Scorer == scorer).Select(kv => kv.Value).ToList();
+            if (parts.Count == 0) return null;
+            var sum = new SelectionCounts();
+            parts.ForEach(sum.Add);
+            return sum;
+        }
+    }
     public string? Plan { get; set; }
     public string? QuestionText { get; set; }
     public string? QuestionRowsText { get; set; }
