@@ -41,7 +41,7 @@ internal static class TrainCommand
                 TimeLimit = pr.GetValue(timeLimit) switch
                 {
                     null => null,
-                    > 0 and var t => TimeSpan.FromSeconds(t.Value),
+                    > 0 and var t => TimeSpan.FromSeconds(t),
                     var t => throw new CliUsageException($"--time-limit {t}: must be a positive number of seconds."),
                 },
             };
