@@ -22,6 +22,9 @@ public sealed record RetainingHeadTrainingOptions
     /// <summary>Tokens of each training prompt (document + question; the answer follows).</summary>
     public int SequenceLength { get; init; } = 4096;
     public long Seed { get; init; }
+    /// <summary>Wall time after which no further step starts (the first always runs): a device call with a fixed
+    /// budget then still gets heads, trained for fewer steps. Null: exactly <see cref="Steps"/>.</summary>
+    public TimeSpan? TimeLimit { get; init; }
 }
 
 /// <summary>Loss after one optimiser step (mean over layers).</summary>
@@ -47,6 +50,7 @@ public sealed class RetainingHeadTrainer(LlamaModel model, TextTokenizer tokeniz
         var clock = Stopwatch.StartNew();
         for (int step = 1; step <= o.Steps; step++)
         {
+            if (step > 1 && clock.Elapsed >= o.TimeLimit) break;
             using var scope = NewDisposeScope();
             var (ids, context) = Sequence(generator, step, o);
             var targets = LocretTargets.Compute(model, ids, context);

@@ -55,6 +55,22 @@ public class EvalVerbTests
         Assert.True(File.Exists(Path.Combine(dir, "eval.png")));
     }
 
+    [Fact]
+    public void HeadTrainingStopsAtItsTimeLimitAndStillSavesTheHeads()
+    {
+        var dir = TempDir();
+        var heads = Path.Combine(dir, "heads.safetensors");
+        var t = ApbProcess.Run("train", "retaining-heads", "--model", Llama.Value, "--out", heads, "--steps", "100000", "--seq-len", "512",
+            "--time-limit", "0.001");
+        Assert.True(t.ExitCode == 0, t.Stderr);
+        Assert.Contains("stopped by the time limit after 1 of 100000 steps", t.Stderr);
+        Assert.True(File.Exists(heads));
+
+        var bad = ApbProcess.Run("train", "retaining-heads", "--model", Llama.Value, "--out", heads, "--time-limit", "0");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--time-limit 0: must be a positive number of seconds", bad.Stderr);
+    }
+
     /// <summary>Two shards cover exactly the samples of the whole run, with the same predictions; merged, they give its table.</summary>
     [Fact]
     public void ShardsMergeIntoTheWholeRun()

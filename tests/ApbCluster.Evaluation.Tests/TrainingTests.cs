@@ -40,4 +40,16 @@ public class TrainingTests
         var expected = heads.ToCompressor().Score(input);
         Assert.True(scores.allclose(expected, 1e-5, 1e-6));
     }
+
+    [Fact]
+    public void TheTimeLimitStopsAfterTheStepThatReachesIt()
+    {
+        using var model = TinyEvalModel.Load();
+        var log = new List<TrainingStep>();
+        var trainer = new RetainingHeadTrainer(model, TinyEvalModel.Folder.Tokenizer);
+        using var heads = trainer.Train(new RetainingHeadTrainingOptions { Steps = 1000, SequenceLength = 384, TimeLimit = TimeSpan.FromMilliseconds(1) }, log.Add);
+        // The first step always runs; it takes longer than the limit, so no second one starts.
+        Assert.Single(log);
+        Assert.NotNull(heads.ToCompressor());
+    }
 }

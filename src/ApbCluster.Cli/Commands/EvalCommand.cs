@@ -32,6 +32,7 @@ internal static class EvalCommand
         var cmd = new Command("eval", "Accuracy of dense, star and APB variants on synthetic long-context tasks.")
             { tasks, lengths, hosts, modes, samples, seed, heads, output, shard, timeLimit, anchorDivisor, split };
         cmd.Subcommands.Add(Merge());
+        cmd.Subcommands.Add(EvalSelectionCommand.Create());
         m.AddTo(cmd);
         criti.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>

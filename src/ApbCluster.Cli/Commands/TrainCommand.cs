@@ -28,8 +28,9 @@ internal static class TrainCommand
         var seqLen = new Option<string>("--seq-len") { Description = "tokens per training prompt, e.g. 4k", DefaultValueFactory = _ => "4k" };
         var seed = new Option<long>("--seed") { Description = "seed of the heads' initialisation and the training data", DefaultValueFactory = _ => 0 };
         var lossCsv = new Option<string?>("--loss-csv") { Description = "loss curve CSV (default: next to --out, *.loss.csv)" };
+        var timeLimit = new Option<double?>("--time-limit") { Description = "seconds after which no further step starts (the first always runs); the heads trained so far are saved" };
         var cmd = new Command("retaining-heads", "Locret training: frozen backbone, labels = max attention score from later tokens.")
-            { output, steps, lr, seqLen, seed, lossCsv };
+            { output, steps, lr, seqLen, seed, lossCsv, timeLimit };
         m.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
@@ -37,6 +38,12 @@ internal static class TrainCommand
             {
                 Steps = pr.GetValue(steps), LearningRate = pr.GetValue(lr), Seed = pr.GetValue(seed),
                 SequenceLength = BenchCommand.ParseLengths(pr.GetValue(seqLen)!, "--seq-len")[0],
+                TimeLimit = pr.GetValue(timeLimit) switch
+                {
+                    null => null,
+                    > 0 and var t => TimeSpan.FromSeconds(t),
+                    var t => throw new CliUsageException($"--time-limit {t}: must be a positive number of seconds."),
+                },
             };
             if (options.Steps < 1) throw new CliUsageException($"--steps {options.Steps}: must be at least 1.");
             if (!(options.LearningRate > 0)) throw new CliUsageException($"--lr {options.LearningRate}: must be positive.");
@@ -55,7 +62,8 @@ internal static class TrainCommand
             RetainingHeadsFile.Save(outPath, heads.ToCompressor());
             RetainingHeadTrainer.WriteLossCsv(csvPath, log);
             Console.WriteLine(outPath);
-            Console.Error.WriteLine($"wrote {outPath} and {csvPath}; loss {log[0].Loss:G4} -> {log[^1].Loss:G4}");
+            string stopped = log.Count < options.Steps ? $" (stopped by the time limit after {log.Count} of {options.Steps} steps)" : "";
+            Console.Error.WriteLine($"wrote {outPath} and {csvPath}; loss {log[0].Loss:G4} -> {log[^1].Loss:G4}{stopped}");
             return CliRun.Ok;
         }));
         return cmd;
