@@ -32,9 +32,10 @@ public sealed record ShadowKvLayout(long Tokens, int Chunk, long SparseChunks, l
             Math.Min(o.BudgetChunks, landmarks), rank);
     }
 
-    /// <summary>Bytes per layer on the device and in host memory, as <see cref="ShadowKvStore"/> allocates them:
-    /// U, SV, landmarks (model dtype), their chunk ids, the exact K/V, the sparse range's V (device or host), and the
-    /// positions and token table it shares over layers (counted once, in <see cref="SharedBytes"/>).</summary>
+    /// <summary>Bytes per layer on the device and in host memory, as <see cref="ShadowKvStore"/> allocates them once
+    /// decoding runs: U, SV, landmarks (model dtype), their chunk ids, the exact K/V, the sparse range's V (device or
+    /// host) and, with V on the host, the previous step's selected V chunks and their ids kept on the device; the
+    /// positions, token table and head offsets it shares over layers are counted once, in <see cref="SharedBytes"/>.</summary>
     public (long Device, long Host) LayerBytes(int kvHeads, int headDim, int elementBytes, ShadowKvValues values)
     {
         long u = SparseTokens * Rank * elementBytes;
@@ -43,11 +44,13 @@ public sealed record ShadowKvLayout(long Tokens, int Chunk, long SparseChunks, l
         long exact = 2 * ExactTokens * kvHeads * headDim * elementBytes;
         long v = SparseTokens * kvHeads * headDim * elementBytes;
         long device = u + sv + landmarks + exact;
-        return values == ShadowKvValues.Device ? (device + v, 0) : (device, v);
+        long cache = SelectedChunks * kvHeads * (Chunk * headDim * elementBytes + sizeof(long));
+        return values == ShadowKvValues.Device ? (device + v, 0) : (device + cache, v);
     }
 
-    /// <summary>Positions and the chunk-to-token table of the sparse range, int64, shared by every layer.</summary>
-    public long SharedBytes => 2 * SparseTokens * sizeof(long);
+    /// <summary>Positions and the chunk-to-token table of the sparse range and each KV head's offset, int64, shared by
+    /// every layer.</summary>
+    public long SharedBytes(int kvHeads) => (2 * SparseTokens + kvHeads) * sizeof(long);
 
     public static int ElementBytes(ModelConfig config) => config.TorchDtype == "float32" ? 4 : 2;
 }

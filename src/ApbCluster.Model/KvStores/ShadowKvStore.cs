@@ -1,6 +1,7 @@
 using ApbCluster.Model.Attention;
 using ApbCluster.Model.Config;
 using ApbCluster.Model.Layers;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ApbCluster.Model.KvStores;
@@ -18,12 +19,16 @@ public sealed class ShadowKvStore : IKvStore
     private readonly IReadOnlyList<ShadowKvLayer> _layers;
     private readonly Tensor _positions;  // [S_sparse] int64 on the device: the sparse tokens' true positions
     private readonly Tensor _tokenTable; // [n, chunk] int64 on the device: chunk -> its tokens
+    private readonly Tensor _headOffsets; // [H, 1] int64 on the device: h x chunks, each head's first row in host V
+    private readonly ShadowKvChunkCache[] _caches; // per layer; used when V is in host memory
     private readonly RotaryEmbedding _rope;
     private readonly Device _device;
 
     private ShadowKvStore(ShadowKvLayout layout, ShadowKvOptions options, IReadOnlyList<ShadowKvLayer> layers,
-        Tensor positions, Tensor tokenTable, RotaryEmbedding rope, Device device)
+        Tensor positions, Tensor tokenTable, Tensor headOffsets, RotaryEmbedding rope, Device device)
     {
+        _headOffsets = headOffsets;
+        _caches = layers.Select(_ => new ShadowKvChunkCache()).ToArray();
         Layout = layout;
         Options = options;
         _layers = layers;
@@ -41,9 +46,15 @@ public sealed class ShadowKvStore : IKvStore
 
     public long Length => Layout.Tokens;
 
-    public long DeviceBytes => _layers.Sum(l => l.DeviceBytes) + ShadowKvLayer.Bytes(_positions) + ShadowKvLayer.Bytes(_tokenTable);
+    /// <summary>What the store holds now; with V on the host the chunk caches fill at the first decode step.</summary>
+    public long DeviceBytes => _layers.Sum(l => l.DeviceBytes) + _caches.Sum(c => c.DeviceBytes)
+        + ShadowKvLayer.Bytes(_positions) + ShadowKvLayer.Bytes(_tokenTable) + ShadowKvLayer.Bytes(_headOffsets);
 
     public long HostBytes => _layers.Sum(l => l.HostBytes);
+
+    /// <summary>With V in host memory, the selected chunks served from the previous step's copy on the device (hits) and
+    /// those copied over (fetched), over all layers and steps so far; (0, 0) with V on the device.</summary>
+    public (long Hits, long Fetched) ChunkReuse => (_caches.Sum(c => c.Hits), _caches.Sum(c => c.Fetched));
 
     /// <summary>
     /// Converts a prompt's prefilled K/V (per layer [1, S, n_kv, D], post-RoPE, at <paramref name="positions"/>) into a
@@ -65,6 +76,8 @@ public sealed class ShadowKvStore : IKvStore
         var sparsePositions = pos.narrow(0, 0, layout.SparseTokens).clone().DetachFromDisposeScope();
         var tokenTable = arange(layout.SparseTokens, dtype: ScalarType.Int64, device: device)
             .view(layout.SparseChunks, options.Chunk).DetachFromDisposeScope();
+        using var chunks = layout.SparseChunks.ToScalar();
+        var headOffsets = arange(c.NumKvHeads, dtype: ScalarType.Int64, device: device).mul(chunks).view(-1, 1).DetachFromDisposeScope();
         var layers = new List<ShadowKvLayer>();
         try
         {
@@ -75,13 +88,14 @@ public sealed class ShadowKvStore : IKvStore
                 keys[i].Dispose();
                 values[i].Dispose();
             }
-            return new ShadowKvStore(layout, options, layers, sparsePositions, tokenTable, model.Rope, device);
+            return new ShadowKvStore(layout, options, layers, sparsePositions, tokenTable, headOffsets, model.Rope, device);
         }
         catch
         {
             foreach (var l in layers) l.Dispose();
             sparsePositions.Dispose();
             tokenTable.Dispose();
+            headOffsets.Dispose();
             throw;
         }
     }
@@ -153,29 +167,31 @@ public sealed class ShadowKvStore : IKvStore
         var flat = tokens.flatten();
         var rebuilt = l.U.index_select(0, flat).view(h, t, r).bmm(l.SV);                                 // [H, T, D] pre-RoPE
         var keys = _rope.Apply(rebuilt.unsqueeze(2), _positions.index_select(0, flat).view(h, t)).squeeze(2);
-        // Host values: gathered on the host and copied synchronously. TorchSharp binds no CUDA streams, so the copy is
-        // not overlapped with the key rebuild above (the spec's copy stream); it runs after it on the default stream.
-        var values = l.V.device.type == _device.type && l.V.device.index == _device.index
-            ? l.V.gather(1, tokens.unsqueeze(-1).expand(h, t, d))
-            : l.V.gather(1, tokens.cpu().unsqueeze(-1).expand(h, t, d)).to(_device);
+        // Host values: the chunks not chosen last step are gathered on the host and copied synchronously. TorchSharp
+        // binds no CUDA streams, so the copy is not overlapped with the key rebuild above (the spec's copy stream).
+        var values = l.ValuesOnHost
+            ? _caches[layer].Values(l.V.view(h, -1, Options.Chunk, d), chunks, _headOffsets, _device)
+            : l.V.gather(1, tokens.unsqueeze(-1).expand(h, t, d));
         var k = cat([l.ExactK, keys.permute(1, 0, 2).unsqueeze(0).to(q.dtype)], 1);
         var v = cat([l.ExactV, values.permute(1, 0, 2).unsqueeze(0).to(q.dtype)], 1);
         return FusedAttention.Attend(q, k, v, causal: false, scale);
     }
 
-    /// <summary>What a store for <paramref name="tokens"/> context tokens keeps (device, host), from the layout alone:
-    /// admission can count it before prefill.</summary>
+    /// <summary>What a store for <paramref name="tokens"/> context tokens keeps (device, host) once decoding runs, from
+    /// the layout alone: admission can count it before prefill.</summary>
     public static (long Device, long Host) EstimateBytes(long tokens, ModelConfig config, ShadowKvOptions options)
     {
         var layout = ShadowKvLayout.For(tokens, config.NumKvHeads, config.HeadDim, options);
         var (device, host) = layout.LayerBytes(config.NumKvHeads, config.HeadDim, ShadowKvLayout.ElementBytes(config), options.Values);
-        return (device * config.NumLayers + layout.SharedBytes, host * config.NumLayers);
+        return (device * config.NumLayers + layout.SharedBytes(config.NumKvHeads), host * config.NumLayers);
     }
 
     public void Dispose()
     {
         foreach (var l in _layers) l.Dispose();
+        foreach (var c in _caches) c.Dispose();
         _positions.Dispose();
         _tokenTable.Dispose();
+        _headOffsets.Dispose();
     }
 }

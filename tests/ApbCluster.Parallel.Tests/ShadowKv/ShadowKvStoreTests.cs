@@ -20,6 +20,7 @@ public class ShadowKvStoreTests
         var values = Enumerable.Range(0, 2).Select(_ => randn(1, tokens, kvHeads, 8)).ToArray();
         var o = new ShadowKvOptions { Rank = 6, Chunk = 4, Budget = 16, Outliers = 3, Local = 2, Values = placement };
         using var store = ShadowKvStore.Build(keys, values, Enumerable.Range(0, tokens).Select(x => (long)x).ToArray(), model, o);
+        for (int layer = 0; layer < 2; layer++) store.Attend(layer, randn(1, 1, 8, 8), model.Scale); // host V: the chunk caches fill
         var (device, host) = ShadowKvStore.EstimateBytes(tokens, model.Config, o);
         Assert.Equal(device, store.DeviceBytes);
         Assert.Equal(host, store.HostBytes);
@@ -31,6 +32,39 @@ public class ShadowKvStoreTests
             using var full = new FullKvStore(keys, values);
             Assert.True(store.Attend(1, q, model.Scale).Out.allclose(full.Attend(1, q, model.Scale).Out, rtol: Tol, atol: Tol));
         }
+    }
+
+    [Fact]
+    public void HostValuesThroughTheChunkCacheAttendAsDeviceValuesAndReuseRepeatedChunks()
+    {
+        using var model = TinyModel(2, 4);
+        using var _ = no_grad();
+        manual_seed(4);
+        var keys = Enumerable.Range(0, 2).Select(_ => randn(1, 120, 2, 8)).ToArray();
+        var values = Enumerable.Range(0, 2).Select(_ => randn(1, 120, 2, 8)).ToArray();
+        var positions = Enumerable.Range(0, 120).Select(x => (long)x).ToArray();
+        var o = new ShadowKvOptions { Rank = 8, Chunk = 4, Budget = 24, Outliers = 2, Local = 1 };
+        using var device = ShadowKvStore.Build(keys, values, positions, model, o);
+        using var host = ShadowKvStore.Build(keys, values, positions, model, o with { Values = ShadowKvValues.Host });
+        var q1 = randn(1, 1, 8, 8);
+        var q2 = randn(1, 1, 8, 8);
+        long perStep = 2 * 2 * 6; // layers x KV heads x selected chunks
+        foreach (var (q, step) in new[] { (q1, 1), (q1, 2), (q2, 3), (q1, 4) })
+        {
+            for (int layer = 0; layer < 2; layer++)
+            {
+                using var scope = NewDisposeScope(); // as Phase 2's step: the cache must outlive it
+                var (a, al) = device.Attend(layer, q, model.Scale);
+                var (b, bl) = host.Attend(layer, q, model.Scale);
+                Assert.True(a.allclose(b, rtol: 1e-6, atol: 1e-6) && al.allclose(bl, rtol: 1e-6, atol: 1e-6), $"step {step}, layer {layer}");
+            }
+            var (hits, fetched) = host.ChunkReuse;
+            Assert.Equal(step * perStep, hits + fetched);
+            if (step == 1) Assert.Equal(0, hits);          // nothing cached yet
+            if (step == 2) Assert.Equal(perStep, hits);    // the same query chooses the same chunks
+        }
+        Assert.True(host.ChunkReuse.Fetched < 4 * perStep);
+        Assert.Equal((0L, 0L), device.ChunkReuse);
     }
 
     [Fact]
