@@ -84,6 +84,7 @@ public class AskAndDemoTests
         var r = ApbProcess.Run(["ask", "--model", Llama.Value, "--context", Context.Value, "--question", "What jumps?", "-n", "6", "--mode", "apb", "--hosts", "2", .. sparse]);
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Contains("kv shadowkv (rank 4, chunk 8, budget 16, outliers 1, local 4, values on host)", r.Stderr);
+        Assert.Contains("V chunks reused from the previous step", r.Stderr);
     }
 
     [Theory]

@@ -117,7 +117,18 @@ internal static class AskCommand
 
         var eos = folder.Tokenizer.StopIds(folder.Config).Select(i => (long)i).ToArray();
         var request = new PrefillRequest(layout.Document, layout.Question) { CritiPrefill = criti };
-        var phase2 = new Phase2Options { MaxNewTokens = maxNew, StopIds = eos, Timing = true, KvStore = KvStoreFactory.For(shadowKv) };
+        var stores = new List<(ApbCluster.Model.KvStores.ShadowKvStore Store, long Device, long Host)>();
+        var build = KvStoreFactory.For(shadowKv);
+        var phase2 = new Phase2Options
+        {
+            MaxNewTokens = maxNew, StopIds = eos, Timing = true,
+            KvStore = build is null ? null : (shard, model) =>
+            {
+                var store = (ApbCluster.Model.KvStores.ShadowKvStore)build(shard, model);
+                lock (stores) stores.Add((store, store.DeviceBytes, store.HostBytes)); // sizes now: Phase 2 disposes it
+                return store;
+            },
+        };
         var clock = Stopwatch.StartNew();
         var runs = OneGpuPerHost(loaded, plan.Hosts)
             ? OnGpus(loaded, plan, mode, CompressorOn, request, phase2)
@@ -149,6 +160,12 @@ internal static class AskCommand
         Console.Error.WriteLine($"{ids.Count} tokens ({finish}); prefill {prefillMs:F0} ms, question {questionMs:F0} ms, decode {decodeMs:F0} ms");
         for (int h = 0; h < hostPhases.Length; h++)
             Console.Error.WriteLine($"  host {h}: " + string.Join(", ", hostPhases[h].Select(kv => $"{kv.Key} {kv.Value:F0} ms")));
+        foreach (var (store, device, host) in stores)
+        {
+            var (hits, fetched) = store.ChunkReuse;
+            Console.Error.WriteLine($"  shadowkv store of {store.Length} tokens: {device / 1048576.0:F1} MiB on the device, {host / 1048576.0:F1} MiB in host memory" +
+                (hits + fetched == 0 ? "" : $", V chunks reused from the previous step {100.0 * hits / (hits + fetched):F1}%"));
+        }
         return CliRun.Ok;
     }
 
