@@ -59,3 +59,21 @@ public enum PrefillAttentionKind : byte
 /// The router resolves every null before the hosts see it.
 /// </summary>
 public sealed record PrefillAttentionOptions(PrefillAttentionKind Kind, int? Budget = null, int? Segment = null, int? Block = null, int? Threshold = null);
+
+/// <summary>How a query's hosts keep their context's K/V for decoding. Default: the router's setting (apb.router.kv).</summary>
+public enum KvStoreKind : byte
+{
+    Default = 0,
+    /// <summary>Every key and value, as prefilled.</summary>
+    Full = 1,
+    /// <summary>ShadowKV: low-rank pre-RoPE keys, chunk landmarks, exact outlier and local chunks; sparse decode.</summary>
+    ShadowKv = 2,
+}
+
+/// <summary>
+/// A query's decode KV store: the kind and ShadowKV's parameters (null: the router's apb.router.shadow-*);
+/// <c>ValuesOnHost</c>: the values in host memory instead of on the device. The router resolves every null before the
+/// hosts see it.
+/// </summary>
+public sealed record KvStoreOptions(KvStoreKind Kind, int? Rank = null, int? Chunk = null, int? Budget = null, int? Outliers = null,
+    int? Local = null, bool? ValuesOnHost = null);

@@ -14,7 +14,8 @@ public sealed record SubmitQuery(
     ApbOptions? Apb,
     BlockSplitMode Split = BlockSplitMode.Default,
     bool EchoPrompt = false,
-    PrefillAttentionOptions? PrefillAttention = null) : IQueryMessage;
+    PrefillAttentionOptions? PrefillAttention = null,
+    KvStoreOptions? KvStore = null) : IQueryMessage;
 
 /// <summary>The plan the router made: hosts in ring order, each host's block length (the last blocks may end in
 /// padding beyond the document), the anchor and passing lengths, and what they were made for.</summary>

@@ -28,7 +28,8 @@ public sealed record RunShard(
     int CollectiveTimeoutMs,
     string NcclRingId = "",
     bool NcclReuse = false,
-    PrefillAttentionOptions? PrefillAttention = null) : IQueryMessage;
+    PrefillAttentionOptions? PrefillAttention = null,
+    KvStoreOptions? KvStore = null) : IQueryMessage;
 
 /// <summary>Internal: generated token ids from the last host, in order (Index counts chunks from 0).</summary>
 public sealed record ShardTokens(string QueryId, int Index, IReadOnlyList<int> TokenIds) : IQueryMessage;

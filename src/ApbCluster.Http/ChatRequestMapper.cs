@@ -60,6 +60,8 @@ public static class ChatRequestMapper
 
         var (prefillAttention, attentionError) = PrefillAttention(request, mode);
         if (attentionError is not null) return Fail(attentionError);
+        var (kvStore, kvError) = KvStore(request);
+        if (kvError is not null) return Fail(kvError);
         if (shortPrompt && request.Mode is not null && mode != AttentionMode.Dense)
             return Fail(OpenAiError.BadRequest($"mode {request.Mode} splits a long document across hosts, and this request has none; "
                 + "give it in the 'context' field or earlier messages, or leave mode out", "mode"));
@@ -68,9 +70,9 @@ public static class ChatRequestMapper
         // needs one) and a single newline the question, so it runs as "prompt\n" on one host.
         var query = shortPrompt
             ? new SubmitQuery(queryId, QueryContext.FromText(texts[^1]), "\n",
-                new GenerationOptions(maxTokens, temperature, topP, request.Seed, stops), AttentionMode.Dense, null, PrefillAttention: prefillAttention)
+                new GenerationOptions(maxTokens, temperature, topP, request.Seed, stops), AttentionMode.Dense, null, PrefillAttention: prefillAttention, KvStore: kvStore)
             : new SubmitQuery(queryId, QueryContext.FromText(context), texts[^1],
-                new GenerationOptions(maxTokens, temperature, topP, request.Seed, stops), mode, null, PrefillAttention: prefillAttention);
+                new GenerationOptions(maxTokens, temperature, topP, request.Seed, stops), mode, null, PrefillAttention: prefillAttention, KvStore: kvStore);
         return (query, request.Stream ?? false, null);
     }
 
@@ -123,6 +125,36 @@ public static class ChatRequestMapper
             return (null, OpenAiError.BadRequest($"prefill_attention critiprefill runs with mode dense, apb or star, not {mode.ToString().ToLowerInvariant()}", "prefill_attention"));
         if (kind == PrefillAttentionKind.Default && given.All(g => g.Value is null)) return (null, null);
         return (new PrefillAttentionOptions(kind.Value, r.CritiBudget, r.CritiSegment, r.CritiBlock, r.CritiThreshold), null);
+    }
+
+    /// <summary>kv and shadow_*: null leaves it to the router. Parameters given are checked here as far as they go alone
+    /// (the router fills the rest from its settings and checks the whole).</summary>
+    private static (KvStoreOptions?, OpenAiError?) KvStore(ChatCompletionRequest r)
+    {
+        var kind = r.Kv?.Trim().ToLowerInvariant() switch
+        {
+            null => KvStoreKind.Default,
+            "full" => KvStoreKind.Full,
+            "shadowkv" => KvStoreKind.ShadowKv,
+            _ => (KvStoreKind?)null,
+        };
+        if (kind is null) return (null, OpenAiError.BadRequest("kv must be full or shadowkv", "kv"));
+        var given = new (string Name, int? Value)[]
+        {
+            ("shadow_rank", r.ShadowRank), ("shadow_chunk", r.ShadowChunk), ("shadow_budget", r.ShadowBudget),
+            ("shadow_outliers", r.ShadowOutliers), ("shadow_local", r.ShadowLocal),
+        };
+        static bool MayBeZero(string name) => name is "shadow_outliers" or "shadow_local";
+        if (given.FirstOrDefault(g => g.Value is not null && (MayBeZero(g.Name) ? g.Value < 0 : g.Value <= 0)) is { Name: { } bad } b)
+            return (null, OpenAiError.BadRequest($"{bad} {b.Value}: must be {(MayBeZero(bad) ? "0 or more" : "positive")}", bad));
+        bool? onHost = r.ShadowValues?.Trim().ToLowerInvariant() switch { null => null, "device" => false, "host" => true, _ => null };
+        if (r.ShadowValues is not null && onHost is null)
+            return (null, OpenAiError.BadRequest("shadow_values must be device or host", "shadow_values"));
+        var extra = given.Where(g => g.Value is not null).Select(g => g.Name).Concat(r.ShadowValues is null ? [] : ["shadow_values"]).FirstOrDefault();
+        if (kind == KvStoreKind.Full && extra is not null)
+            return (null, OpenAiError.BadRequest($"{extra} applies with kv shadowkv", extra));
+        if (kind == KvStoreKind.Default && extra is null) return (null, null);
+        return (new KvStoreOptions(kind.Value, r.ShadowRank, r.ShadowChunk, r.ShadowBudget, r.ShadowOutliers, r.ShadowLocal, onHost), null);
     }
 
     private static AttentionMode? ParseMode(string? mode) =>

@@ -7,7 +7,9 @@ namespace ApbCluster.Http;
 /// The subset of OpenAI's chat completion request we read. Extensions: <c>context</c> (the long
 /// document, instead of putting it in earlier messages), <c>mode</c> (apb, dense, ring, ulysses, star),
 /// <c>prefill_attention</c> (full or critiprefill; default: the router's) and CritiPrefill's <c>criti_budget</c>,
-/// <c>criti_segment</c>, <c>criti_block</c>, <c>criti_threshold</c> (default: the router's).
+/// <c>criti_segment</c>, <c>criti_block</c>, <c>criti_threshold</c> (default: the router's); <c>kv</c> (full or shadowkv;
+/// default: the router's) and ShadowKV's <c>shadow_rank</c>, <c>shadow_chunk</c>, <c>shadow_budget</c>,
+/// <c>shadow_outliers</c>, <c>shadow_local</c>, <c>shadow_values</c> (device or host) (default: the router's).
 /// Content is kept as a JsonElement because OpenAI allows a string or an array of text parts.
 /// </summary>
 public sealed record ChatCompletionRequest(
@@ -40,7 +42,14 @@ public sealed record ChatCompletionRequest(
     [property: JsonPropertyName("audio")] JsonElement? Audio = null,
     [property: JsonPropertyName("modalities")] JsonElement? Modalities = null,
     [property: JsonPropertyName("presence_penalty")] float? PresencePenalty = null,
-    [property: JsonPropertyName("frequency_penalty")] float? FrequencyPenalty = null);
+    [property: JsonPropertyName("frequency_penalty")] float? FrequencyPenalty = null,
+    [property: JsonPropertyName("kv")] string? Kv = null,
+    [property: JsonPropertyName("shadow_rank")] int? ShadowRank = null,
+    [property: JsonPropertyName("shadow_chunk")] int? ShadowChunk = null,
+    [property: JsonPropertyName("shadow_budget")] int? ShadowBudget = null,
+    [property: JsonPropertyName("shadow_outliers")] int? ShadowOutliers = null,
+    [property: JsonPropertyName("shadow_local")] int? ShadowLocal = null,
+    [property: JsonPropertyName("shadow_values")] string? ShadowValues = null);
 
 /// <summary>stream_options: include_usage adds a last chunk with empty choices and the token counts.</summary>
 public sealed record StreamOptions([property: JsonPropertyName("include_usage")] bool? IncludeUsage);

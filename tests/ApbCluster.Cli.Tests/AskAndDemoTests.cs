@@ -75,6 +75,33 @@ public class AskAndDemoTests
     }
 
     [Fact]
+    public void ShadowKvAtFullRankAnswersLikeTheFullStoreAndSparseItStillAnswers()
+    {
+        string[] lossless = ["--kv", "shadowkv", "--shadow-rank", "100000", "--shadow-budget", "100000", "--shadow-outliers", "2", "--shadow-local", "1"];
+        Assert.Equal(Tokens(Ask("--mode", "dense")), Tokens(Ask(["--mode", "dense", .. lossless])));
+        Assert.Equal(Tokens(Ask("--mode", "apb", "--hosts", "2")), Tokens(Ask(["--mode", "apb", "--hosts", "2", .. lossless])));
+        string[] sparse = ["--kv", "shadowkv", "--shadow-rank", "4", "--shadow-budget", "16", "--shadow-outliers", "1", "--shadow-values", "host"];
+        var r = ApbProcess.Run(["ask", "--model", Llama.Value, "--context", Context.Value, "--question", "What jumps?", "-n", "6", "--mode", "apb", "--hosts", "2", .. sparse]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("kv shadowkv (rank 4, chunk 8, budget 16, outliers 1, local 4, values on host)", r.Stderr);
+        Assert.Contains("V chunks reused from the previous step", r.Stderr);
+    }
+
+    [Theory]
+    [InlineData("--kv shadowkv --shadow-budget 100", "--shadow-budget 100: must be a multiple of --shadow-chunk (8)")]
+    [InlineData("--kv shadowkv --shadow-rank 0", "--shadow-rank 0: must be positive")]
+    [InlineData("--kv shadowkv --shadow-outliers -1", "--shadow-outliers -1: must be 0 or more")]
+    [InlineData("--kv shadowkv --shadow-values gpu", "--shadow-values 'gpu': expected device or host")]
+    [InlineData("--kv sparse", "--kv 'sparse': expected full or shadowkv")]
+    [InlineData("--shadow-rank 64", "--shadow-rank applies with --kv shadowkv")]
+    public void BadKvStoreOptionsAreUsageErrors(string options, string message)
+    {
+        var r = ApbProcess.Run(["ask", "--model", Llama.Value, "--context", Context.Value, "--question", "q", .. options.Split(' ')]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("error: " + message, r.Stderr);
+    }
+
+    [Fact]
     public void RetainingCompressorWithoutHeadsIsAUsageError()
     {
         var r = ApbProcess.Run("ask", "--model", Llama.Value, "--context", Context.Value, "--question", "q", "--compressor", "retaining");

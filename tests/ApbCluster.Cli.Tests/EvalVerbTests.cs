@@ -23,6 +23,9 @@ public class EvalVerbTests
     [InlineData("--modes", "apb-criti", "--modes apb-criti needs --retaining-heads")]
     [InlineData("--criti-block", "0", "--criti-block 0: must be positive")]
     [InlineData("--criti-segment", "100", "--criti-segment 100: must be a multiple of --criti-block (32)")]
+    [InlineData("--modes", "apb-shadowkv", "--modes apb-shadowkv needs --retaining-heads")]
+    [InlineData("--shadow-chunk", "0", "--shadow-chunk 0: must be positive")]
+    [InlineData("--shadow-budget", "100", "--shadow-budget 100: must be a multiple of --shadow-chunk (8)")]
     public void BadOptionsAreUsageErrors(string option, string value, string message)
     {
         var r = ApbProcess.Run("eval", "--model", Llama.Value, option, value, "--out", TempDir());
@@ -40,18 +43,24 @@ public class EvalVerbTests
         Assert.Contains("step 3/3 loss", t.Stderr);
         Assert.Equal(4, File.ReadAllLines(Path.Combine(dir, "heads.loss.csv")).Length);
 
-        // The CritiPrefill modes with a threshold beyond the prompt attend in full: they answer as their base modes.
+        // The CritiPrefill modes with a threshold beyond the prompt attend in full, and the ShadowKV modes with uncapped rank
+        // and budget attend every key: they answer as their base modes.
         var e = ApbProcess.Run("eval", "--model", Llama.Value, "--tasks", "single-needle", "--lengths", "512", "--hosts", "2",
-            "--modes", "dense,apb-retaining,dense-criti,apb-criti", "--criti-threshold", "100000", "--samples", "1", "--retaining-heads", heads, "--out", dir);
+            "--modes", "dense,apb-retaining,dense-criti,apb-criti,dense-shadowkv,apb-shadowkv", "--criti-threshold", "100000",
+            "--shadow-rank", "100000", "--shadow-budget", "100000", "--shadow-outliers", "2", "--shadow-local", "1",
+            "--samples", "1", "--retaining-heads", heads, "--out", dir);
         Assert.True(e.ExitCode == 0, e.Stderr);
         Assert.Contains("| single-needle | 512 | 2 |", e.Stdout);
         Assert.Contains("CritiPrefill inside APB minus apb-retaining", e.Stdout);
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "eval.json")));
-        Assert.Equal(4, doc.RootElement.GetProperty("Cells").GetArrayLength());
+        Assert.Contains("ShadowKV inside APB minus apb-retaining", e.Stdout);
+        Assert.Equal(6, doc.RootElement.GetProperty("Cells").GetArrayLength());
         var predictions = doc.RootElement.GetProperty("Rows").EnumerateArray()
             .ToDictionary(r => r.GetProperty("Mode").GetString()!, r => r.GetProperty("Prediction").GetString());
         Assert.Equal(predictions["dense"], predictions["dense-criti"]);
         Assert.Equal(predictions["apb-retaining"], predictions["apb-criti"]);
+        Assert.Equal(predictions["dense"], predictions["dense-shadowkv"]);
+        Assert.Equal(predictions["apb-retaining"], predictions["apb-shadowkv"]);
         Assert.True(File.Exists(Path.Combine(dir, "eval.png")));
     }
 

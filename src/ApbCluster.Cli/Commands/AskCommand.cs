@@ -28,6 +28,7 @@ internal static class AskCommand
         var m = new ModelOptions();
         m.Model.Required = false;
         var attention = new PrefillAttentionCliOptions();
+        var kv = new KvStoreCliOptions();
         var context = new Option<string?>("--context", "-c") { Description = "file holding the long context ('-' for stdin)" };
         var contextTokens = new Option<int?>("--context-tokens") { Description = "with --cluster, instead of --context: a synthetic context of exactly N token ids (seeded, ids 3..258, valid for every model), for benchmarks" };
         var contextSeed = new Option<int>("--context-seed") { Description = "seed of the synthetic context", DefaultValueFactory = _ => 1 };
@@ -46,11 +47,13 @@ internal static class AskCommand
             { context, contextTokens, contextSeed, question, hosts, mode, anchor, passing, compressor, heads, split, maxNew, json, cluster };
         m.AddTo(cmd);
         attention.AddTo(cmd);
+        kv.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             var parallelMode = Enum.TryParse<ParallelMode>(pr.GetValue(mode), ignoreCase: true, out var pm)
                 ? pm : throw new CliUsageException($"--mode '{pr.GetValue(mode)}': expected dense, ring, ulysses, star or apb.");
             var criti = attention.Parse(pr);
+            var shadowKv = kv.Parse(pr);
             if (criti is not null && parallelMode is ParallelMode.Ring or ParallelMode.Ulysses)
                 throw new CliUsageException($"--prefill-attention critiprefill runs with --mode dense, apb or star, not {parallelMode.ToString().ToLowerInvariant()}.");
             if (pr.GetValue(maxNew) < 1) throw new CliUsageException($"--max-new-tokens {pr.GetValue(maxNew)}: must be at least 1.");
@@ -62,14 +65,14 @@ internal static class AskCommand
                     ? QueryContext.FromTokens(SyntheticContext(n, pr.GetValue(contextSeed)))
                     : QueryContext.FromText(ReadContext(pr.GetValue(context)!));
                 return AskCluster(endpoint, ctx, pr.GetValue(question)!, parallelMode, pr.GetValue(anchor), pr.GetValue(passing),
-                    pr.GetValue(compressor), SplitOf(pr.GetValue(split)), pr.GetValue(maxNew), pr.GetValue(json), criti);
+                    pr.GetValue(compressor), SplitOf(pr.GetValue(split)), pr.GetValue(maxNew), pr.GetValue(json), criti, shadowKv);
             }
             if (pr.GetValue(contextTokens) is not null) throw new CliUsageException("--context-tokens is for --cluster; in-process runs read --context.");
             string doc = ReadContext(pr.GetValue(context)!);
             if (pr.GetValue(m.Model) is null) throw new CliUsageException("--model is required (or --cluster to ask a running cluster).");
             return AskInProcess(pr, m, doc, pr.GetValue(question)!, parallelMode, pr.GetValue(hosts), pr.GetValue(anchor),
                 pr.GetValue(passing), pr.GetValue(compressor), SplitOf(pr.GetValue(split)),
-                pr.GetValue(heads) ?? RetainingHeadsFile.Beside(pr.GetValue(m.Model)!), pr.GetValue(maxNew), pr.GetValue(json), criti);
+                pr.GetValue(heads) ?? RetainingHeadsFile.Beside(pr.GetValue(m.Model)!), pr.GetValue(maxNew), pr.GetValue(json), criti, shadowKv);
         }));
         return cmd;
     }
@@ -78,7 +81,7 @@ internal static class AskCommand
 
     private static int AskInProcess(ParseResult pr, ModelOptions m, string document, string question, ParallelMode mode, int hosts,
         int? anchor, string? passing, string? compressorName, BlockSplit? split, string? headsFile, int maxNew, bool json,
-        ApbCluster.Parallel.Kernels.CritiPrefillOptions? criti)
+        ApbCluster.Parallel.Kernels.CritiPrefillOptions? criti, ApbCluster.Model.KvStores.ShadowKvOptions? shadowKv)
     {
         if (hosts is < 1 or > MaxVirtualHosts)
             throw new CliUsageException($"--hosts {hosts}: in-process runs take 1 to {MaxVirtualHosts} virtual hosts (each is a thread with its own KV cache); use --cluster for more.");
@@ -110,11 +113,22 @@ internal static class AskCommand
             : passAll ? new RandomCompressor(seed: 1)
             : Compressor(compressorName, headsFile, loaded, device);
         var compressor = CompressorOn(loaded.Model.Device);
-        Console.Error.WriteLine($"plan: {plan}{(compressor is null ? "" : ", compressor " + compressor.GetType().Name)}{(criti is null ? "" : ", prefill attention " + criti)}");
+        Console.Error.WriteLine($"plan: {plan}{(compressor is null ? "" : ", compressor " + compressor.GetType().Name)}{(criti is null ? "" : ", prefill attention " + criti)}{(shadowKv is null ? "" : ", kv " + shadowKv)}");
 
         var eos = folder.Tokenizer.StopIds(folder.Config).Select(i => (long)i).ToArray();
         var request = new PrefillRequest(layout.Document, layout.Question) { CritiPrefill = criti };
-        var phase2 = new Phase2Options { MaxNewTokens = maxNew, StopIds = eos, Timing = true };
+        var stores = new List<(ApbCluster.Model.KvStores.ShadowKvStore Store, long Device, long Host)>();
+        var build = KvStoreFactory.For(shadowKv);
+        var phase2 = new Phase2Options
+        {
+            MaxNewTokens = maxNew, StopIds = eos, Timing = true,
+            KvStore = build is null ? null : (shard, model) =>
+            {
+                var store = (ApbCluster.Model.KvStores.ShadowKvStore)build(shard, model);
+                lock (stores) stores.Add((store, store.DeviceBytes, store.HostBytes)); // sizes now: Phase 2 disposes it
+                return store;
+            },
+        };
         var clock = Stopwatch.StartNew();
         var runs = OneGpuPerHost(loaded, plan.Hosts)
             ? OnGpus(loaded, plan, mode, CompressorOn, request, phase2)
@@ -146,6 +160,12 @@ internal static class AskCommand
         Console.Error.WriteLine($"{ids.Count} tokens ({finish}); prefill {prefillMs:F0} ms, question {questionMs:F0} ms, decode {decodeMs:F0} ms");
         for (int h = 0; h < hostPhases.Length; h++)
             Console.Error.WriteLine($"  host {h}: " + string.Join(", ", hostPhases[h].Select(kv => $"{kv.Key} {kv.Value:F0} ms")));
+        foreach (var (store, device, host) in stores)
+        {
+            var (hits, fetched) = store.ChunkReuse;
+            Console.Error.WriteLine($"  shadowkv store of {store.Length} tokens: {device / 1048576.0:F1} MiB on the device, {host / 1048576.0:F1} MiB in host memory" +
+                (hits + fetched == 0 ? "" : $", V chunks reused from the previous step {100.0 * hits / (hits + fetched):F1}%"));
+        }
         return CliRun.Ok;
     }
 
@@ -196,7 +216,8 @@ internal static class AskCommand
     }
 
     private static int AskCluster(string endpoint, QueryContext context, string question, ParallelMode mode, int? anchor, string? passing,
-        string? compressor, BlockSplit? split, int maxNew, bool json, ApbCluster.Parallel.Kernels.CritiPrefillOptions? criti)
+        string? compressor, BlockSplit? split, int maxNew, bool json, ApbCluster.Parallel.Kernels.CritiPrefillOptions? criti,
+        ApbCluster.Model.KvStores.ShadowKvOptions? shadowKv)
     {
         if (passing == "all") throw new CliUsageException("--passing all is for in-process runs; give a length with --cluster.");
         ApbOptions? apb = null;
@@ -223,8 +244,13 @@ internal static class AskCommand
         // Without --prefill-attention the router's setting applies (apb.router.prefill-attention).
         var prefillAttention = criti is null ? null
             : new PrefillAttentionOptions(PrefillAttentionKind.CritiPrefill, criti.Budget, criti.Segment, criti.Block, criti.Threshold);
+        // Without --kv the router's setting applies (apb.router.kv).
+        var kvStore = shadowKv is null ? null
+            : new KvStoreOptions(KvStoreKind.ShadowKv, shadowKv.Rank, shadowKv.Chunk, shadowKv.Budget, shadowKv.Outliers, shadowKv.Local,
+                shadowKv.Values == ApbCluster.Model.KvStores.ShadowKvValues.Host);
         var query = new SubmitQuery(Guid.NewGuid().ToString("N"), context, question,
-            Contracts.GenerationOptions.Greedy(maxNew), attention, apb, splitMode, EchoPrompt: json, PrefillAttention: prefillAttention);
+            Contracts.GenerationOptions.Greedy(maxNew), attention, apb, splitMode, EchoPrompt: json, PrefillAttention: prefillAttention,
+            KvStore: kvStore);
         return AskClusterAsync(endpoint, query, json).GetAwaiter().GetResult();
     }
 

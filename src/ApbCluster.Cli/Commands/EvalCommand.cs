@@ -17,10 +17,11 @@ internal static class EvalCommand
     {
         var m = new ModelOptions();
         var criti = new PrefillAttentionCliOptions(withSwitch: false);
+        var kv = new KvStoreCliOptions(withSwitch: false);
         var tasks = new Option<string>("--tasks") { Description = "comma-separated: " + string.Join(", ", EvalTasks.All.Select(t => t.Name())), DefaultValueFactory = _ => string.Join(",", EvalTasks.All.Select(t => t.Name())) };
         var lengths = new Option<string>("--lengths") { Description = "prompt lengths in tokens, e.g. 4k,8k", DefaultValueFactory = _ => "4k,8k" };
         var hosts = new Option<string>("--hosts") { Description = "virtual host counts, e.g. 2,4,8", DefaultValueFactory = _ => "2,4,8" };
-        var modes = new Option<string?>("--modes") { Description = "comma-separated: " + string.Join(", ", EvalModes.All.Select(x => x.Name())) + " (default: all but the *-criti modes; apb-retaining needs trained heads, from --retaining-heads or beside the model)" };
+        var modes = new Option<string?>("--modes") { Description = "comma-separated: " + string.Join(", ", EvalModes.All.Select(x => x.Name())) + " (default: all but the *-criti and *-shadowkv modes; apb-retaining needs trained heads, from --retaining-heads or beside the model)" };
         var samples = new Option<int>("--samples") { Description = "samples per task x length (every mode and H sees the same ones)", DefaultValueFactory = _ => 10 };
         var seed = new Option<long>("--seed") { Description = "generator seed", DefaultValueFactory = _ => 0 };
         var heads = new Option<string?>("--retaining-heads") { Description = "trained retaining heads (apb train retaining-heads); optional, default: retaining_heads.safetensors beside the model" };
@@ -35,6 +36,7 @@ internal static class EvalCommand
         cmd.Subcommands.Add(EvalSelectionCommand.Create());
         m.AddTo(cmd);
         criti.AddTo(cmd);
+        kv.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             // Trained heads beside the weights are used unless --retaining-heads names others.
@@ -46,8 +48,9 @@ internal static class EvalCommand
                 Hosts = Usage("--hosts", () => Split(pr.GetValue(hosts)!).Select(ParseHosts).Distinct().ToArray()),
                 Modes = Usage("--modes", () => pr.GetValue(modes) is { } list
                     ? Split(list).Select(EvalModes.Parse).Distinct().ToArray()
-                    : EvalModes.All.Where(x => !x.IsCritiPrefill() && (x != EvalMode.ApbRetaining || headsPath != null)).ToArray()),
+                    : EvalModes.All.Where(x => !x.IsCritiPrefill() && !x.IsShadowKv() && (x != EvalMode.ApbRetaining || headsPath != null)).ToArray()),
                 CritiPrefill = criti.Parameters(pr),
+                ShadowKv = kv.ShadowKv(pr),
                 Samples = pr.GetValue(samples),
                 Seed = pr.GetValue(seed),
                 AnchorDivisor = pr.GetValue(anchorDivisor) switch

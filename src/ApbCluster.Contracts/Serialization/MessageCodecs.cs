@@ -17,8 +17,9 @@ internal static class MessageCodecs
 {
     private static readonly MessageCodec[] All =
     [
-        // SQ1 (without the split and the prompt echo) and SQ2 (without the prefill attention) are retired; never reuse them.
-        Codec<SubmitQuery>("SQ3", (w, m, _) =>
+        // SQ1 (without the split and the prompt echo), SQ2 (without the prefill attention) and SQ3 (without the KV store)
+        // are retired; never reuse them.
+        Codec<SubmitQuery>("SQ4", (w, m, _) =>
         {
             w.Write(m.QueryId);
             w.WriteNullable(m.Context.Text);
@@ -36,6 +37,7 @@ internal static class MessageCodecs
             w.Write((byte)m.Split);
             w.Write(m.EchoPrompt);
             WritePrefillAttention(w, m.PrefillAttention);
+            WriteKvStore(w, m.KvStore);
         }, (r, _) => new SubmitQuery(
             r.ReadString(),
             new QueryContext(r.ReadNullableString(), r.ReadNullableInts()),
@@ -47,7 +49,8 @@ internal static class MessageCodecs
             r.ReadBoolean() ? new ApbOptions(r.ReadInt32(), r.ReadInt32(), r.ReadString()) : null,
             (BlockSplitMode)r.ReadByte(),
             r.ReadBoolean(),
-            ReadPrefillAttention(r))),
+            ReadPrefillAttention(r),
+            ReadKvStore(r))),
 
         // QA1 (hosts, blocks, l_a, l_p only) is retired; never reuse it.
         Codec<QueryAccepted>("QA2", (w, m, _) =>
@@ -168,9 +171,9 @@ internal static class MessageCodecs
             refs.Write(w, m.Router);
         }, (r, refs) => new HostRegistered(r.ReadString(), refs.Read(r))),
 
-        // RS1 (without the NCCL ring fields), RS2 (l_a and l_p instead of the plan) and RS3 (without the prefill attention)
-        // are retired; never reuse them.
-        Codec<RunShard>("RS4", (w, m, refs) =>
+        // RS1 (without the NCCL ring fields), RS2 (l_a and l_p instead of the plan), RS3 (without the prefill attention)
+        // and RS4 (without the KV store) are retired; never reuse them.
+        Codec<RunShard>("RS5", (w, m, refs) =>
         {
             w.Write(m.QueryId);
             refs.Write(w, m.Coordinator);
@@ -198,11 +201,13 @@ internal static class MessageCodecs
             w.Write(m.NcclRingId);
             w.Write(m.NcclReuse);
             WritePrefillAttention(w, m.PrefillAttention);
+            WriteKvStore(w, m.KvStore);
         }, (r, refs) => new RunShard(
             r.ReadString(), refs.Read(r), r.ReadInt32(), r.ReadInt32(), r.ReadStrings(), r.ReadStrings(),
             r.ReadBoolean() ? ReadBytes(r) : null,
             ReadEnum<AttentionMode>(r), new ShardPlan(r.ReadInts(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadBoolean()), r.ReadString(),
-            r.ReadInts(), r.ReadInts(), ReadGeneration(r), r.ReadInt32(), r.ReadString(), r.ReadBoolean(), ReadPrefillAttention(r))),
+            r.ReadInts(), r.ReadInts(), ReadGeneration(r), r.ReadInt32(), r.ReadString(), r.ReadBoolean(), ReadPrefillAttention(r),
+            ReadKvStore(r))),
 
         Codec<ShardTokens>("ST1", (w, m, _) =>
         {
@@ -296,6 +301,21 @@ internal static class MessageCodecs
     private static PrefillAttentionOptions? ReadPrefillAttention(BinaryReader r) => r.ReadBoolean()
         ? new PrefillAttentionOptions((PrefillAttentionKind)r.ReadByte(), (int?)r.ReadNullableInt64(), (int?)r.ReadNullableInt64(),
             (int?)r.ReadNullableInt64(), (int?)r.ReadNullableInt64())
+        : null;
+
+    private static void WriteKvStore(BinaryWriter w, KvStoreOptions? k)
+    {
+        w.Write(k is not null);
+        if (k is null) return;
+        w.Write((byte)k.Kind);
+        foreach (var x in new[] { k.Rank, k.Chunk, k.Budget, k.Outliers, k.Local }) w.WriteNullable(x);
+        w.WriteNullable(k.ValuesOnHost is { } host ? (host ? 1L : 0L) : null);
+    }
+
+    // The kind is read as is (not ReadEnum): the router validates it and answers QueryFailed naming the value.
+    private static KvStoreOptions? ReadKvStore(BinaryReader r) => r.ReadBoolean()
+        ? new KvStoreOptions((KvStoreKind)r.ReadByte(), (int?)r.ReadNullableInt64(), (int?)r.ReadNullableInt64(), (int?)r.ReadNullableInt64(),
+            (int?)r.ReadNullableInt64(), (int?)r.ReadNullableInt64(), r.ReadNullableInt64() is { } host ? host != 0 : null)
         : null;
 
     private static void WriteGeneration(BinaryWriter w, GenerationOptions g)

@@ -67,6 +67,8 @@ public static class EvalReportWriter
         DifferenceTable(sb, r, "star", "the APB modes", m => m.StartsWith("apb", StringComparison.Ordinal));
         // CritiPrefill's goal is stated against its base mode (apb-criti is apb-retaining with pruned local attention).
         DifferenceTable(sb, r, "apb-retaining", "CritiPrefill inside APB", m => m == "apb-criti");
+        // ShadowKV's goal is stated against its base modes (within 1 point of dense, and of apb-retaining).
+        DifferenceTable(sb, r, "apb-retaining", "ShadowKV inside APB", m => m == "apb-shadowkv");
         return sb.ToString();
     }
 

@@ -3,8 +3,8 @@ namespace ApbCluster.Evaluation.Running;
 /// <summary>The attention modes an eval compares; APB variants differ in compressor or in an ablated part.</summary>
 /// <summary>Dense and star baselines; APB with each compressor; the paper's ablations (no anchor, no passing block,
 /// and an anchor without the embedded question: the plain document start); dense and APB (retaining heads) with
-/// CritiPrefill's pruned prefill attention.</summary>
-public enum EvalMode { Dense, Star, ApbQuery, ApbRetaining, ApbRandom, ApbNoAnchor, ApbNoPassing, ApbPlainAnchor, DenseCriti, ApbCriti }
+/// CritiPrefill's pruned prefill attention; dense and APB (retaining heads) decoding from a ShadowKV store per host.</summary>
+public enum EvalMode { Dense, Star, ApbQuery, ApbRetaining, ApbRandom, ApbNoAnchor, ApbNoPassing, ApbPlainAnchor, DenseCriti, ApbCriti, DenseShadowKv, ApbShadowKv }
 
 public static class EvalModes
 {
@@ -22,6 +22,8 @@ public static class EvalModes
         EvalMode.ApbPlainAnchor => "apb-plain-anchor",
         EvalMode.DenseCriti => "dense-criti",
         EvalMode.ApbCriti => "apb-criti",
+        EvalMode.DenseShadowKv => "dense-shadowkv",
+        EvalMode.ApbShadowKv => "apb-shadowkv",
         _ => throw new ArgumentOutOfRangeException(nameof(m)),
     };
 
@@ -33,11 +35,14 @@ public static class EvalModes
     }
 
     /// <summary>Dense runs on one host whatever H the cell says.</summary>
-    public static bool IsSingleHost(this EvalMode m) => m is EvalMode.Dense or EvalMode.DenseCriti;
+    public static bool IsSingleHost(this EvalMode m) => m is EvalMode.Dense or EvalMode.DenseCriti or EvalMode.DenseShadowKv;
 
     /// <summary>The modes whose prefill prunes with CritiPrefill (run when named; not part of the default set).</summary>
     public static bool IsCritiPrefill(this EvalMode m) => m is EvalMode.DenseCriti or EvalMode.ApbCriti;
 
+    /// <summary>The modes that decode from a ShadowKV store per host (run when named; not part of the default set).</summary>
+    public static bool IsShadowKv(this EvalMode m) => m is EvalMode.DenseShadowKv or EvalMode.ApbShadowKv;
+
     /// <summary>The modes that need trained retaining heads.</summary>
-    public static bool NeedsRetainingHeads(this EvalMode m) => m is EvalMode.ApbRetaining or EvalMode.ApbCriti;
+    public static bool NeedsRetainingHeads(this EvalMode m) => m is EvalMode.ApbRetaining or EvalMode.ApbCriti or EvalMode.ApbShadowKv;
 }

@@ -27,6 +27,8 @@ public sealed record EvalOptions
     public ApbCluster.Parallel.Plan.BlockSplit? Split { get; init; }
     /// <summary>CritiPrefill's parameters for the dense-criti and apb-criti modes.</summary>
     public ApbCluster.Parallel.Kernels.CritiPrefillOptions CritiPrefill { get; init; } = new();
+    /// <summary>ShadowKV's parameters for the dense-shadowkv and apb-shadowkv modes.</summary>
+    public ApbCluster.Model.KvStores.ShadowKvOptions ShadowKv { get; init; } = new();
     /// <summary>Per-run deadline for the virtual hosts (a stuck collective fails instead of hanging).</summary>
     public TimeSpan Deadline { get; init; } = TimeSpan.FromMinutes(10);
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using ApbCluster.Evaluation.Scoring;
 using ApbCluster.Evaluation.Tasks;
+using ApbCluster.Model.KvStores;
 using ApbCluster.Model.Layers;
 using ApbCluster.Model.Tokenization;
 using ApbCluster.Parallel.Compression;
@@ -42,6 +43,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
         if (retainingHeads is null && o.Modes.Where(m => m.NeedsRetainingHeads()).Select(m => m.Name()).FirstOrDefault() is { } needy)
             throw new ArgumentException($"mode {needy} needs trained retaining heads (--retaining-heads FILE).");
         if (o.Modes.Any(m => m.IsCritiPrefill())) o.CritiPrefill.Validate();
+        if (o.Modes.Any(m => m.IsShadowKv())) o.ShadowKv.Validate();
         if (o.Samples < 1) throw new ArgumentException($"samples ({o.Samples}) must be at least 1.");
         if (o.AnchorDivisor < 1) throw new ArgumentException($"anchor divisor ({o.AnchorDivisor}) must be at least 1 (l_a = l_b / divisor).");
         if (o.ShardCount < 1 || o.ShardIndex < 0 || o.ShardIndex >= o.ShardCount)
@@ -70,6 +72,8 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
             report.Notes.Add("dense runs on one host; its result is repeated under every H.");
         if (o.Modes.Any(m => m.IsCritiPrefill()))
             report.Notes.Add($"dense-criti and apb-criti: {o.CritiPrefill} (apb-criti: retaining heads; each host prunes only its local causal part).");
+        if (o.Modes.Any(m => m.IsShadowKv()))
+            report.Notes.Add($"dense-shadowkv and apb-shadowkv: {o.ShadowKv} (apb-shadowkv: retaining heads; each host converts its own shard after prefill).");
         report.Notes.Add($"APB: l_a = l_b/{o.AnchorDivisor} (the paper's is l_b/4), l_p = l_b/8; the question is embedded after the header; " +
             $"apb and star blocks: {(o.Split == BlockSplit.Equal ? "equal (the paper's layout)" : "cost-balanced (the served default)")}.");
         if (o.ShardCount > 1)
@@ -109,7 +113,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
                                 current = $"{task.Name()} {length} H={hosts} {mode.Name()}";
                                 var row = singleHost.TryGetValue(mode, out var once)
                                     ? once with { Hosts = hosts }
-                                    : RunOne(sample, mode, hosts, i, o.Deadline, o.AnchorDivisor, o.Split, o.CritiPrefill);
+                                    : RunOne(sample, mode, hosts, i, o.Deadline, o.AnchorDivisor, o.Split, o.CritiPrefill, o.ShadowKv);
                                 if (mode.IsSingleHost()) singleHost[mode] = row;
                                 report.Rows.Add(row);
                                 var cell = report.Rows.Where(r => r.Task == row.Task && r.Length == length && r.Hosts == hosts && r.Mode == row.Mode).ToList();
@@ -153,25 +157,32 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
 
     /// <summary>One sample through one mode on <paramref name="hosts"/> virtual hosts.</summary>
     public EvalRow RunOne(EvalSample s, EvalMode mode, int hosts, int sampleIndex = 0, TimeSpan? deadline = null,
-        int anchorDivisor = ApbPlan.DefaultAnchorDivisor, BlockSplit? split = null, CritiPrefillOptions? critiPrefill = null) =>
-        Execute(s, mode, hosts, sampleIndex, deadline, timing: false, anchorDivisor, split, critiPrefill).Row;
+        int anchorDivisor = ApbPlan.DefaultAnchorDivisor, BlockSplit? split = null, CritiPrefillOptions? critiPrefill = null,
+        ShadowKvOptions? shadowKv = null) =>
+        Execute(s, mode, hosts, sampleIndex, deadline, timing: false, anchorDivisor, split, critiPrefill, shadowKv).Row;
 
     /// <summary>As <see cref="RunOne"/>, also with the plan and where the time went (per-phase prefill timing adds
     /// device syncs, so the evaluation itself does not use it).</summary>
     public EvalRun RunTimed(EvalSample s, EvalMode mode, int hosts, TimeSpan? deadline = null,
-        int anchorDivisor = ApbPlan.DefaultAnchorDivisor, BlockSplit? split = null, CritiPrefillOptions? critiPrefill = null) =>
-        Execute(s, mode, hosts, 0, deadline, timing: true, anchorDivisor, split, critiPrefill);
+        int anchorDivisor = ApbPlan.DefaultAnchorDivisor, BlockSplit? split = null, CritiPrefillOptions? critiPrefill = null,
+        ShadowKvOptions? shadowKv = null) =>
+        Execute(s, mode, hosts, 0, deadline, timing: true, anchorDivisor, split, critiPrefill, shadowKv);
 
     /// <param name="critiPrefill">The *-criti modes' parameters (null: CritiPrefill's defaults); other modes ignore them.</param>
+    /// <param name="shadowKv">The *-shadowkv modes' parameters (null: ShadowKV's defaults); other modes ignore them.</param>
     private EvalRun Execute(EvalSample s, EvalMode mode, int hosts, int sampleIndex, TimeSpan? deadline, bool timing, int anchorDivisor,
-        BlockSplit? split, CritiPrefillOptions? critiPrefill)
+        BlockSplit? split, CritiPrefillOptions? critiPrefill, ShadowKvOptions? shadowKv)
     {
         var (plan, strategy) = Setup(s, mode, hosts, anchorDivisor, split);
         int maxNew = tokenizer.Encode(" " + s.AnswerText, addBos: false).Count + ExtraNewTokens;
         var request = new PrefillRequest(s.DocumentIds, s.QuestionIds) { CritiPrefill = mode.IsCritiPrefill() ? critiPrefill ?? new() : null };
         var clock = Stopwatch.StartNew();
         var results = ParallelRun.InProcess(model, plan, strategy, request,
-            new Phase2Options { MaxNewTokens = maxNew, StopIds = _stopIds, Timing = timing }, deadline ?? TimeSpan.FromMinutes(10));
+            new Phase2Options
+            {
+                MaxNewTokens = maxNew, StopIds = _stopIds, Timing = timing,
+                KvStore = KvStoreFactory.For(mode.IsShadowKv() ? shadowKv ?? new() : null),
+            }, deadline ?? TimeSpan.FromMinutes(10));
         double seconds = clock.Elapsed.TotalSeconds;
         foreach (var (shard, _) in results) shard.Dispose();
         var last = results[^1].Result;
@@ -189,7 +200,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
     /// <summary>The plan and strategy of a mode: ablations zero l_a or l_p; one host has nothing to pass.</summary>
     private (ApbPlan Plan, PrefillStrategy Strategy) Setup(EvalSample s, EvalMode mode, int hosts, int anchorDivisor, BlockSplit? split)
     {
-        var parallel = mode switch { EvalMode.Dense or EvalMode.DenseCriti => ParallelMode.Dense, EvalMode.Star => ParallelMode.Star, _ => ParallelMode.Apb };
+        var parallel = mode switch { EvalMode.Dense or EvalMode.DenseCriti or EvalMode.DenseShadowKv => ParallelMode.Dense, EvalMode.Star => ParallelMode.Star, _ => ParallelMode.Apb };
         int h = mode.IsSingleHost() ? 1 : hosts;
         var choices = new PlanChoices
         {
@@ -203,7 +214,7 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
         ICompressor? compressor = mode switch
         {
             EvalMode.ApbQuery => new QueryAwareCompressor(),
-            EvalMode.ApbRetaining or EvalMode.ApbCriti => retainingHeads,
+            EvalMode.ApbRetaining or EvalMode.ApbCriti or EvalMode.ApbShadowKv => retainingHeads,
             EvalMode.ApbRandom => new RandomCompressor(s.Seed),
             EvalMode.ApbNoAnchor or EvalMode.ApbPlainAnchor => retainingHeads ?? new RandomCompressor(s.Seed),
             _ => null,

@@ -50,6 +50,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SubmitQuery _query;
     private PrefillAttentionOptions? _prefillAttention; // resolved: null is full attention
+    private KvStoreOptions? _kvStore; // resolved: null is the full store
     private readonly IActorRef _caller;
     private readonly RouterSettings _settings;
     private readonly double _queueMs;
@@ -124,12 +125,14 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         Timers.StartSingleTimer("deadline", Deadline.Instance, _settings.QueryTimeout);
         var (prompt, error) = QueryValidation.Tokenize(_query, _settings);
         var (prefillAttention, attentionError) = QueryValidation.PrefillAttention(_query, _settings);
-        if ((error ?? attentionError) is { } reason)
+        var (kvStore, kvError) = QueryValidation.KvStore(_query, _settings);
+        if ((error ?? attentionError ?? kvError) is { } reason)
         {
             Fail(reason, null);
             return;
         }
         _prefillAttention = prefillAttention;
+        _kvStore = kvStore;
         _prompt = prompt!;
         try
         {
@@ -223,7 +226,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         for (int rank = 0; rank < _hosts.Count; rank++)
             _hosts[rank].Host.Tell(new RunShard(_runId, Self, rank, _hosts.Count, ids, endpoints, ncclId, _query.Mode,
                 QueryPlanning.ToShard(_plan!), _query.Apb?.Compressor ?? "", _prompt!.Document, _prompt.Question,
-                _query.Generation, (int)_settings.CollectiveTimeout.TotalMilliseconds, _ring?.RingId ?? "", reuse, _prefillAttention));
+                _query.Generation, (int)_settings.CollectiveTimeout.TotalMilliseconds, _ring?.RingId ?? "", reuse, _prefillAttention, _kvStore));
         _log.Info("query {0}: {1} on {2}{3}", _query.QueryId, _plan, string.Join(" -> ", ids),
             _ring is null ? "" : reuse ? $" (NCCL ring {_ring.RingId}, warm)" : $" (new NCCL ring {_ring.RingId})");
     }

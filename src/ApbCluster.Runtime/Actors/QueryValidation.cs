@@ -34,6 +34,26 @@ internal static class QueryValidation
         return (new PrefillAttentionOptions(PrefillAttentionKind.CritiPrefill, o.Budget, o.Segment, o.Block, o.Threshold), null);
     }
 
+    /// <summary>The query's decode KV store with every ShadowKV parameter filled in from the router's settings: null for
+    /// the full store, or a reason why the query's choice is refused.</summary>
+    public static (KvStoreOptions? Resolved, string? Error) KvStore(SubmitQuery q, RouterSettings s)
+    {
+        var k = q.KvStore ?? new KvStoreOptions(KvStoreKind.Default);
+        if (!Enum.IsDefined(k.Kind)) return (null, $"unknown KV store {(int)k.Kind} (known: {string.Join(", ", Enum.GetNames<KvStoreKind>())})");
+        bool shadow = k.Kind == KvStoreKind.ShadowKv || (k.Kind == KvStoreKind.Default && s.ShadowKvByDefault);
+        if (!shadow) return (null, null);
+        var d = s.ShadowKv;
+        var o = d with
+        {
+            Rank = k.Rank ?? d.Rank, Chunk = k.Chunk ?? d.Chunk, Budget = k.Budget ?? d.Budget, Outliers = k.Outliers ?? d.Outliers,
+            Local = k.Local ?? d.Local,
+            Values = k.ValuesOnHost is { } host ? host ? ApbCluster.Model.KvStores.ShadowKvValues.Host : ApbCluster.Model.KvStores.ShadowKvValues.Device : d.Values,
+        };
+        try { o.Validate("shadow-"); }
+        catch (ApbCluster.Model.KvStores.ShadowKvOptionsException e) { return (null, e.Message); }
+        return (Engine.ShadowKvWire.ToWire(o), null);
+    }
+
     public static (Prompt? Prompt, string? Error) Tokenize(SubmitQuery q, RouterSettings s)
     {
         if (!Enum.IsDefined(q.Mode)) return (null, $"unknown attention mode {(int)q.Mode} (known: {string.Join(", ", Enum.GetNames<AttentionMode>())})");

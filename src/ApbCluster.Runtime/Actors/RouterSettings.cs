@@ -42,8 +42,21 @@ public sealed record RouterSettings
     /// <summary>CritiPrefill's parameters where a query leaves them to the router (apb.router.criti-*).</summary>
     public Parallel.Kernels.CritiPrefillOptions CritiPrefill { get; init; } = new();
 
+    /// <summary>Whether queries that leave it to the router decode from ShadowKV stores (apb.router.kv).</summary>
+    public bool ShadowKvByDefault { get; init; }
+
+    /// <summary>ShadowKV's parameters where a query leaves them to the router (apb.router.shadow-*).</summary>
+    public ApbCluster.Model.KvStores.ShadowKvOptions ShadowKv { get; init; } = new();
+
     public static RouterSettings From(HoconConfig c, ModelSpec? model) => new()
     {
+        ShadowKvByDefault = c.GetString("apb.router.kv", "full") switch
+        {
+            "full" => false,
+            "shadowkv" => true,
+            var v => throw new Config.NodeConfigException($"apb.router.kv = '{v}': expected full or shadowkv."),
+        },
+        ShadowKv = ShadowKvFrom(c),
         CritiPrefillByDefault = c.GetString("apb.router.prefill-attention", "full") switch
         {
             "full" => false,
@@ -67,6 +80,27 @@ public sealed record RouterSettings
             var v => throw new Config.NodeConfigException($"apb.router.block-split = '{v}': expected balanced or equal."),
         },
     };
+
+    private static ApbCluster.Model.KvStores.ShadowKvOptions ShadowKvFrom(HoconConfig c)
+    {
+        var d = new ApbCluster.Model.KvStores.ShadowKvOptions();
+        var o = d with
+        {
+            Rank = c.GetInt("apb.router.shadow-rank", d.Rank),
+            Chunk = c.GetInt("apb.router.shadow-chunk", d.Chunk),
+            Budget = c.GetInt("apb.router.shadow-budget", d.Budget),
+            Outliers = c.GetInt("apb.router.shadow-outliers", d.Outliers),
+            Local = c.GetInt("apb.router.shadow-local", d.Local),
+            Values = c.GetString("apb.router.shadow-values", "device") switch
+            {
+                "device" => ApbCluster.Model.KvStores.ShadowKvValues.Device,
+                "host" => ApbCluster.Model.KvStores.ShadowKvValues.Host,
+                var v => throw new Config.NodeConfigException($"apb.router.shadow-values = '{v}': expected device or host."),
+            },
+        };
+        try { return o.Validate("apb.router.shadow-"); }
+        catch (ApbCluster.Model.KvStores.ShadowKvOptionsException e) { throw new Config.NodeConfigException(e.Message); }
+    }
 
     private static Parallel.Kernels.CritiPrefillOptions CritiPrefillFrom(HoconConfig c)
     {

@@ -98,6 +98,7 @@ public sealed class LlamaShardEngine : IShardEngine
         {
             MaxNewTokens = work.Generation.MaxNewTokens,
             Sampling = work.Generation.Temperature > 0 ? SamplerOptions(work.Generation) : null,
+            KvStore = KvStoreOf(work),
             OnToken = id =>
             {
                 ct.ThrowIfCancellationRequested();
@@ -116,6 +117,18 @@ public sealed class LlamaShardEngine : IShardEngine
             Interlocked.Exchange(ref _kvBytes, 0);
             if (_model.Device.type == TorchSharp.DeviceType.CUDA) cuda.synchronize(_model.Device); // this host's GPU, not the thread's current one
         }
+    }
+
+    /// <summary>The query's decode store; a ShadowKV store reports what it keeps instead of the shard's full K/V.</summary>
+    private Func<HostShard, LlamaModel, ApbCluster.Model.KvStores.IKvStore>? KvStoreOf(RunShard work)
+    {
+        if (KvStoreFactory.For(ShadowKvWire.FromWire(work.KvStore)) is not { } build) return null;
+        return (shard, model) =>
+        {
+            var store = build(shard, model);
+            Interlocked.Exchange(ref _kvBytes, store.DeviceBytes);
+            return store;
+        };
     }
 
     private ICompressor? Compressor(RunShard work)

@@ -87,7 +87,7 @@ public sealed class BadInputClusterTests
         var other = raw.Serialize(probe with { Mode = AttentionMode.Ring });
         var modeAt = Enumerable.Range(0, bytes.Length).Single(i => bytes[i] != other[i]);
         bytes[modeAt] = 42;
-        var replies = await raw.SendAndCollect(new RawWire("SQ3", bytes), ReplyBound, quiet: TimeSpan.FromSeconds(1));
+        var replies = await raw.SendAndCollect(new RawWire("SQ4", bytes), ReplyBound, quiet: TimeSpan.FromSeconds(1));
         var modeFailure = Assert.IsType<QueryFailed>(Assert.Single(replies));
         output.WriteLine($"{"corrupted mode byte (42)",-32} -> {modeFailure.Reason}");
         Assert.Contains("unknown attention mode 42", modeFailure.Reason);
@@ -98,10 +98,10 @@ public sealed class BadInputClusterTests
         var good = raw.Serialize(Good("raw-good"));
         var malformed = new (string Name, RawWire Wire, string Reason, string QueryId)[]
         {
-            ("truncated SubmitQuery", new RawWire("SQ3", good[..(good.Length / 2)]), $"malformed 'SQ3' payload ({good.Length / 2} bytes)", "raw-good"),
+            ("truncated SubmitQuery", new RawWire("SQ4", good[..(good.Length / 2)]), $"malformed 'SQ4' payload ({good.Length / 2} bytes)", "raw-good"),
             ("unknown manifest", new RawWire("ZZ9", good), "unknown manifest 'ZZ9'", ""),
-            ("unknown format version", new RawWire("SQ3", [7, .. good[1..]]), "format version 7", "raw-good"),
-            ("empty payload", new RawWire("SQ3", []), "malformed 'SQ3' payload: it is empty", ""),
+            ("unknown format version", new RawWire("SQ4", [7, .. good[1..]]), "format version 7", "raw-good"),
+            ("empty payload", new RawWire("SQ4", []), "malformed 'SQ4' payload: it is empty", ""),
         };
         foreach (var (name, wire, reason, queryId) in malformed)
         {

@@ -36,6 +36,15 @@ public sealed class CliAskClusterTests
             Assert.True(pruned.Code == 0, $"exit {pruned.Code}\n{pruned.Stderr}\n{cluster.Outputs()}");
             Assert.Equal(4, JsonDocument.Parse(pruned.Stdout).RootElement.GetProperty("generated_tokens").GetInt32());
 
+            // ShadowKV per query (SubmitQuery and RunShard across processes): uncapped rank and budget attend every key
+            // and answer as the full store; the reference's parameters still answer.
+            var lossless = await RunApbAsync(ct, [.. ask, "--kv", "shadowkv", "--shadow-rank", "100000", "--shadow-budget", "100000", "--shadow-outliers", "2", "--shadow-local", "1"]);
+            Assert.True(lossless.Code == 0, $"exit {lossless.Code}\n{lossless.Stderr}\n{cluster.Outputs()}");
+            Assert.Equal(doc.RootElement.GetProperty("token_ids").GetRawText(), JsonDocument.Parse(lossless.Stdout).RootElement.GetProperty("token_ids").GetRawText());
+            var shadow = await RunApbAsync(ct, [.. ask, "--kv", "shadowkv", "--shadow-budget", "16", "--shadow-outliers", "1", "--shadow-values", "host"]);
+            Assert.True(shadow.Code == 0, $"exit {shadow.Code}\n{shadow.Stderr}\n{cluster.Outputs()}");
+            Assert.Equal(4, JsonDocument.Parse(shadow.Stdout).RootElement.GetProperty("generated_tokens").GetInt32());
+
             // A bad request is refused by the router with a reason, and the CLI exits 1.
             var bad = await RunApbAsync(ct, "ask", "--cluster", cluster.RouterContact, "--context", context,
                 "--question", "q", "--mode", "apb", "--anchor", "100000", "--passing", "4");
