@@ -37,6 +37,9 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     /// without that host (local only).</summary>
     public sealed record Replan(SubmitQuery Query, IActorRef Caller, string HostId, string Reason) : INoSerializationVerificationNeeded;
 
+    /// <summary>The router's clock (<see cref="Stopwatch"/> timestamps): its origin and when the query arrived.</summary>
+    public sealed record RouterTimes(long Origin, long SubmittedAt);
+
     private sealed class Deadline
     {
         public static readonly Deadline Instance = new();
@@ -71,6 +74,8 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private double _planMs, _prefillMs, _firstTokenMs;
     private bool _done, _dispatched, _started;
     private readonly bool _mayReplan;
+    private readonly RouterTimes? _times;
+    private double _startedMs;
 
     /// <summary>The query's id as the hosts see it. A replanned run gets its own, so that hosts still dropping the
     /// first run (and its data connections) never mistake the second for a duplicate of it.</summary>
@@ -78,9 +83,13 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
 
     /// <param name="ring">The router's warm NCCL ring for exactly these hosts (in this order), if any.</param>
     /// <param name="mayReplan">A host found gone before the work began sends the query back to the router (once per query).</param>
-    public QueryRun(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs,
-        NcclRingTable.Ring? ring = null, bool mayReplan = false)
+    /// <param name="prompt">The prompt the router already tokenized (null: tokenize here).</param>
+    /// <param name="times">The router's clock, for <see cref="RouterClock"/> in QueryCompleted.</param>
+    internal QueryRun(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs,
+        NcclRingTable.Ring? ring = null, bool mayReplan = false, QueryValidation.Prompt? prompt = null, RouterTimes? times = null)
     {
+        _prompt = prompt;
+        _times = times;
         _mayReplan = mayReplan;
         _runId = mayReplan ? query.QueryId : $"{query.QueryId}~replanned";
         _query = query;
@@ -109,7 +118,11 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
 
     public static Props Props(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs,
         NcclRingTable.Ring? ring = null, bool mayReplan = false) =>
-        Akka.Actor.Props.Create(() => new QueryRun(query, caller, hosts, settings, queueMs, ring, mayReplan));
+        Props(query, caller, hosts, settings, queueMs, ring, mayReplan, null, null);
+
+    internal static Props Props(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs,
+        NcclRingTable.Ring? ring, bool mayReplan, QueryValidation.Prompt? prompt, RouterTimes? times) =>
+        Akka.Actor.Props.Create(() => new QueryRun(query, caller, hosts, settings, queueMs, ring, mayReplan, prompt, times));
 
     /// <summary>The hosts a query runs on, from the live hosts in ring order: dense uses the first one only.</summary>
     public static IReadOnlyList<RegisterHost> HostsFor(AttentionMode mode, IReadOnlyList<RegisterHost> hosts) =>
@@ -122,7 +135,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         Timers.StartSingleTimer("deadline", Deadline.Instance, _settings.QueryTimeout);
-        var (prompt, error) = QueryValidation.Tokenize(_query, _settings);
+        var (prompt, error) = _prompt is { } given ? (given, null) : QueryValidation.Tokenize(_query, _settings);
         var (prefillAttention, attentionError) = QueryValidation.PrefillAttention(_query, _settings);
         if ((error ?? attentionError) is { } reason)
         {
@@ -217,6 +230,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void Dispatch(bool reuse = false)
     {
         _dispatched = true;
+        _startedMs = RouterNow();
         var ids = _hosts.Select(h => h.HostId).ToList();
         var endpoints = _hosts.Select(h => h.DataEndpoint).ToList();
         var ncclId = _ring is { } r && !reuse ? r.NcclId : null;
@@ -375,9 +389,10 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         var now = _clock.Elapsed.TotalMilliseconds;
         var ttft = _tokens.Count > 0 ? _firstTokenMs : now;
         var timings = new PhaseTimings(_queueMs, _planMs, _prefillMs, ttft, now - ttft, _queueMs + now);
+        var clock = _times is { } t ? new RouterClock(Stopwatch.GetElapsedTime(t.Origin, t.SubmittedAt).TotalMilliseconds, _startedMs, RouterNow()) : null;
         Send(new QueryCompleted(_query.QueryId, _answer.ToString(), reason, timings,
             _prompt!.Document.Length + _prompt.Question.Length, _tokens.Count, _tokens.ToArray(),
-            _query.EchoPrompt ? [.. _prompt.Document, .. _prompt.Question] : []));
+            _query.EchoPrompt ? [.. _prompt.Document, .. _prompt.Question] : [], clock));
         _log.Info("query {0} completed: {1} tokens, ttft {2:0} ms, total {3:0} ms", _query.QueryId, _tokens.Count, ttft, now);
         Finish();
     }
@@ -406,6 +421,9 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         _done = true;
         Context.Stop(Self);
     }
+
+    /// <summary>Milliseconds on the router's clock (0 without one).</summary>
+    private double RouterNow() => _times is { } t ? Stopwatch.GetElapsedTime(t.Origin).TotalMilliseconds : 0;
 
     private string Phase() =>
         _plan is null ? "planning" : _tokens.Count > 0 ? $"decoding, {_tokens.Count} tokens so far" : _prefillMs > 0 ? "question pass" : "prefill";
