@@ -55,11 +55,13 @@ public sealed record PhaseTimings(
     double TotalMs);
 
 /// <summary>
-/// When the router received, started and finished a query, in milliseconds on the router's own monotonic clock (one
-/// clock for every query of that router instance), so that callers can see from outside which queries overlapped.
-/// <c>StartedMs</c> is when it left the router's queue and its hosts were given their ranks.
+/// When the router received, dispatched, saw start and finished a query, in milliseconds on the router's own monotonic
+/// clock (one clock for every query of that router instance), so that callers can see from outside which queries
+/// overlapped. <c>DispatchedMs</c>: it left the router's queue and its hosts were given their ranks (a host may still
+/// hold a rank until one of its running queries ends). <c>StartedMs</c>: its first host reported a prefill layer done,
+/// so [StartedMs, FinishedMs] lies inside the time the query was computing.
 /// </summary>
-public sealed record RouterClock(double SubmittedMs, double StartedMs, double FinishedMs);
+public sealed record RouterClock(double SubmittedMs, double DispatchedMs, double StartedMs, double FinishedMs);
 
 /// <summary>The answer. <c>TokenIds</c>: the generated ids; <c>PromptTokenIds</c>: the prompt (document then
 /// question part, as the router built it), only when the query asked for <c>EchoPrompt</c>, else empty.

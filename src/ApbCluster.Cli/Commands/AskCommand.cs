@@ -293,7 +293,7 @@ internal static class AskCommand
                         finish_reason = c.FinishReason.ToOpenAi(), prompt_tokens = c.PromptTokens,
                         generated_tokens = c.GeneratedTokens, timings = c.Timings, client = Client(), plan = Plan(),
                         // On the router's clock (one per router), so that several queries' overlap can be read off.
-                        queue_ms = c.Timings.QueueMs, started_ms = c.Clock?.StartedMs, finished_ms = c.Clock?.FinishedMs,
+                        queue_ms = c.Timings.QueueMs, dispatched_ms = c.Clock?.DispatchedMs, started_ms = c.Clock?.StartedMs, finished_ms = c.Clock?.FinishedMs,
                     }));
                     else stdout.WriteLine();
                     return CliRun.Ok;

@@ -112,7 +112,7 @@ internal static class LoadCommand
             per_query = results.Select(r => new
             {
                 index = r.Index, query_id = r.QueryId, error = r.Error, ttft_ms = r.TimeToFirstTokenMs, total_ms = r.TotalMs,
-                tokens = r.TokenIds.Count, token_ids = r.TokenIds, queue_ms = r.QueueMs, started_ms = r.Clock?.StartedMs,
+                tokens = r.TokenIds.Count, token_ids = r.TokenIds, queue_ms = r.QueueMs, dispatched_ms = r.Clock?.DispatchedMs, started_ms = r.Clock?.StartedMs,
                 finished_ms = r.Clock?.FinishedMs, same_as_alone = same[r.Index], alone_error = aloneErrors[r.Index],
             }),
         }, new JsonSerializerOptions { WriteIndented = true });

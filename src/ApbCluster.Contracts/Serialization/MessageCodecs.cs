@@ -104,6 +104,7 @@ internal static class MessageCodecs
             if (m.Clock is { } c)
             {
                 w.Write(c.SubmittedMs);
+                w.Write(c.DispatchedMs);
                 w.Write(c.StartedMs);
                 w.Write(c.FinishedMs);
             }
@@ -116,7 +117,7 @@ internal static class MessageCodecs
             r.ReadInt32(),
             r.ReadInts(),
             r.ReadInts(),
-            r.ReadBoolean() ? new RouterClock(r.ReadDouble(), r.ReadDouble(), r.ReadDouble()) : null)),
+            r.ReadBoolean() ? new RouterClock(r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble()) : null)),
 
         Codec<QueryFailed>("QF1", (w, m, _) =>
         {

@@ -75,7 +75,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private bool _done, _dispatched, _started;
     private readonly bool _mayReplan;
     private readonly RouterTimes? _times;
-    private double _startedMs;
+    private double _dispatchedMs, _startedMs;
 
     /// <summary>The query's id as the hosts see it. A replanned run gets its own, so that hosts still dropping the
     /// first run (and its data connections) never mistake the second for a duplicate of it.</summary>
@@ -230,7 +230,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void Dispatch(bool reuse = false)
     {
         _dispatched = true;
-        _startedMs = RouterNow();
+        _dispatchedMs = RouterNow();
         var ids = _hosts.Select(h => h.HostId).ToList();
         var endpoints = _hosts.Select(h => h.DataEndpoint).ToList();
         var ncclId = _ring is { } r && !reuse ? r.NcclId : null;
@@ -245,6 +245,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void OnProgress(PrefillProgress p)
     {
         if (_done) return;
+        if (!_started) _startedMs = RouterNow();
         _started = true;
         if (p.Layer == p.Layers) _prefillMs = Math.Max(_prefillMs, _clock.Elapsed.TotalMilliseconds - _planMs);
         Send(p with { QueryId = _query.QueryId });
@@ -253,6 +254,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void OnTokens(ShardTokens chunk)
     {
         if (_done) return;
+        if (!_started) _startedMs = RouterNow();
         _started = true;
         if (_tokens.Count == 0) _firstTokenMs = _clock.Elapsed.TotalMilliseconds;
         _tokens.AddRange(chunk.TokenIds);
@@ -389,7 +391,8 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         var now = _clock.Elapsed.TotalMilliseconds;
         var ttft = _tokens.Count > 0 ? _firstTokenMs : now;
         var timings = new PhaseTimings(_queueMs, _planMs, _prefillMs, ttft, now - ttft, _queueMs + now);
-        var clock = _times is { } t ? new RouterClock(Stopwatch.GetElapsedTime(t.Origin, t.SubmittedAt).TotalMilliseconds, _startedMs, RouterNow()) : null;
+        var clock = _times is { } t ? new RouterClock(
+            Stopwatch.GetElapsedTime(t.Origin, t.SubmittedAt).TotalMilliseconds, _dispatchedMs, _started ? _startedMs : _dispatchedMs, RouterNow()) : null;
         Send(new QueryCompleted(_query.QueryId, _answer.ToString(), reason, timings,
             _prompt!.Document.Length + _prompt.Question.Length, _tokens.Count, _tokens.ToArray(),
             _query.EchoPrompt ? [.. _prompt.Document, .. _prompt.Question] : [], clock));
