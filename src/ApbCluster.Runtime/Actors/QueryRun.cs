@@ -85,7 +85,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     /// <param name="mayReplan">A host found gone before the work began sends the query back to the router (once per query).</param>
     /// <param name="prompt">The prompt the router already tokenized (null: tokenize here).</param>
     /// <param name="times">The router's clock, for <see cref="RouterClock"/> in QueryCompleted.</param>
-    internal QueryRun(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs,
+    public QueryRun(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs,
         NcclRingTable.Ring? ring = null, bool mayReplan = false, QueryValidation.Prompt? prompt = null, RouterTimes? times = null)
     {
         _prompt = prompt;
@@ -117,11 +117,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs,
-        NcclRingTable.Ring? ring = null, bool mayReplan = false) =>
-        Props(query, caller, hosts, settings, queueMs, ring, mayReplan, null, null);
-
-    internal static Props Props(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs,
-        NcclRingTable.Ring? ring, bool mayReplan, QueryValidation.Prompt? prompt, RouterTimes? times) =>
+        NcclRingTable.Ring? ring = null, bool mayReplan = false, QueryValidation.Prompt? prompt = null, RouterTimes? times = null) =>
         Akka.Actor.Props.Create(() => new QueryRun(query, caller, hosts, settings, queueMs, ring, mayReplan, prompt, times));
 
     /// <summary>The hosts a query runs on, from the live hosts in ring order: dense uses the first one only.</summary>
