@@ -50,7 +50,7 @@ public sealed class KvAdmissionTests() : TestKit(ClusterTestConfig.Hocon)
         var (router, hosts) = RouterWithHosts(kvBudget: 256 << 10);
         router.Tell(Query("huge", tokens: 2000));
         var failed = ExpectMsg<QueryFailed>();
-        Assert.Matches(@"^the query needs \d+\.\d KiB of KV on host h0, which can hold at most 256\.0 KiB", failed.Reason);
+        Assert.Matches(@"^the query needs \d+\.\d (KiB|MiB) of KV on host h0, which can hold at most 256\.0 KiB", failed.Reason);
         hosts[0].ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // nothing reached a host
 
         router.Tell(Query("small", tokens: 200));
