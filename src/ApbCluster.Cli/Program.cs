@@ -11,6 +11,7 @@ root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(LogitsCommand.Create());
 root.Subcommands.Add(AskCommand.Create());
+root.Subcommands.Add(LoadCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());

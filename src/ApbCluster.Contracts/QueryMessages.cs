@@ -55,8 +55,18 @@ public sealed record PhaseTimings(
     double DecodeMs,
     double TotalMs);
 
+/// <summary>
+/// When the router received, dispatched, saw start and finished a query, in milliseconds on the router's own monotonic
+/// clock (one clock for every query of that router instance), so that callers can see from outside which queries
+/// overlapped. <c>DispatchedMs</c>: it left the router's queue and its hosts were given their ranks (a host may still
+/// hold a rank until one of its running queries ends). <c>StartedMs</c>: its first host reported a prefill layer done,
+/// so [StartedMs, FinishedMs] lies inside the time the query was computing.
+/// </summary>
+public sealed record RouterClock(double SubmittedMs, double DispatchedMs, double StartedMs, double FinishedMs);
+
 /// <summary>The answer. <c>TokenIds</c>: the generated ids; <c>PromptTokenIds</c>: the prompt (document then
-/// question part, as the router built it), only when the query asked for <c>EchoPrompt</c>, else empty.</summary>
+/// question part, as the router built it), only when the query asked for <c>EchoPrompt</c>, else empty.
+/// <c>Clock</c>: the query's times on the router's clock (null from a sender that does not keep one).</summary>
 public sealed record QueryCompleted(
     string QueryId,
     string Answer,
@@ -65,7 +75,8 @@ public sealed record QueryCompleted(
     int PromptTokens,
     int GeneratedTokens,
     IReadOnlyList<int>? TokenIds = null,
-    IReadOnlyList<int>? PromptTokenIds = null) : IQueryMessage
+    IReadOnlyList<int>? PromptTokenIds = null,
+    RouterClock? Clock = null) : IQueryMessage
 {
     public IReadOnlyList<int>? TokenIds { get; init; } = TokenIds ?? [];
     public IReadOnlyList<int>? PromptTokenIds { get; init; } = PromptTokenIds ?? [];

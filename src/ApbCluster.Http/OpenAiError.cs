@@ -43,6 +43,8 @@ public sealed partial record OpenAiError(int Status, string Message, string Type
             return Unavailable(r, "no_hosts");
         if (r.Contains("deadline", StringComparison.OrdinalIgnoreCase))
             return Timeout(r);
+        if (r.Contains(" of KV on host ", StringComparison.Ordinal)) // too large for the cluster's memory, with the figures
+            return TooLarge(r, "messages");
         if (r.Contains("exceeds the model's limit", StringComparison.OrdinalIgnoreCase))
             return BadRequest(r, "messages", "context_length_exceeded");
         string[] badInput = ["is empty", "outside", "unknown", "must", "no tokenizer", "already queued"];

@@ -318,6 +318,8 @@ internal static class AskCommand
                         prompt_token_ids = c.PromptTokenIds, token_ids = c.TokenIds, text = c.Answer,
                         finish_reason = c.FinishReason.ToOpenAi(), prompt_tokens = c.PromptTokens,
                         generated_tokens = c.GeneratedTokens, timings = c.Timings, client = Client(), plan = Plan(),
+                        // On the router's clock (one per router), so that several queries' overlap can be read off.
+                        queue_ms = c.Timings.QueueMs, dispatched_ms = c.Clock?.DispatchedMs, started_ms = c.Clock?.StartedMs, finished_ms = c.Clock?.FinishedMs,
                     }));
                     else stdout.WriteLine();
                     return CliRun.Ok;

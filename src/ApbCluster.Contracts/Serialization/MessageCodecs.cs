@@ -86,8 +86,8 @@ internal static class MessageCodecs
             w.Write(m.Text);
         }, (r, _) => new TokenChunk(r.ReadString(), r.ReadInt32(), r.ReadInts(), r.ReadString())),
 
-        // QC1 (without token ids) is retired; never reuse it.
-        Codec<QueryCompleted>("QC2", (w, m, _) =>
+        // QC1 (without token ids) and QC2 (without the router clock) are retired; never reuse them.
+        Codec<QueryCompleted>("QC3", (w, m, _) =>
         {
             w.Write(m.QueryId);
             w.Write(m.Answer);
@@ -103,6 +103,14 @@ internal static class MessageCodecs
             w.Write(m.GeneratedTokens);
             w.WriteInts(m.TokenIds ?? []);
             w.WriteInts(m.PromptTokenIds ?? []);
+            w.Write(m.Clock is not null);
+            if (m.Clock is { } c)
+            {
+                w.Write(c.SubmittedMs);
+                w.Write(c.DispatchedMs);
+                w.Write(c.StartedMs);
+                w.Write(c.FinishedMs);
+            }
         }, (r, _) => new QueryCompleted(
             r.ReadString(),
             r.ReadString(),
@@ -111,7 +119,8 @@ internal static class MessageCodecs
             r.ReadInt32(),
             r.ReadInt32(),
             r.ReadInts(),
-            r.ReadInts())),
+            r.ReadInts(),
+            r.ReadBoolean() ? new RouterClock(r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble()) : null)),
 
         Codec<QueryFailed>("QF1", (w, m, _) =>
         {

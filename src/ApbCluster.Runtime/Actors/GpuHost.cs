@@ -10,13 +10,16 @@ namespace ApbCluster.Runtime.Actors;
 
 /// <summary>
 /// One GPU (or one virtual CPU host). Registers with the router through the singleton proxy every
-/// RegisterInterval (keeps figures fresh and re-registers after a singleton hand-over). Runs one
-/// query rank at a time (<see cref="ShardRun"/>, on its own thread); a RunShard arriving meanwhile
-/// waits in the stash. Its own failures become ShardFailed for the coordinator: the actor stays up,
-/// the engine has freed the KV, the next query runs. Cancellation, or the coordinator's death (router
-/// lost), aborts the run. On GPUs it keeps the NCCL communicator of its current ring warm across queries
-/// (<see cref="RingCommunicators"/>, owned by its <see cref="CollectiveFactory"/>, which outlives actor restarts):
-/// it answers the router's <see cref="NcclRingCheck"/> and drops the ring on <see cref="DropNcclRing"/>.
+/// RegisterInterval (keeps figures fresh and re-registers after a singleton hand-over). Runs up to
+/// <c>maxQueries</c> query ranks at once, each a <see cref="ShardRun"/> on its own thread with its own data plane
+/// and KV shard; it reports Busy only when full, and a RunShard beyond the bound waits in the stash. NCCL ranks run
+/// one at a time: the warm ring is one communicator per host, and two queries' collectives on one communicator
+/// would interleave differently on different hosts (the router holds such queries back too). Its own failures
+/// become ShardFailed for the coordinator: the actor stays up, the engine has freed that query's KV, the others go
+/// on. Cancellation, or the coordinator's death (router lost), aborts the run. On GPUs it keeps the NCCL
+/// communicator of its current ring warm across queries (<see cref="RingCommunicators"/>, owned by its
+/// <see cref="CollectiveFactory"/>, which outlives actor restarts): it answers the router's <see cref="NcclRingCheck"/>
+/// and drops the ring on <see cref="DropNcclRing"/>.
 /// </summary>
 public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
 {
@@ -31,11 +34,18 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
     private readonly CollectiveFactory _collectives;
     private readonly IActorRef _router;
     private readonly TimeSpan _registerInterval;
+    private readonly int _maxQueries;
     private IActorRef? _registeredWith;
-    private ShardRun? _running;
+    private readonly Dictionary<string, ShardRun> _running = new();
 
-    public GpuHost(string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef routerProxy, TimeSpan registerInterval)
+    /// <summary>Queries cancelled while not running here (they may still wait in the stash), most recent last; bounded,
+    /// since most are cancels of queries that already ended.</summary>
+    private readonly LinkedList<string> _cancelledWaiting = new();
+
+    public GpuHost(string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef routerProxy, TimeSpan registerInterval, int maxQueries = 1)
     {
+        if (maxQueries < 1) throw new ArgumentOutOfRangeException(nameof(maxQueries), maxQueries, "a host runs at least one query");
+        _maxQueries = maxQueries;
         _hostId = hostId;
         _engine = engine;
         _collectives = collectives;
@@ -64,8 +74,9 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
 
     public IStash Stash { get; set; } = null!;
 
-    public static Props Props(string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef routerProxy, TimeSpan registerInterval) =>
-        Akka.Actor.Props.Create(() => new GpuHost(hostId, engine, collectives, routerProxy, registerInterval));
+    public static Props Props(string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef routerProxy, TimeSpan registerInterval,
+        int maxQueries = 1) =>
+        Akka.Actor.Props.Create(() => new GpuHost(hostId, engine, collectives, routerProxy, registerInterval, maxQueries));
 
     protected override void PreStart() =>
         Timers.StartPeriodicTimer("register", RegisterTick.Instance, TimeSpan.Zero, _registerInterval);
@@ -73,13 +84,13 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
     /// <summary>A restart keeps the engine (and its loaded model); only a real stop disposes it.</summary>
     protected override void PreRestart(Exception reason, object message)
     {
-        _running?.Abort();
+        foreach (var run in _running.Values) run.Abort();
         _log.Error(reason, "host {0} restarting after an actor error; the engine and model are kept", _hostId);
     }
 
     protected override void PostStop()
     {
-        _running?.Abort();
+        foreach (var run in _running.Values) run.Abort();
         _collectives.Dispose();
         _engine.Dispose();
     }
@@ -100,10 +111,11 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
 
     private void OnRunShard(RunShard work)
     {
-        if (_running is not null)
+        if (_running.ContainsKey(work.QueryId)) return; // duplicate delivery
+        if (_cancelledWaiting.Remove(work.QueryId)) return; // cancelled while it waited in the stash
+        if (_running.Count >= _maxQueries || (CollectiveFactory.UsesNccl(work) && _running.Values.Any(r => r.UsesNccl)))
         {
-            if (_running.QueryId == work.QueryId) return; // duplicate delivery
-            Stash.Stash(); // still freeing the previous (cancelled) query
+            Stash.Stash(); // full (or still freeing a cancelled query): runs when one ends
             return;
         }
         if (work.Rank < 0 || work.Rank >= work.WorldSize || work.DataEndpoints.Count != work.WorldSize || work.HostIds.Count != work.WorldSize)
@@ -112,9 +124,10 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
             return;
         }
         Context.Watch(work.Coordinator);
-        _running = ShardRun.Start(work, _hostId, _engine, _collectives, Self);
-        _log.Info("host {0} runs query {1} as rank {2} of {3}", _hostId, work.QueryId, work.Rank, work.WorldSize);
-        _router.Tell(Registration()); // Busy, at once
+        _running[work.QueryId] = ShardRun.Start(work, _hostId, _engine, _collectives, Self);
+        _log.Info("host {0} runs query {1} as rank {2} of {3} ({4} of at most {5} running)", _hostId, work.QueryId, work.Rank, work.WorldSize,
+            _running.Count, _maxQueries);
+        _router.Tell(Registration()); // its figures (and Busy when full), at once
     }
 
     private void OnNcclIdRequest(NcclIdRequest request)
@@ -131,9 +144,7 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
 
     private void OnEnded(ShardRun.Ended ended)
     {
-        var run = _running;
-        if (run is null || run.QueryId != ended.QueryId) return;
-        _running = null;
+        if (!_running.Remove(ended.QueryId, out var run)) return;
         Context.Unwatch(run.Coordinator);
         if (ended.Outcome is { } o)
             run.Coordinator.Tell(new ShardFinished(ended.QueryId, _hostId, run.Rank, o.PrefillMs, o.TotalMs, o.GeneratedTokens));
@@ -155,17 +166,25 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
 
     private void AbortIf(string queryId, string why)
     {
-        if (_running?.QueryId != queryId || _running.Aborted) return;
+        if (!_running.TryGetValue(queryId, out var run))
+        {
+            if (!_cancelledWaiting.Contains(queryId)) _cancelledWaiting.AddLast(queryId);
+            if (_cancelledWaiting.Count > 256) _cancelledWaiting.RemoveFirst();
+            return;
+        }
+        if (run.Aborted) return;
         _log.Info("host {0}: aborting query {1}: {2}", _hostId, queryId, why);
-        _running.Abort();
+        run.Abort();
     }
 
     private void AbortIfCoordinator(IActorRef dead)
     {
-        if (_running is not null && _running.Coordinator.Equals(dead)) AbortIf(_running.QueryId, "its coordinator (the router) is gone");
+        foreach (var run in _running.Values.Where(r => r.Coordinator.Equals(dead)).ToList())
+            AbortIf(run.QueryId, "its coordinator (the router) is gone");
     }
 
-    private HostState State => _running is null ? HostState.Ready : HostState.Busy;
+    /// <summary>Busy only when it takes no further query now.</summary>
+    private HostState State => _running.Count >= _maxQueries ? HostState.Busy : HostState.Ready;
 
     private RegisterHost Registration()
     {

@@ -13,7 +13,9 @@ namespace ApbCluster.Runtime.Actors;
 /// <summary>
 /// The router (a cluster singleton on role "router"): keeps the host registry, admits queries into a
 /// bounded queue (RouterBusy when full), and runs up to MaxInFlight at a time, each in a
-/// <see cref="QueryRun"/> child that plans it on the live hosts in ring order. Its state is rebuilt
+/// <see cref="QueryRun"/> child that plans it on the live hosts in ring order. Queries share hosts: one starts
+/// when every host it is planned on has the free KV memory for its shard (<see cref="KvAdmission"/>), first come
+/// first served; one that could not fit even on the idle cluster is refused at once, naming the host and the sizes. Its state is rebuilt
 /// after a hand-over because hosts re-register periodically; queries in flight on a lost router die
 /// with it (hosts watch their QueryRun and abort). Operations (drain, query list, trace, query
 /// metrics) go through <see cref="RouterOps"/>: every message a QueryRun sends its caller comes back
@@ -25,7 +27,10 @@ namespace ApbCluster.Runtime.Actors;
 public sealed class QueryRouter : ReceiveActor, IWithTimers
 {
     /// <param name="Replanned">A first run found a host gone before it started; this run may not be replanned again.</param>
-    private sealed record Waiting(SubmitQuery Query, IActorRef Caller, long QueuedAt, bool Replanned = false);
+    /// <param name="Prompt">Tokenized on arrival (for the KV estimate); null when it could not be (the run reports why).</param>
+    /// <param name="WaitingFor">What it last waited for (logged once per change, not on every registration).</param>
+    private sealed record Waiting(SubmitQuery Query, IActorRef Caller, long QueuedAt, bool Replanned = false,
+        QueryValidation.Prompt? Prompt = null, string? WaitingFor = null);
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Cluster _cluster = Cluster.Get(Context.System);
@@ -35,6 +40,7 @@ public sealed class QueryRouter : ReceiveActor, IWithTimers
     private readonly Dictionary<string, IActorRef> _running = new();
     private readonly RouterOps _ops = new();
     private readonly NcclRingTable _rings = new();
+    private readonly KvAdmission _kv = new();
     private long _runs;
     private readonly long _startedAt = Stopwatch.GetTimestamp();
 
@@ -107,7 +113,7 @@ public sealed class QueryRouter : ReceiveActor, IWithTimers
     {
         _hosts.MarkGone(replan.HostId);
         _log.Warning("query {0}: host {1} is gone ({2}); planning it again without that host", replan.Query.QueryId, replan.HostId, replan.Reason);
-        _queue.AddFirst(new Waiting(replan.Query, replan.Caller, Stopwatch.GetTimestamp(), Replanned: true));
+        _queue.AddFirst(new Waiting(replan.Query, replan.Caller, Stopwatch.GetTimestamp(), Replanned: true, Prompt: PromptOf(replan.Query)));
     }
 
     private void OnRegister(RegisterHost registration)
@@ -165,32 +171,47 @@ public sealed class QueryRouter : ReceiveActor, IWithTimers
             Sender.Tell(new QueryFailed(query.QueryId, $"a query with id '{query.QueryId}' is already queued or running", null));
             return;
         }
-        if (_running.Count >= _settings.MaxInFlight && _queue.Count >= _settings.QueueCapacity)
+        if (_queue.Count >= _settings.QueueCapacity)
         {
             _log.Info("query {0} refused: queue full ({1} waiting, {2} running)", query.QueryId, _queue.Count, _running.Count);
             Sender.Tell(new RouterBusy(query.QueryId, _queue.Count, _settings.QueueCapacity));
             ApbMetrics.QueryRefused("busy");
             return;
         }
-        _queue.AddLast(new Waiting(query, Sender, Stopwatch.GetTimestamp()));
+        var prompt = PromptOf(query);
         _ops.Submitted(query);
+        if (prompt is not null && KvAdmission.Estimate(query, prompt, Planned(query.Mode), _settings) is { } need
+            && KvAdmission.NeverFits(need, Planned(query.Mode)) is { } tooLarge)
+        {
+            _log.Info("query {0} refused: {1}", query.QueryId, tooLarge);
+            Reply(Sender, new QueryFailed(query.QueryId, tooLarge, null));
+            ApbMetrics.QueryRefused("kv-memory");
+            return;
+        }
+        _queue.AddLast(new Waiting(query, Sender, Stopwatch.GetTimestamp(), Prompt: prompt));
         StartWaiting();
     }
+
+    /// <summary>The prompt as the run will build it; null on bad input (its run fails with the reason, as before).</summary>
+    private QueryValidation.Prompt? PromptOf(SubmitQuery query) => QueryValidation.Tokenize(query, _settings).Prompt;
+
+    private IReadOnlyList<RegisterHost> Available() => _hosts.RingOrder().Where(h => !_ops.IsDrained(h.HostId)).ToList();
+
+    private IReadOnlyList<RegisterHost> Planned(AttentionMode mode) => QueryRun.HostsFor(mode, Available());
 
     private void StartWaiting()
     {
         while (_running.Count < _settings.MaxInFlight && _queue.First is { } first)
         {
-            _queue.RemoveFirst();
-            var (query, caller, queuedAt, replanned) = first.Value;
-            var hosts = _hosts.RingOrder().Where(h => !_ops.IsDrained(h.HostId)).ToList();
+            var (query, caller, queuedAt, replanned, prompt, waitedFor) = first.Value;
+            var hosts = Available();
             if (hosts.Count == 0 && _hosts.Count == 0 && Stopwatch.GetElapsedTime(_startedAt) < _settings.HostWait)
             {
                 // Just started (a hand-over empties the registry): the hosts re-register within their interval.
-                _queue.AddFirst(first);
                 Timers.StartSingleTimer("host-wait", HostWaitOver.Instance, _settings.HostWait - Stopwatch.GetElapsedTime(_startedAt));
                 break;
             }
+            _queue.RemoveFirst();
             if (hosts.Count == 0)
             {
                 var drained = _ops.DrainedHosts.Count;
@@ -198,8 +219,25 @@ public sealed class QueryRouter : ReceiveActor, IWithTimers
                 continue;
             }
             var planned = QueryRun.HostsFor(query.Mode, hosts);
+            var need = prompt is null ? null : KvAdmission.Estimate(query, prompt, planned, _settings);
+            if (need is not null && KvAdmission.NeverFits(need, planned) is { } tooLarge) // the hosts changed while it waited
+            {
+                Reply(caller, new QueryFailed(query.QueryId, tooLarge, null));
+                ApbMetrics.QueryRefused("kv-memory");
+                continue;
+            }
+            if (need is not null && _kv.WaitsFor(need, planned) is { } waitsFor)
+            {
+                // First come, first served: later (smaller) queries do not overtake it, so none waits forever.
+                if (waitsFor != waitedFor) _log.Info("query {0} waits for {1}", query.QueryId, waitsFor);
+                _queue.AddFirst(first.Value with { WaitingFor = waitsFor });
+                break;
+            }
+            if (need is not null) _kv.Admit(query.QueryId, need);
             var ring = QueryRun.NeedsNcclRing(planned) ? _rings.Find(planned) : null;
-            var run = Context.ActorOf(QueryRun.Props(query, caller, hosts, _settings, Stopwatch.GetElapsedTime(queuedAt).TotalMilliseconds, ring, mayReplan: !replanned), $"query-{++_runs}");
+            var times = new QueryRun.RouterTimes(_startedAt, queuedAt);
+            var run = Context.ActorOf(QueryRun.Props(query, caller, hosts, _settings, Stopwatch.GetElapsedTime(queuedAt).TotalMilliseconds, ring,
+                mayReplan: !replanned, prompt, times), $"query-{++_runs}");
             Context.Watch(run);
             _running[query.QueryId] = run;
         }
@@ -248,6 +286,7 @@ public sealed class QueryRouter : ReceiveActor, IWithTimers
         if (ended is not null)
         {
             _running.Remove(ended);
+            _kv.Release(ended);
             StartWaiting();
             return;
         }

@@ -37,6 +37,9 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     /// without that host (local only).</summary>
     public sealed record Replan(SubmitQuery Query, IActorRef Caller, string HostId, string Reason) : INoSerializationVerificationNeeded;
 
+    /// <summary>The router's clock (<see cref="Stopwatch"/> timestamps): its origin and when the query arrived.</summary>
+    public sealed record RouterTimes(long Origin, long SubmittedAt);
+
     private sealed class Deadline
     {
         public static readonly Deadline Instance = new();
@@ -72,6 +75,8 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private double _planMs, _prefillMs, _firstTokenMs;
     private bool _done, _dispatched, _started;
     private readonly bool _mayReplan;
+    private readonly RouterTimes? _times;
+    private double _dispatchedMs, _startedMs;
 
     /// <summary>The query's id as the hosts see it. A replanned run gets its own, so that hosts still dropping the
     /// first run (and its data connections) never mistake the second for a duplicate of it.</summary>
@@ -79,9 +84,13 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
 
     /// <param name="ring">The router's warm NCCL ring for exactly these hosts (in this order), if any.</param>
     /// <param name="mayReplan">A host found gone before the work began sends the query back to the router (once per query).</param>
+    /// <param name="prompt">The prompt the router already tokenized (null: tokenize here).</param>
+    /// <param name="times">The router's clock, for <see cref="RouterClock"/> in QueryCompleted.</param>
     public QueryRun(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs,
-        NcclRingTable.Ring? ring = null, bool mayReplan = false)
+        NcclRingTable.Ring? ring = null, bool mayReplan = false, QueryValidation.Prompt? prompt = null, RouterTimes? times = null)
     {
+        _prompt = prompt;
+        _times = times;
         _mayReplan = mayReplan;
         _runId = mayReplan ? query.QueryId : $"{query.QueryId}~replanned";
         _query = query;
@@ -109,8 +118,8 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(SubmitQuery query, IActorRef caller, IReadOnlyList<RegisterHost> hosts, RouterSettings settings, double queueMs,
-        NcclRingTable.Ring? ring = null, bool mayReplan = false) =>
-        Akka.Actor.Props.Create(() => new QueryRun(query, caller, hosts, settings, queueMs, ring, mayReplan));
+        NcclRingTable.Ring? ring = null, bool mayReplan = false, QueryValidation.Prompt? prompt = null, RouterTimes? times = null) =>
+        Akka.Actor.Props.Create(() => new QueryRun(query, caller, hosts, settings, queueMs, ring, mayReplan, prompt, times));
 
     /// <summary>The hosts a query runs on, from the live hosts in ring order: dense uses the first one only.</summary>
     public static IReadOnlyList<RegisterHost> HostsFor(AttentionMode mode, IReadOnlyList<RegisterHost> hosts) =>
@@ -123,7 +132,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         Timers.StartSingleTimer("deadline", Deadline.Instance, _settings.QueryTimeout);
-        var (prompt, error) = QueryValidation.Tokenize(_query, _settings);
+        var (prompt, error) = _prompt is { } given ? (given, null) : QueryValidation.Tokenize(_query, _settings);
         var (prefillAttention, attentionError) = QueryValidation.PrefillAttention(_query, _settings);
         var (kvStore, kvError) = QueryValidation.KvStore(_query, _settings);
         if ((error ?? attentionError ?? kvError) is { } reason)
@@ -220,6 +229,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void Dispatch(bool reuse = false)
     {
         _dispatched = true;
+        _dispatchedMs = RouterNow();
         var ids = _hosts.Select(h => h.HostId).ToList();
         var endpoints = _hosts.Select(h => h.DataEndpoint).ToList();
         var ncclId = _ring is { } r && !reuse ? r.NcclId : null;
@@ -234,6 +244,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void OnProgress(PrefillProgress p)
     {
         if (_done) return;
+        if (!_started) _startedMs = RouterNow();
         _started = true;
         if (p.Layer == p.Layers) _prefillMs = Math.Max(_prefillMs, _clock.Elapsed.TotalMilliseconds - _planMs);
         Send(p with { QueryId = _query.QueryId });
@@ -242,6 +253,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
     private void OnTokens(ShardTokens chunk)
     {
         if (_done) return;
+        if (!_started) _startedMs = RouterNow();
         _started = true;
         if (_tokens.Count == 0) _firstTokenMs = _clock.Elapsed.TotalMilliseconds;
         _tokens.AddRange(chunk.TokenIds);
@@ -378,9 +390,11 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         var now = _clock.Elapsed.TotalMilliseconds;
         var ttft = _tokens.Count > 0 ? _firstTokenMs : now;
         var timings = new PhaseTimings(_queueMs, _planMs, _prefillMs, ttft, now - ttft, _queueMs + now);
+        var clock = _times is { } t ? new RouterClock(
+            Stopwatch.GetElapsedTime(t.Origin, t.SubmittedAt).TotalMilliseconds, _dispatchedMs, _started ? _startedMs : _dispatchedMs, RouterNow()) : null;
         Send(new QueryCompleted(_query.QueryId, _answer.ToString(), reason, timings,
             _prompt!.Document.Length + _prompt.Question.Length, _tokens.Count, _tokens.ToArray(),
-            _query.EchoPrompt ? [.. _prompt.Document, .. _prompt.Question] : []));
+            _query.EchoPrompt ? [.. _prompt.Document, .. _prompt.Question] : [], clock));
         _log.Info("query {0} completed: {1} tokens, ttft {2:0} ms, total {3:0} ms", _query.QueryId, _tokens.Count, ttft, now);
         Finish();
     }
@@ -409,6 +423,9 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         _done = true;
         Context.Stop(Self);
     }
+
+    /// <summary>Milliseconds on the router's clock (0 without one).</summary>
+    private double RouterNow() => _times is { } t ? Stopwatch.GetElapsedTime(t.Origin).TotalMilliseconds : 0;
 
     private string Phase() =>
         _plan is null ? "planning" : _tokens.Count > 0 ? $"decoding, {_tokens.Count} tokens so far" : _prefillMs > 0 ? "question pass" : "prefill";

@@ -5,7 +5,7 @@ using ApbCluster.Model.Generation;
 namespace ApbCluster.Runtime.Actors;
 
 /// <summary>Turns a SubmitQuery into token ids, or a clear reason why not (bad input never reaches a host).</summary>
-internal static class QueryValidation
+public static class QueryValidation
 {
     public static readonly string[] Compressors = ["", "query-aware", "random", "retaining-heads"];
 

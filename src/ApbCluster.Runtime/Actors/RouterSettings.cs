@@ -9,8 +9,9 @@ public sealed record RouterSettings
     /// <summary>Queries waiting beyond the running ones; a full queue answers RouterBusy.</summary>
     public int QueueCapacity { get; init; } = 16;
 
-    /// <summary>Queries running at once. 1: every query gets every host (they hold one shard at a time).</summary>
-    public int MaxInFlight { get; init; } = 1;
+    /// <summary>Queries running at once (admitted by the hosts' free KV memory); keep it at most the hosts'
+    /// apb.gpu-host.max-queries, beyond which a host holds the extra ranks until one of its queries ends.</summary>
+    public int MaxInFlight { get; init; } = 4;
 
     /// <summary>Wall-clock bound on a running query (plan to last token).</summary>
     public TimeSpan QueryTimeout { get; init; } = TimeSpan.FromSeconds(120);
@@ -65,7 +66,8 @@ public sealed record RouterSettings
         },
         CritiPrefill = CritiPrefillFrom(c),
         QueueCapacity = c.GetInt("apb.router.queue-capacity", 16),
-        MaxInFlight = c.GetInt("apb.router.max-in-flight", 1),
+        MaxInFlight = c.GetInt("apb.router.max-in-flight", 4) is var m && m >= 1 ? m
+            : throw new Config.NodeConfigException($"apb.router.max-in-flight = {m}: must be at least 1"),
         QueryTimeout = c.GetTimeSpan("apb.router.query-timeout", TimeSpan.FromSeconds(120)),
         CollectiveTimeout = c.GetTimeSpan("apb.data-plane.collective-timeout", TimeSpan.FromSeconds(10)),
         BlameGrace = c.GetTimeSpan("apb.router.blame-grace", TimeSpan.FromSeconds(1)),

@@ -19,6 +19,7 @@ public static partial class EnvironmentOverlay
         "APB_CONFIG", "APB_SYSTEM_NAME", "APB_ADMIN_HOST", "APB_ADMIN_PORT", "APB_ADMIN_TOKEN",
         "APB_VIRTUAL_HOSTS", "APB_DEVICE", "APB_MODEL_DIR", "APB_LOG_LEVEL",
         "APB_MODEL", "APB_DATA_PORT", "APB_ROUTER_QUEUE", "APB_QUERY_TIMEOUT", "APB_COLLECTIVE_TIMEOUT", "APB_TEST_LAYER_DELAY_MS",
+        "APB_MAX_QUERIES", "APB_KV_MEMORY", "APB_ROUTER_MAX_IN_FLIGHT",
         .. OpsVariables,
     ];
 
@@ -59,6 +60,12 @@ public static partial class EnvironmentOverlay
             hocon.AppendLine($"apb.data-plane.collective-timeout = {ParseCount("APB_COLLECTIVE_TIMEOUT", collectiveTimeout, max: 3_600)}s");
         if (Get(env, "APB_TEST_LAYER_DELAY_MS") is { } delay)
             hocon.AppendLine($"apb.gpu-host.test-layer-delay = {ParseCount("APB_TEST_LAYER_DELAY_MS", delay, max: 60_000)}ms");
+        if (Get(env, "APB_MAX_QUERIES") is { } maxQueries)
+            hocon.AppendLine($"apb.gpu-host.max-queries = {ParseCount("APB_MAX_QUERIES", maxQueries, max: 1024)}");
+        if (Get(env, "APB_KV_MEMORY") is { } kvMemory)
+            hocon.AppendLine($"apb.gpu-host.kv-memory = {ParseByteSize("APB_KV_MEMORY", kvMemory)}");
+        if (Get(env, "APB_ROUTER_MAX_IN_FLIGHT") is { } inFlight)
+            hocon.AppendLine($"apb.router.max-in-flight = {ParseCount("APB_ROUTER_MAX_IN_FLIGHT", inFlight, max: 100_000)}");
         if (Get(env, "APB_LOG_LEVEL") is { } level)
             hocon.AppendLine($"akka.loglevel = {ParseLogLevel(level)}");
         AppendOps(env, hocon);
@@ -110,6 +117,18 @@ public static partial class EnvironmentOverlay
         if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n < 1 || n > max)
             throw new NodeConfigException($"{name}='{value}' must be a whole number from 1 to {max}");
         return n;
+    }
+
+    /// <summary>A whole number of bytes with an optional unit (KiB, MiB, GiB, TiB), e.g. 512MiB; 0 for none.</summary>
+    private static string ParseByteSize(string name, string value)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(value, "^([0-9]{1,15})\\s*(B|KiB|MiB|GiB|TiB)?$");
+        if (!match.Success)
+            throw new NodeConfigException($"{name}='{value}' is not a size (expected a whole number of bytes with an optional unit: B, KiB, MiB, GiB, TiB; e.g. 512MiB)");
+        int shift = match.Groups[2].Value switch { "KiB" => 10, "MiB" => 20, "GiB" => 30, "TiB" => 40, _ => 0 };
+        var number = long.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
+        if (number > long.MaxValue >> shift) throw new NodeConfigException($"{name}='{value}' is too large");
+        return (number << shift).ToString(CultureInfo.InvariantCulture);
     }
 
     private static string ParseDevice(string value)

@@ -122,6 +122,22 @@ public sealed class NodeConfig
     private static bool SameNode(string seed, string self) =>
         string.Equals(seed.TrimEnd('/'), self, StringComparison.OrdinalIgnoreCase);
 
+    private static int Positive(int value, string key) =>
+        value >= 1 ? value : throw new NodeConfigException($"{key} = {value}: must be at least 1");
+
+    /// <summary>A byte size (e.g. 512MiB, 12GiB); 0 or absent: no budget.</summary>
+    private static long KvMemoryOf(HoconConfig c)
+    {
+        long? bytes;
+        try { bytes = c.GetByteSize("apb.gpu-host.kv-memory"); }
+        catch (Exception e) when (e is FormatException or OverflowException or Akka.Configuration.ConfigurationException)
+        {
+            throw new NodeConfigException($"apb.gpu-host.kv-memory = '{c.GetString("apb.gpu-host.kv-memory")}' is not a size in bytes (e.g. 512MiB, 12GiB, or 0 for none)");
+        }
+        return bytes is null or 0 ? 0 : bytes > 0 ? bytes.Value
+            : throw new NodeConfigException($"apb.gpu-host.kv-memory = {bytes}: must not be negative");
+    }
+
     private static NodeSettings ReadSettings(HoconConfig c, string systemName)
     {
         var hostname = c.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1");
@@ -146,6 +162,8 @@ public sealed class NodeConfig
             RegisterInterval: c.GetTimeSpan("apb.gpu-host.register-interval", TimeSpan.FromSeconds(2)),
             Model: c.GetString("apb.model", ""),
             DataPort: c.GetInt("apb.data-plane.port", 0),
-            TestLayerDelay: c.GetTimeSpan("apb.gpu-host.test-layer-delay", TimeSpan.Zero));
+            TestLayerDelay: c.GetTimeSpan("apb.gpu-host.test-layer-delay", TimeSpan.Zero),
+            MaxQueries: Positive(c.GetInt("apb.gpu-host.max-queries", 4), "apb.gpu-host.max-queries"),
+            KvMemory: KvMemoryOf(c));
     }
 }

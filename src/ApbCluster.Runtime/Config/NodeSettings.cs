@@ -17,7 +17,9 @@ public sealed record NodeSettings(
     TimeSpan RegisterInterval,
     string Model,
     int DataPort,
-    TimeSpan TestLayerDelay)
+    TimeSpan TestLayerDelay,
+    int MaxQueries = 4,
+    long KvMemory = 0)
 {
     public bool HasRole(string role) => Roles.Contains(role);
 

@@ -18,12 +18,12 @@ public interface IShardEngine : IDisposable
 
     DeviceMemory Memory();
 
-    /// <summary>Bytes of KV held now (the running query's shard; 0 when idle).</summary>
+    /// <summary>Bytes of KV held now: the sum of the running queries' shards (0 when idle).</summary>
     long KvBytes { get; }
 
     /// <summary>
     /// Runs this host's rank of one query (Phase 1 then Phase 2) over <paramref name="collective"/>,
-    /// blocking. Reports each prefill layer and each generated token through <paramref name="events"/>.
+    /// blocking. Called on several threads at once when the host runs several queries: it must be thread-safe. Reports each prefill layer and each generated token through <paramref name="events"/>.
     /// The shard's KV lives only for the call: it is freed on return, failure or cancellation.
     /// Cancellation (or an aborted collective) ends the call with an exception.
     /// </summary>

@@ -17,7 +17,9 @@ namespace ApbCluster.Runtime.Engine;
 /// <summary>
 /// The real engine: owns one LlamaModel on its device and runs its rank of a query through
 /// <see cref="ParallelRun.Host"/>. Everything the run allocates lives in one dispose scope, so the
-/// shard's KV is freed however the run ends (done, failed, cancelled).
+/// shard's KV is freed however the run ends (done, failed, cancelled). <see cref="Run"/> is called on several
+/// threads at once (one per running query): each call owns its scope, plan, compressor and KV; the weights are only
+/// read; the RoPE table is sized once at load for the model's maximum positions (and grows under a lock).
 /// </summary>
 public sealed class LlamaShardEngine : IShardEngine
 {
@@ -25,11 +27,15 @@ public sealed class LlamaShardEngine : IShardEngine
     private readonly RetainingHeadCompressor? _retainingHeads;
     private readonly string _noHeadsReason = "";
     private readonly TimeSpan _layerDelay;
+    private readonly long _kvBudget;
     private long _kvBytes;
 
     /// <param name="layerDelay">Test-only: sleep after each prefill layer (makes prefill slow enough to kill a host mid-way).</param>
-    public LlamaShardEngine(ModelSpec spec, string device, TimeSpan layerDelay = default)
+    /// <param name="kvBudget">Bytes of KV this host may hold (apb.gpu-host.kv-memory); 0: what its device or process has free.</param>
+    public LlamaShardEngine(ModelSpec spec, string device, TimeSpan layerDelay = default, long kvBudget = 0)
     {
+        if (kvBudget < 0) throw new ArgumentOutOfRangeException(nameof(kvBudget), kvBudget, "a KV budget is not negative");
+        _kvBudget = kvBudget;
         Device = device;
         ModelName = spec.Name;
         _layerDelay = layerDelay;
@@ -59,8 +65,11 @@ public sealed class LlamaShardEngine : IShardEngine
 
     public LlamaModel Model => _model;
 
+    /// <summary>With a KV budget: the KV held against the budget (so the router admits queries by it); otherwise the
+    /// device's (or on CPU the process's) memory.</summary>
     public DeviceMemory Memory()
     {
+        if (_kvBudget > 0) return new DeviceMemory(KvBytes, _kvBudget);
         if (_model.Device.type != TorchSharp.DeviceType.CUDA) return NoModelEngine.ProcessMemory();
         // The caching allocator's view is what matters for KV headroom on a GPU.
         // Called from the actor thread, so select the device first (cudaMemGetInfo reads the current one).
@@ -81,6 +90,7 @@ public sealed class LlamaShardEngine : IShardEngine
         var strategy = ParallelRun.For(plan.Mode, Compressor(work));
         var clock = Stopwatch.StartNew();
         double prefillMs = 0;
+        long heldBytes = 0; // this query's part of KvBytes, which sums every running query's shard
         var request = new PrefillRequest(work.Document.Select(x => (long)x).ToArray(), work.Question.Select(x => (long)x).ToArray())
         {
             CritiPrefill = CritiPrefillOf(work.PrefillAttention),
@@ -91,7 +101,8 @@ public sealed class LlamaShardEngine : IShardEngine
                 events.LayerDone(layer, total);
                 if (layer != total) return;
                 prefillMs = clock.Elapsed.TotalMilliseconds;
-                Interlocked.Exchange(ref _kvBytes, ShardBytes(plan, collective.Rank));
+                heldBytes = ShardBytes(plan, collective.Rank);
+                Interlocked.Add(ref _kvBytes, heldBytes);
             },
         };
         var options = new Phase2Options
@@ -114,7 +125,7 @@ public sealed class LlamaShardEngine : IShardEngine
         }
         finally
         {
-            Interlocked.Exchange(ref _kvBytes, 0);
+            Interlocked.Add(ref _kvBytes, -heldBytes);
             if (_model.Device.type == TorchSharp.DeviceType.CUDA) cuda.synchronize(_model.Device); // this host's GPU, not the thread's current one
         }
     }

@@ -77,7 +77,7 @@ public sealed class ApbNode : IAsyncDisposable
                     var listener = new DataPlaneListener(settings.Hostname, settings.PublicHostname, settings.DataPort == 0 ? 0 : settings.DataPort + i);
                     system.RegisterOnTermination(listener.Dispose);
                     var collectives = new CollectiveFactory(listener, engine.Device);
-                    hosts.Add(system.ActorOf(GpuHost.Props(hostId, engine, collectives, proxy, settings.RegisterInterval), $"gpu-host-{i}"));
+                    hosts.Add(system.ActorOf(GpuHost.Props(hostId, engine, collectives, proxy, settings.RegisterInterval, settings.MaxQueries), $"gpu-host-{i}"));
                 }
             }
 
@@ -99,7 +99,7 @@ public sealed class ApbNode : IAsyncDisposable
     {
         if (model is null) return new NoModelEngine();
         var device = settings.Device == "cuda" ? $"cuda:{index}" : settings.Device;
-        return new LlamaShardEngine(model, device, settings.TestLayerDelay);
+        return new LlamaShardEngine(model, device, settings.TestLayerDelay, settings.KvMemory);
     }
 
     private static AdminServer StartAdmin(NodeSettings settings, ActorSystem system, IActorRef proxy, IReadOnlyList<IActorRef> hosts)

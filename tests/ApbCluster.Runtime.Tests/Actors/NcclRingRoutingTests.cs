@@ -29,7 +29,7 @@ public sealed class NcclRingRoutingTests() : TestKit(ClusterTestConfig.Hocon)
 
     private static void Register(IActorRef router, TestProbe probe, string id, string device)
     {
-        router.Tell(new RegisterHost(id, probe.Ref, device, 1, 2, "random:tiny:7", HostState.Ready, 0, "127.0.0.1:1"), probe.Ref);
+        router.Tell(new RegisterHost(id, probe.Ref, device, 1L << 30, 64L << 30, "random:tiny:7", HostState.Ready, 0, "127.0.0.1:1"), probe.Ref);
         probe.ExpectMsg<HostRegistered>();
     }
 

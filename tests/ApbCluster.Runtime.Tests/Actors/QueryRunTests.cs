@@ -16,6 +16,7 @@ public sealed class QueryRunTests() : TestKit(ClusterTestConfig.Hocon)
     private static RouterSettings Settings(int queue = 4, double timeoutS = 30) => new()
     {
         QueueCapacity = queue,
+        MaxInFlight = 1, // one at a time: these tests follow a single query through the hosts
         QueryTimeout = TimeSpan.FromSeconds(timeoutS),
         BlameGrace = TimeSpan.FromMilliseconds(300),
         Codec = new ByteTokenCodec(Tiny),
@@ -32,7 +33,7 @@ public sealed class QueryRunTests() : TestKit(ClusterTestConfig.Hocon)
         var probes = Enumerable.Range(0, hosts).Select(_ => CreateTestProbe()).ToArray();
         for (int i = 0; i < hosts; i++)
         {
-            router.Tell(new RegisterHost($"h{i}", probes[i].Ref, "cpu", 1, 2, "random:tiny:7", HostState.Ready, 0, $"127.0.0.1:{5000 + i}"), probes[i].Ref);
+            router.Tell(new RegisterHost($"h{i}", probes[i].Ref, "cpu", 1L << 30, 64L << 30, "random:tiny:7", HostState.Ready, 0, $"127.0.0.1:{5000 + i}"), probes[i].Ref);
             probes[i].ExpectMsg<HostRegistered>();
         }
         return (router, probes);

@@ -130,7 +130,7 @@ public sealed class CliAskClusterTests
         return dll;
     }
 
-    private static async Task<(int Code, string Stdout, string Stderr)> RunApbAsync(CancellationToken ct, params string[] args)
+    internal static async Task<(int Code, string Stdout, string Stderr)> RunApbAsync(CancellationToken ct, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(ApbDll());

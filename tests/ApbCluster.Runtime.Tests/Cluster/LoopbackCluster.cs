@@ -153,8 +153,9 @@ public sealed class LoopbackCluster : IDisposable
 
     /// <param name="routerEnv">extra variables for the router (e.g. APB_ROUTER_QUEUE).</param>
     /// <param name="modelDir">a model folder for every node (APB_MODEL_DIR) instead of the random tiny model.</param>
+    /// <param name="hostEnv">extra variables for every gpu-host node (e.g. APB_MAX_QUERIES).</param>
     public static async Task<LoopbackCluster> StartAsync(int hostNodes, IReadOnlyDictionary<string, string>? routerEnv = null,
-        TimeSpan? readyBound = null, CancellationToken ct = default, string? modelDir = null)
+        TimeSpan? readyBound = null, CancellationToken ct = default, string? modelDir = null, IReadOnlyDictionary<string, string>? hostEnv = null)
     {
         (string, string)[] model = modelDir is null ? [] : [("APB_MODEL", ""), ("APB_MODEL_DIR", modelDir)];
         var ports = ClusterProcesses.FreePorts(2 + 2 * hostNodes);
@@ -166,7 +167,8 @@ public sealed class LoopbackCluster : IDisposable
             cluster._group.Start("router", ClusterProcesses.NodeEnvironment(ports[0], ports[1], "router", seed, opsFile),
                 [.. (routerEnv ?? new Dictionary<string, string>()).Select(kv => (kv.Key, kv.Value)), .. model]);
             for (int i = 0; i < hostNodes; i++)
-                cluster._group.Start($"host-{i}", ClusterProcesses.NodeEnvironment(ports[2 + 2 * i], ports[3 + 2 * i], "gpu-host", seed, opsFile), model);
+                cluster._group.Start($"host-{i}", ClusterProcesses.NodeEnvironment(ports[2 + 2 * i], ports[3 + 2 * i], "gpu-host", seed, opsFile),
+                    [.. (hostEnv ?? new Dictionary<string, string>()).Select(kv => (kv.Key, kv.Value)), .. model]);
 
             await using var client = cluster.Connect();
             var deadline = DateTime.UtcNow + (readyBound ?? TimeSpan.FromSeconds(45));

@@ -34,6 +34,9 @@ public sealed class FakeRouterForHttpMappingTests : ReceiveActor
                 case "no hosts":
                     Sender.Tell(new QueryFailed(id, "no GPU hosts are registered", null));
                     break;
+                case "too much kv": // QueryRouter's admission refusal (KvAdmission.NeverFits)
+                    Sender.Tell(new QueryFailed(id, "the query needs 4.0 MiB of KV on host h0, which can hold at most 2.0 MiB (a shorter context, fewer new tokens or more hosts would fit)", null));
+                    break;
                 case "hang":
                     break;
                 case "crash":

@@ -102,6 +102,9 @@ public sealed class HttpFrontDoorTests : Akka.TestKit.Xunit.TestKit
         Assert.Equal((HttpStatusCode.ServiceUnavailable, "host_failed"), (status, error["code"]!.GetValue<string>()));
         (status, error) = await PostError(Chat("no hosts"));
         Assert.Equal((HttpStatusCode.ServiceUnavailable, "no_hosts"), (status, error["code"]!.GetValue<string>()));
+        (status, error) = await PostError(Chat("too much kv"));
+        Assert.Equal((HttpStatusCode.RequestEntityTooLarge, "context_length_exceeded"), (status, error["code"]!.GetValue<string>()));
+        Assert.Contains("4.0 MiB of KV on host h0", error["message"]!.GetValue<string>());
         (status, error) = await PostError(Chat("hang"));
         Assert.Equal((HttpStatusCode.GatewayTimeout, "deadline_exceeded"), (status, error["code"]!.GetValue<string>()));
         // The hung query was cancelled at the router so its hosts free their KV.

@@ -42,6 +42,8 @@ public static class SampleMessages
         new TokenChunk("q-1", 7, [11, 22, 33], " hello"),
         new QueryCompleted("q-1", "the answer", FinishReason.Stop,
             new PhaseTimings(1.5, 0.25, 1234.5, 1300, 456.75, 1800), 32_000, 17),
+        new QueryCompleted("q-2", "", FinishReason.Length, new PhaseTimings(0, 0, 1, 2, 3, 4), 5, 1, [7], [],
+            new RouterClock(10.5, 20.25, 230.5, 1234.75)),
         new QueryFailed("q-1", "host h1 died", "h1"),
         new QueryFailed("q-2", "bad input", null),
         new MalformedMessage("SQ1", 42, "ApbSerializer: malformed 'SQ1' payload (42 bytes): end of stream", "q-3"),
