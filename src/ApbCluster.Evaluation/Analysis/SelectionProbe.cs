@@ -129,12 +129,12 @@ public sealed class SelectionProbe(LlamaModel model, TextTokenizer tokenizer, Re
         lock (_model.Rope) _model.Rope.EnsureCapacity(ids.Length + 1);
         var positions = arange(ids.Length, dtype: ScalarType.Int64).to(_model.Device);
         var h = _model.Embed(tensor(ids, dtype: ScalarType.Int64).reshape(1, -1).to(_model.Device));
-        var (cos, sin) = _model.Rope.CosSin(positions, h.dtype);
+        var angles = _model.Rope.Angles(positions, h.dtype);
         var marked = tensor(needle).to(_model.Device);
         var layers = new (Tensor, Tensor)[_model.Layers.Count];
         for (int i = 0; i < layers.Length; i++)
         {
-            var p = _model.Layers[i].Project(h, cos, sin);
+            var p = _model.Layers[i].Project(h, angles);
             var q = p.Q.narrow(1, n, lq).to(ScalarType.Float32);
             var (mass, perRow) = SelectionScorers.DenseAttention(q, p.K, n, _model.Scale, marked);
             report.AddRowMass(i, perRow.data<float>().ToArray());

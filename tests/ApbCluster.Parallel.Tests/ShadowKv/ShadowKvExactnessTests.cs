@@ -135,10 +135,10 @@ public class ShadowKvExactnessTests
     {
         var positions = TorchConstants.Positions(position, position + ids.Length, model.Device);
         var h = model.Embed(tensor(ids, dtype: ScalarType.Int64).reshape(1, -1));
-        var (cos, sin) = model.Rope.CosSin(positions, h.dtype);
+        var angles = model.Rope.Angles(positions, h.dtype);
         for (int i = 0; i < model.Layers.Count; i++)
         {
-            var p = model.Layers[i].Project(h, cos, sin);
+            var p = model.Layers[i].Project(h, angles);
             own.Append(i, p.K, p.V);
             var merged = LseMerge.Merge(store.Attend(i, p.Q, model.Scale), FusedAttention.Attend(p.Q, own.Keys(i), own.Values(i), causal: true, model.Scale));
             h = model.Layers[i].Finish(h, merged.Out.to(h.dtype));
