@@ -4,7 +4,9 @@ using Akka.Event;
 using ApbCluster.Contracts;
 using ApbCluster.Runtime.DataPlane;
 using ApbCluster.Runtime.Engine;
+using ApbCluster.Runtime.Hosting;
 using ApbCluster.Runtime.Metrics;
+using ApbCluster.Runtime.Security;
 
 namespace ApbCluster.Runtime.Actors;
 
@@ -31,19 +33,25 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
     private readonly CollectiveFactory _collectives;
     private readonly IActorRef _router;
     private readonly TimeSpan _registerInterval;
+    private readonly HostCredentials _credentials;
     private IActorRef? _registeredWith;
     private ShardRun? _running;
 
-    public GpuHost(string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef routerProxy, TimeSpan registerInterval)
+    /// <param name="credentials">The model fingerprint and join secret it registers with; null: none (in-process use).</param>
+    public GpuHost(string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef routerProxy, TimeSpan registerInterval,
+        HostCredentials? credentials = null)
     {
         _hostId = hostId;
         _engine = engine;
         _collectives = collectives;
         _router = routerProxy;
         _registerInterval = registerInterval;
+        _credentials = credentials ?? new HostCredentials(null, "");
 
         Receive<RegisterTick>(_ => _router.Tell(Registration()));
         Receive<HostRegistered>(OnRegistered);
+        Receive<JoinChallenge>(OnChallenge);
+        Receive<HostRefused>(OnRefused);
         Receive<GetClusterStatus>(_ => Sender.Tell(new ClusterStatus("", [LocalStatus()], 0, 0)));
         Receive<RunShard>(OnRunShard);
         Receive<NcclIdRequest>(OnNcclIdRequest);
@@ -64,8 +72,9 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
 
     public IStash Stash { get; set; } = null!;
 
-    public static Props Props(string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef routerProxy, TimeSpan registerInterval) =>
-        Akka.Actor.Props.Create(() => new GpuHost(hostId, engine, collectives, routerProxy, registerInterval));
+    public static Props Props(string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef routerProxy, TimeSpan registerInterval,
+        HostCredentials? credentials = null) =>
+        Akka.Actor.Props.Create(() => new GpuHost(hostId, engine, collectives, routerProxy, registerInterval, credentials));
 
     protected override void PreStart() =>
         Timers.StartPeriodicTimer("register", RegisterTick.Instance, TimeSpan.Zero, _registerInterval);
@@ -96,6 +105,25 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
         if (ack.Router.Equals(_registeredWith)) return;
         _registeredWith = ack.Router;
         _log.Info("host {0} registered with router {1}", _hostId, ack.Router.Path);
+    }
+
+    /// <summary>The router wants the join proof over its nonce: register again at once with it.</summary>
+    private void OnChallenge(JoinChallenge challenge)
+    {
+        if (challenge.HostId != _hostId) return;
+        _credentials.Challenged(challenge.Nonce);
+        _router.Tell(Registration());
+    }
+
+    /// <summary>
+    /// Refused for a wrong or missing join secret or another model: nothing this node does will change the router's
+    /// mind, so it stops (exit 4) with the reason as its last words instead of lingering unplanned.
+    /// </summary>
+    private void OnRefused(HostRefused refused)
+    {
+        if (refused.HostId != _hostId) return;
+        _log.Error("the router refused this host ({0}): {1}; stopping this node", refused.Reason, refused.Message);
+        _ = CoordinatedShutdown.Get(Context.System).Run(new JoinRefusedReason(refused.Message));
     }
 
     private void OnRunShard(RunShard work)
@@ -170,7 +198,9 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
     private RegisterHost Registration()
     {
         var memory = _engine.Memory();
-        return new RegisterHost(_hostId, Self, _engine.Device, memory.UsedBytes, memory.TotalBytes, _engine.ModelName, State, _engine.KvBytes, _collectives.Endpoint);
+        return _credentials.Sign(
+            new RegisterHost(_hostId, Self, _engine.Device, memory.UsedBytes, memory.TotalBytes, _engine.ModelName, State, _engine.KvBytes, _collectives.Endpoint),
+            ((ExtendedActorSystem)Context.System).Provider.DefaultAddress);
     }
 
     private HostStatus LocalStatus()

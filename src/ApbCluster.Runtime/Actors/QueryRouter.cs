@@ -35,6 +35,7 @@ public sealed class QueryRouter : ReceiveActor, IWithTimers
     private readonly Dictionary<string, IActorRef> _running = new();
     private readonly RouterOps _ops = new();
     private readonly NcclRingTable _rings = new();
+    private readonly Security.JoinGate _gate;
     private long _runs;
     private readonly long _startedAt = Stopwatch.GetTimestamp();
 
@@ -47,6 +48,7 @@ public sealed class QueryRouter : ReceiveActor, IWithTimers
     public QueryRouter(RouterSettings settings)
     {
         _settings = settings;
+        _gate = new Security.JoinGate(settings.Join, settings.ModelName, settings.ModelFingerprint);
         Receive<RegisterHost>(OnRegister);
         Receive<GetClusterStatus>(_ => Sender.Tell(Status()));
         Receive<SubmitQuery>(OnSubmit);
@@ -113,6 +115,14 @@ public sealed class QueryRouter : ReceiveActor, IWithTimers
     private void OnRegister(RegisterHost registration)
     {
         var address = registration.Host.Path.Address.HasGlobalScope ? registration.Host.Path.Address : _cluster.SelfAddress;
+        // Before the registry: a host that cannot prove the join secret, or serves another model, is never planned.
+        if (_gate.Check(registration, address) is { } answer)
+        {
+            if (answer is HostRefused refused && _gate.ShouldLog(registration.Host))
+                _log.Warning("host refused: {0}", refused.Message);
+            Sender.Tell(answer);
+            return;
+        }
         if (_hosts.Upsert(registration, address))
         {
             Context.Watch(registration.Host);

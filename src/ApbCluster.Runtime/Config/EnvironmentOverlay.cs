@@ -20,6 +20,7 @@ public static partial class EnvironmentOverlay
         "APB_VIRTUAL_HOSTS", "APB_DEVICE", "APB_MODEL_DIR", "APB_LOG_LEVEL",
         "APB_MODEL", "APB_DATA_PORT", "APB_ROUTER_QUEUE", "APB_QUERY_TIMEOUT", "APB_COLLECTIVE_TIMEOUT", "APB_TEST_LAYER_DELAY_MS",
         .. OpsVariables,
+        .. SecurityVariables,
     ];
 
     public static HoconConfig Build(IReadOnlyDictionary<string, string?> env, string systemName)
@@ -62,6 +63,7 @@ public static partial class EnvironmentOverlay
         if (Get(env, "APB_LOG_LEVEL") is { } level)
             hocon.AppendLine($"akka.loglevel = {ParseLogLevel(level)}");
         AppendOps(env, hocon);
+        AppendSecurity(env, hocon);
         return ConfigurationFactory.ParseString(hocon.ToString());
     }
 
