@@ -19,6 +19,8 @@ namespace ApbCluster.Runtime.Actors;
 /// lost), aborts the run. On GPUs it keeps the NCCL communicator of its current ring warm across queries
 /// (<see cref="RingCommunicators"/>, owned by its <see cref="CollectiveFactory"/>, which outlives actor restarts):
 /// it answers the router's <see cref="NcclRingCheck"/> and drops the ring on <see cref="DropNcclRing"/>.
+/// It registers with its model fingerprint and, once the router challenged it, a join proof (<see cref="HostCredentials"/>);
+/// refused by the router (<see cref="HostRefused"/>), it stops its node.
 /// </summary>
 public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
 {

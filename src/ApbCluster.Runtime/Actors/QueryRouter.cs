@@ -20,7 +20,8 @@ namespace ApbCluster.Runtime.Actors;
 /// here as <see cref="QueryRun.Relayed"/> for it. It also keeps the warm NCCL rings (<see cref="NcclRingTable"/>):
 /// a query on the same GPU hosts reuses the ring's communicators; a host that re-registers as a new actor,
 /// leaves or becomes unreachable, or a query that does not end cleanly, gives the ring up and the remaining
-/// members are told to drop it (<see cref="DropNcclRing"/>).
+/// members are told to drop it (<see cref="DropNcclRing"/>). A host enters the registry only after it proved the join
+/// secret and showed the router's model fingerprint (<see cref="Security.JoinGate"/>).
 /// </summary>
 public sealed class QueryRouter : ReceiveActor, IWithTimers
 {

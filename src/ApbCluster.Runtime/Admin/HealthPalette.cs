@@ -39,18 +39,8 @@ public static class HealthPalette
 
     private static async Task<Check> RouterHosts(IActorRef routerProxy, int expected, CancellationToken ct)
     {
-        ClusterStatus status;
-        try
-        {
-            status = (ClusterStatus)await RouterAsk.AskAsync(routerProxy, GetClusterStatus.Instance, ct);
-        }
-        catch (InvalidOperationException e)
-        {
-            return new Check("router", false, e.Message);
-        }
-        var live = status.Hosts.Count(h => h.State != HostState.Unreachable);
-        return new Check("router", live >= expected,
-            $"the router ({status.RouterAddress}) has {live} reachable registered host(s), expects at least {expected} (apb.router.expected-hosts)");
+        var (ok, detail) = await Ops.RouterHealth.CheckAsync(routerProxy, expected, ct);
+        return new Check("router", ok, detail);
     }
 
     private static async Task<Check> LocalHosts(IReadOnlyList<IActorRef> hosts, CancellationToken ct)

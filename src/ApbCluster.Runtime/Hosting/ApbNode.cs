@@ -86,7 +86,7 @@ public sealed class ApbNode : IAsyncDisposable
                 }
             }
 
-            var admin = settings.AdminPort == 0 ? null : StartAdmin(settings, system, proxy, hosts, config.Hocon.GetInt("apb.router.expected-hosts", 1));
+            var admin = settings.AdminPort == 0 ? null : StartAdmin(settings, system, proxy, hosts, config.Ops.ExpectedHosts);
             var node = new ApbNode(config, system, proxy, hosts, admin);
             if (config.Ops.MetricsPort != 0)
                 node.Metrics = new MetricsEndpoint(config.Ops.MetricsHost, config.Ops.MetricsPort,

@@ -11,7 +11,7 @@ namespace ApbCluster.Runtime.Tests.Cluster;
 /// No stranger in the ring, on real apb-node processes: hosts with a wrong join secret, with none, or serving another
 /// model are refused at registration (each stops with exit 4 and says why), are never planned, and the query runs on
 /// the good host; a node with no secret and no insecure flag does not start; `node health` (the compose health check)
-/// is red while the router has no host and green once one registered.
+/// and the HTTP front door's GET /health are red while the router has no host and green once one registered.
 /// </summary>
 [Collection(LoopbackClusterCollection.Name)]
 public sealed class JoinSecurityClusterTests : IDisposable
@@ -94,10 +94,11 @@ public sealed class JoinSecurityClusterTests : IDisposable
     public async Task Health_is_red_while_the_router_has_no_host_and_green_once_one_registered()
     {
         var ct = TestContext.Current.CancellationToken;
-        var p = FreePorts(4);
+        var p = FreePorts(5);
         var seed = $"akka.tcp://apb@127.0.0.1:{p[0]}";
-        _nodes.Start("router", NodeEnvironment(p[0], p[1], "router", seed, _nodes.OpsFile!));
+        _nodes.Start("router", NodeEnvironment(p[0], p[1], "router", seed, _nodes.OpsFile!), ("APB_HTTP_PORT", p[4].ToString()));
         await using var admin = await _nodes.ConnectAdminAsync($"127.0.0.1:{p[1]}", JoinBound, ct);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{p[4]}"), Timeout = TimeSpan.FromSeconds(10) };
 
         // Up, but no host: red, saying so (a lone router that formed a cluster of its own looks like this).
         JsonNode? red = null;
@@ -108,10 +109,17 @@ public sealed class JoinSecurityClusterTests : IDisposable
             return r.ExitCode == AdminExitCodes.CommandError && Check(r.Json, "member") is true && Check(r.Json, "router") is false;
         });
         Assert.Contains("0 reachable registered host(s), expects at least 1", red!.ToJsonString());
+        // The HTTP front door's GET /health, for a load balancer, says the same.
+        var redHttp = await http.GetAsync("/health", ct);
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, redHttp.StatusCode);
+        Assert.Contains("\"healthy\":false", await redHttp.Content.ReadAsStringAsync(ct));
 
         _nodes.Start("host", NodeEnvironment(p[2], p[3], "gpu-host", seed, _nodes.OpsFile!));
         await _nodes.Eventually("health green once the host registered", JoinBound, async () =>
             (await admin.RunAsync("node health", [], ct)).ExitCode == AdminExitCodes.Ok);
+        var greenHttp = await http.GetAsync("/health", ct);
+        Assert.Equal(System.Net.HttpStatusCode.OK, greenHttp.StatusCode);
+        Assert.Contains("has 1 reachable registered host(s)", await greenHttp.Content.ReadAsStringAsync(ct));
         await using var hostAdmin = await _nodes.ConnectAdminAsync($"127.0.0.1:{p[3]}", JoinBound, ct);
         await _nodes.Eventually("the host node is healthy too", JoinBound, async () =>
             (await hostAdmin.RunAsync("node health", [], ct)).ExitCode == AdminExitCodes.Ok);
