@@ -16,8 +16,8 @@ namespace ApbCluster.Runtime.Tests.Cluster;
 [Collection(LoopbackClusterCollection.Name)]
 public sealed class JoinSecurityClusterTests : IDisposable
 {
-    private static readonly TimeSpan JoinBound = TimeSpan.FromSeconds(45);
-    private static readonly TimeSpan ExitBound = TimeSpan.FromSeconds(40);
+    private static readonly TimeSpan JoinBound = TimeSpan.FromSeconds(90);
+    private static readonly TimeSpan ExitBound = TimeSpan.FromSeconds(120);
     private const string Question = " How many marbles are in box 3?";
 
     private readonly NodeGroup _nodes = new("""

@@ -55,4 +55,31 @@ public sealed class JoinSettingsTests
         Assert.Equal("", ModelFingerprint.Of(null));
         Assert.Equal(4, NodeExitCodes.For(new JoinRefusedReason("x")));
     }
+
+    [Fact]
+    public void A_model_folder_is_fingerprinted_by_its_config_and_tokenizer()
+    {
+        var demo = Path.Combine(Root(), "src", "ApbCluster.Cli", "demo-model");
+        var copy = Directory.CreateTempSubdirectory("apb-fingerprint-").FullName;
+        try
+        {
+            foreach (var name in new[] { "config.json", "tokenizer.json", "tokenizer_config.json" })
+                File.Copy(Path.Combine(demo, name), Path.Combine(copy, name));
+            var original = ModelFingerprint.Of(ModelSpec.Parse(null, demo));
+            Assert.Equal(original, ModelFingerprint.Of(ModelSpec.Parse(null, copy))); // the folder's name and weights do not count
+            File.AppendAllText(Path.Combine(copy, "tokenizer.json"), " ");
+            Assert.NotEqual(original, ModelFingerprint.Of(ModelSpec.Parse(null, copy))); // another tokenizer does
+        }
+        finally
+        {
+            Directory.Delete(copy, recursive: true);
+        }
+    }
+
+    private static string Root()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "ApbCluster.sln"))) return dir.FullName;
+        throw new DirectoryNotFoundException("repository root (ApbCluster.sln) not found above the test binaries");
+    }
 }
