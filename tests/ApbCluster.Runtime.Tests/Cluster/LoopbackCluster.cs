@@ -91,13 +91,24 @@ public sealed class NodeGroup : IDisposable
 
     public string Outputs(int chars = 4000) => ClusterProcesses.Outputs(_nodes, chars);
 
-    /// <summary>Polls until <paramref name="condition"/> holds; fails the test with the nodes' outputs after <paramref name="bound"/>.</summary>
+    /// <summary>Polls until <paramref name="condition"/> holds; fails the test with the nodes' outputs after <paramref name="bound"/>,
+    /// or at once when the condition throws (say, a node closed its admin connection because it stopped).</summary>
     public async Task Eventually(string what, TimeSpan bound, Func<Task<bool>> condition, TimeSpan? poll = null)
     {
         var deadline = DateTime.UtcNow + bound;
         while (DateTime.UtcNow < deadline)
         {
-            if (await condition()) return;
+            bool holds;
+            try
+            {
+                holds = await condition();
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                Assert.Fail($"{what}: {e.GetType().Name}: {e.Message}\n{Outputs()}");
+                throw; // not reached
+            }
+            if (holds) return;
             await Task.Delay(poll ?? TimeSpan.FromMilliseconds(250));
         }
         Assert.Fail($"not within {bound.TotalSeconds}s: {what}\n{Outputs()}");
