@@ -114,7 +114,7 @@ build_image cpu
 docker image ls apb:cpu --format 'apb:cpu {{.Size}}'
 
 begin "plain docker run advertises its own address"
-docker run -d --name apb-smoke-plain -e CLUSTER_ROLES=router apb:cpu >/dev/null
+docker run -d --name apb-smoke-plain -e CLUSTER_ROLES=router -e APB_JOIN_SECRET=smoke-plain-run-secret apb:cpu >/dev/null
 ip_addr=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' apb-smoke-plain)
 wait_for 60 bash -c "docker logs apb-smoke-plain 2>&1 | grep -q 'apb-node address'"
 docker logs apb-smoke-plain 2>&1 | grep 'apb-node address'

@@ -54,8 +54,9 @@ public sealed class HttpFrontDoor : IAsyncDisposable
         app.MapPost("/v1/chat/completions", chat.HandleAsync);
         app.MapGet("/v1/models", (HttpContext ctx) => ModelsHandler.ListAsync(ctx, router));
         app.MapGet("/v1/models/{**id}", (HttpContext ctx, string id) => ModelsHandler.GetAsync(ctx, router, id));
+        app.MapGet("/health", (HttpContext ctx) => HealthHandler.GetAsync(ctx, router, settings.ExpectedHosts));
         app.MapFallback((HttpContext ctx) => HttpResults.Error(ctx, new OpenAiError(404,
-            $"no route {ctx.Request.Method} {ctx.Request.Path} (this server offers POST /v1/chat/completions, GET /v1/models and GET /v1/models/{{id}})",
+            $"no route {ctx.Request.Method} {ctx.Request.Path} (this server offers POST /v1/chat/completions, GET /v1/models, GET /v1/models/{{id}} and GET /health)",
             "invalid_request_error", null, "not_found"), "other"));
         await app.StartAsync();
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

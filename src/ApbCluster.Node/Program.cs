@@ -9,7 +9,8 @@ namespace ApbCluster.Node;
 /// <summary>
 /// apb-node [--config FILE]: one cluster node (roles from CLUSTER_ROLES: router, gpu-host).
 /// Exit codes (<see cref="NodeExitCodes"/>): 0 after a requested stop, 3 when the cluster removed this
-/// node (downed, or no seed answered), 2 for bad configuration, 1 for other startup errors.
+/// node (downed, or no seed answered), 4 when the router refused its host (join secret, model), 2 for bad
+/// configuration (also: no join secret), 1 for other startup errors.
 /// </summary>
 public static class Program
 {
@@ -47,6 +48,11 @@ public static class Program
         try
         {
             node = ApbNode.Start(config);
+        }
+        catch (NodeConfigException e)
+        {
+            await Console.Error.WriteLineAsync($"apb-node: configuration error: {e.Message}");
+            return NodeExitCodes.BadConfiguration;
         }
         catch (Exception e)
         {

@@ -108,10 +108,11 @@ ss=[socket.socket() for _ in range(6)]
 [s.bind(('127.0.0.1',0)) for s in ss]
 print(*[s.getsockname()[1] for s in ss]); [s.close() for s in ss]")
 HOST0="127.0.0.1:$P_HOST0/gpu0"; HOST1="127.0.0.1:$P_HOST1/gpu0"
+JOIN_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n') # this run's cluster only (docs/security.md)
 start_node() { # NAME PORT ADMIN_PORT ROLE [VAR=VALUE ...]
   local name=$1 port=$2 admin=$3 role=$4; shift 4
   env CLUSTER_IP=127.0.0.1 CLUSTER_PORT="$port" CLUSTER_SEEDS="127.0.0.1:$P_ROUTER" CLUSTER_ROLES="$role" \
-    APB_ADMIN_PORT="$admin" APB_MODEL="$MODEL" "$@" "${NODE[@]}" > "$OUT/node-$name.log" 2>&1 &
+    APB_ADMIN_PORT="$admin" APB_MODEL="$MODEL" APB_JOIN_SECRET="$JOIN_SECRET" "$@" "${NODE[@]}" > "$OUT/node-$name.log" 2>&1 &
   PID[$name]=$!
   disown "${PID[$name]}" # no job-control noise when one is killed; cleanup still stops it by pid
   echo "started $name: pid ${PID[$name]}, cluster port $port, admin $admin, role $role $*"

@@ -158,8 +158,8 @@ internal static class MessageCodecs
             w.Write(m.InFlight);
         }, (r, _) => new ClusterStatus(r.ReadString(), r.ReadList(ReadHostStatus), r.ReadInt32(), r.ReadInt32())),
 
-        // RH1 (without DataEndpoint) is retired; never reuse it.
-        Codec<RegisterHost>("RH2", (w, m, refs) =>
+        // RH1 (without DataEndpoint) and RH2 (without the model fingerprint and the join proof) are retired; never reuse them.
+        Codec<RegisterHost>("RH3", (w, m, refs) =>
         {
             w.Write(m.HostId);
             refs.Write(w, m.Host);
@@ -170,9 +170,25 @@ internal static class MessageCodecs
             w.Write((byte)m.State);
             w.Write(m.KvBytes);
             w.Write(m.DataEndpoint);
+            w.Write(m.ModelFingerprint);
+            w.Write(m.JoinNonce);
+            w.Write(m.JoinProof);
         }, (r, refs) => new RegisterHost(
             r.ReadString(), refs.Read(r), r.ReadString(), r.ReadInt64(), r.ReadInt64(),
-            r.ReadString(), ReadEnum<HostState>(r), r.ReadInt64(), r.ReadString())),
+            r.ReadString(), ReadEnum<HostState>(r), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString())),
+
+        Codec<JoinChallenge>("JC1", (w, m, _) =>
+        {
+            w.Write(m.HostId);
+            w.Write(m.Nonce);
+        }, (r, _) => new JoinChallenge(r.ReadString(), r.ReadString())),
+
+        Codec<HostRefused>("HF1", (w, m, _) =>
+        {
+            w.Write(m.HostId);
+            w.Write((byte)m.Reason);
+            w.Write(m.Message);
+        }, (r, _) => new HostRefused(r.ReadString(), ReadEnum<JoinRefusal>(r), r.ReadString())),
 
         Codec<HostRegistered>("HR1", (w, m, refs) =>
         {

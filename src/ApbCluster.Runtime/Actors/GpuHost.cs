@@ -4,7 +4,9 @@ using Akka.Event;
 using ApbCluster.Contracts;
 using ApbCluster.Runtime.DataPlane;
 using ApbCluster.Runtime.Engine;
+using ApbCluster.Runtime.Hosting;
 using ApbCluster.Runtime.Metrics;
+using ApbCluster.Runtime.Security;
 
 namespace ApbCluster.Runtime.Actors;
 
@@ -20,6 +22,8 @@ namespace ApbCluster.Runtime.Actors;
 /// communicator of its current ring warm across queries (<see cref="RingCommunicators"/>, owned by its
 /// <see cref="CollectiveFactory"/>, which outlives actor restarts): it answers the router's <see cref="NcclRingCheck"/>
 /// and drops the ring on <see cref="DropNcclRing"/>.
+/// It registers with its model fingerprint and, once the router challenged it, a join proof (<see cref="HostCredentials"/>);
+/// refused by the router (<see cref="HostRefused"/>), it stops its node.
 /// </summary>
 public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
 {
@@ -35,6 +39,7 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
     private readonly IActorRef _router;
     private readonly TimeSpan _registerInterval;
     private readonly int _maxQueries;
+    private readonly HostCredentials _credentials;
     private IActorRef? _registeredWith;
     private readonly Dictionary<string, ShardRun> _running = new();
 
@@ -42,7 +47,9 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
     /// since most are cancels of queries that already ended.</summary>
     private readonly LinkedList<string> _cancelledWaiting = new();
 
-    public GpuHost(string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef routerProxy, TimeSpan registerInterval, int maxQueries = 1)
+    /// <param name="credentials">The model fingerprint and join secret it registers with; null: none (in-process use).</param>
+    public GpuHost(string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef routerProxy, TimeSpan registerInterval,
+        int maxQueries = 1, HostCredentials? credentials = null)
     {
         if (maxQueries < 1) throw new ArgumentOutOfRangeException(nameof(maxQueries), maxQueries, "a host runs at least one query");
         _maxQueries = maxQueries;
@@ -51,9 +58,12 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
         _collectives = collectives;
         _router = routerProxy;
         _registerInterval = registerInterval;
+        _credentials = credentials ?? new HostCredentials(null, "");
 
         Receive<RegisterTick>(_ => _router.Tell(Registration()));
         Receive<HostRegistered>(OnRegistered);
+        Receive<JoinChallenge>(OnChallenge);
+        Receive<HostRefused>(OnRefused);
         Receive<GetClusterStatus>(_ => Sender.Tell(new ClusterStatus("", [LocalStatus()], 0, 0)));
         Receive<RunShard>(OnRunShard);
         Receive<NcclIdRequest>(OnNcclIdRequest);
@@ -75,8 +85,8 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
     public IStash Stash { get; set; } = null!;
 
     public static Props Props(string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef routerProxy, TimeSpan registerInterval,
-        int maxQueries = 1) =>
-        Akka.Actor.Props.Create(() => new GpuHost(hostId, engine, collectives, routerProxy, registerInterval, maxQueries));
+        int maxQueries = 1, HostCredentials? credentials = null) =>
+        Akka.Actor.Props.Create(() => new GpuHost(hostId, engine, collectives, routerProxy, registerInterval, maxQueries, credentials));
 
     protected override void PreStart() =>
         Timers.StartPeriodicTimer("register", RegisterTick.Instance, TimeSpan.Zero, _registerInterval);
@@ -107,6 +117,25 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
         if (ack.Router.Equals(_registeredWith)) return;
         _registeredWith = ack.Router;
         _log.Info("host {0} registered with router {1}", _hostId, ack.Router.Path);
+    }
+
+    /// <summary>The router wants the join proof over its nonce: register again at once with it.</summary>
+    private void OnChallenge(JoinChallenge challenge)
+    {
+        if (challenge.HostId != _hostId) return;
+        _credentials.Challenged(challenge.Nonce);
+        _router.Tell(Registration());
+    }
+
+    /// <summary>
+    /// Refused for a wrong or missing join secret or another model: nothing this node does will change the router's
+    /// mind, so it stops (exit 4) with the reason as its last words instead of lingering unplanned.
+    /// </summary>
+    private void OnRefused(HostRefused refused)
+    {
+        if (refused.HostId != _hostId) return;
+        _log.Error("the router refused this host ({0}): {1}; stopping this node", refused.Reason, refused.Message);
+        _ = CoordinatedShutdown.Get(Context.System).Run(new JoinRefusedReason(refused.Message));
     }
 
     private void OnRunShard(RunShard work)
@@ -189,7 +218,9 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
     private RegisterHost Registration()
     {
         var memory = _engine.Memory();
-        return new RegisterHost(_hostId, Self, _engine.Device, memory.UsedBytes, memory.TotalBytes, _engine.ModelName, State, _engine.KvBytes, _collectives.Endpoint);
+        return _credentials.Sign(
+            new RegisterHost(_hostId, Self, _engine.Device, memory.UsedBytes, memory.TotalBytes, _engine.ModelName, State, _engine.KvBytes, _collectives.Endpoint),
+            ((ExtendedActorSystem)Context.System).Provider.DefaultAddress);
     }
 
     private HostStatus LocalStatus()

@@ -22,7 +22,8 @@ namespace ApbCluster.Runtime.Actors;
 /// here as <see cref="QueryRun.Relayed"/> for it. It also keeps the warm NCCL rings (<see cref="NcclRingTable"/>):
 /// a query on the same GPU hosts reuses the ring's communicators; a host that re-registers as a new actor,
 /// leaves or becomes unreachable, or a query that does not end cleanly, gives the ring up and the remaining
-/// members are told to drop it (<see cref="DropNcclRing"/>).
+/// members are told to drop it (<see cref="DropNcclRing"/>). A host enters the registry only after it proved the join
+/// secret and showed the router's model fingerprint (<see cref="Security.JoinGate"/>).
 /// </summary>
 public sealed class QueryRouter : ReceiveActor, IWithTimers
 {
@@ -41,6 +42,7 @@ public sealed class QueryRouter : ReceiveActor, IWithTimers
     private readonly RouterOps _ops = new();
     private readonly NcclRingTable _rings = new();
     private readonly KvAdmission _kv = new();
+    private readonly Security.JoinGate _gate;
     private long _runs;
     private readonly long _startedAt = Stopwatch.GetTimestamp();
 
@@ -53,6 +55,7 @@ public sealed class QueryRouter : ReceiveActor, IWithTimers
     public QueryRouter(RouterSettings settings)
     {
         _settings = settings;
+        _gate = new Security.JoinGate(settings.Join, settings.ModelName, settings.ModelFingerprint);
         Receive<RegisterHost>(OnRegister);
         Receive<GetClusterStatus>(_ => Sender.Tell(Status()));
         Receive<SubmitQuery>(OnSubmit);
@@ -119,6 +122,14 @@ public sealed class QueryRouter : ReceiveActor, IWithTimers
     private void OnRegister(RegisterHost registration)
     {
         var address = registration.Host.Path.Address.HasGlobalScope ? registration.Host.Path.Address : _cluster.SelfAddress;
+        // Before the registry: a host that cannot prove the join secret, or serves another model, is never planned.
+        if (_gate.Check(registration, address) is { } answer)
+        {
+            if (answer is HostRefused refused && _gate.ShouldLog(registration.Host))
+                _log.Warning("host refused: {0}", refused.Message);
+            Sender.Tell(answer);
+            return;
+        }
         if (_hosts.Upsert(registration, address))
         {
             Context.Watch(registration.Host);

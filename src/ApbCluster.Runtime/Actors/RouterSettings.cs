@@ -49,6 +49,15 @@ public sealed record RouterSettings
     /// <summary>ShadowKV's parameters where a query leaves them to the router (apb.router.shadow-*).</summary>
     public ApbCluster.Model.KvStores.ShadowKvOptions ShadowKv { get; init; } = new();
 
+    /// <summary>The join secret(s) a host must prove before it is registered; <see cref="JoinSettings.Insecure"/> registers any.</summary>
+    public Security.JoinSettings Join { get; init; } = Security.JoinSettings.Insecure;
+
+    /// <summary>The router's model, named in refusals of hosts that serve another.</summary>
+    public string ModelName { get; init; } = "";
+
+    /// <summary>The router's <see cref="Engine.ModelFingerprint"/>; hosts with another are refused. Null: no model, no check.</summary>
+    public string? ModelFingerprint { get; init; }
+
     public static RouterSettings From(HoconConfig c, ModelSpec? model) => new()
     {
         ShadowKvByDefault = c.GetString("apb.router.kv", "full") switch
@@ -58,6 +67,9 @@ public sealed record RouterSettings
             var v => throw new Config.NodeConfigException($"apb.router.kv = '{v}': expected full or shadowkv."),
         },
         ShadowKv = ShadowKvFrom(c),
+        Join = Security.JoinSettings.Read(c),
+        ModelName = model?.Name ?? "",
+        ModelFingerprint = model is null ? null : Engine.ModelFingerprint.Of(model),
         CritiPrefillByDefault = c.GetString("apb.router.prefill-attention", "full") switch
         {
             "full" => false,

@@ -21,6 +21,7 @@ public static partial class EnvironmentOverlay
         "APB_MODEL", "APB_DATA_PORT", "APB_ROUTER_QUEUE", "APB_QUERY_TIMEOUT", "APB_COLLECTIVE_TIMEOUT", "APB_TEST_LAYER_DELAY_MS",
         "APB_MAX_QUERIES", "APB_KV_MEMORY", "APB_ROUTER_MAX_IN_FLIGHT",
         .. OpsVariables,
+        .. SecurityVariables,
     ];
 
     public static HoconConfig Build(IReadOnlyDictionary<string, string?> env, string systemName)
@@ -69,6 +70,7 @@ public static partial class EnvironmentOverlay
         if (Get(env, "APB_LOG_LEVEL") is { } level)
             hocon.AppendLine($"akka.loglevel = {ParseLogLevel(level)}");
         AppendOps(env, hocon);
+        AppendSecurity(env, hocon);
         return ConfigurationFactory.ParseString(hocon.ToString());
     }
 

@@ -20,7 +20,11 @@ public sealed class NodeConfig
         Settings = settings;
         Sources = sources;
         Ops = OpsSettings.Read(hocon);
+        Join = Security.JoinSettings.Read(hocon);
     }
+
+    /// <summary>The join secret (apb.cluster.*); whether one is required is checked when the node starts.</summary>
+    public Security.JoinSettings Join { get; }
 
     /// <summary>Metrics/HTTP endpoints and request limits.</summary>
     public OpsSettings Ops { get; }
@@ -100,6 +104,7 @@ public sealed class NodeConfig
         sb.AppendLine($"apb-node metrics : {(Ops.MetricsPort == 0 ? "disabled" : $"http://{Ops.MetricsHost}:{Ops.MetricsPort}/metrics")}");
         if (s.HasRole(NodeRoles.GpuHost))
             sb.AppendLine($"apb-node gpu-host: {s.VirtualHosts} host(s) on {s.Device}, model '{(s.Model.Length > 0 ? s.Model : s.ModelDir)}', data port {(s.DataPort == 0 ? "ephemeral" : s.DataPort)}");
+        sb.AppendLine($"apb-node join    : {(Join.Secret is not null ? $"join secret set{(Join.Previous is not null ? " (previous one accepted too)" : "")}" : Join.AllowInsecure ? "INSECURE: no join secret, any host may register (apb.cluster.allow-insecure-join)" : "no join secret (the node will not start)")}");
         sb.Append($"apb-node config  : {string.Join(" > ", Sources)}");
         if (SeedWarning() is { } warning) sb.Append($"\napb-node WARNING : {warning}");
         return sb.ToString();

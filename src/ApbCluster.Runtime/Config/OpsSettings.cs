@@ -19,6 +19,9 @@ public sealed record OpsSettings(
     /// <summary>How long a new HTTP request waits for the router singleton during a failover (apb.http.router-wait).</summary>
     public TimeSpan RouterWait { get; init; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>GET /health is 503 while the router has fewer registered, reachable hosts (apb.router.expected-hosts).</summary>
+    public int ExpectedHosts { get; init; } = 1;
+
     public static OpsSettings Read(HoconConfig c) => new(
         MetricsHost: c.GetString("apb.metrics.host", "127.0.0.1"),
         MetricsPort: c.GetInt("apb.metrics.port", 0),
@@ -30,5 +33,6 @@ public sealed record OpsSettings(
         RequestTimeout: c.GetTimeSpan("apb.limits.request-timeout", TimeSpan.FromMinutes(5)))
     {
         RouterWait = c.GetTimeSpan("apb.http.router-wait", TimeSpan.FromSeconds(20)),
+        ExpectedHosts = c.GetInt("apb.router.expected-hosts", 1),
     };
 }

@@ -7,6 +7,7 @@ using ApbCluster.Runtime.Config;
 using ApbCluster.Runtime.DataPlane;
 using ApbCluster.Runtime.Engine;
 using ApbCluster.Runtime.Metrics;
+using ApbCluster.Runtime.Security;
 
 namespace ApbCluster.Runtime.Hosting;
 
@@ -48,10 +49,13 @@ public sealed class ApbNode : IAsyncDisposable
 
     /// <param name="engineFactory">Engine for virtual host i; by default the configured model
     /// (APB_MODEL / APB_MODEL_DIR) on APB_DEVICE, or the placeholder that refuses queries.</param>
+    /// <exception cref="NodeConfigException">No join secret and no apb.cluster.allow-insecure-join.</exception>
     public static ApbNode Start(NodeConfig config, Func<int, IShardEngine>? engineFactory = null)
     {
         var settings = config.Settings;
+        config.Join.RequireSecretOrInsecure();
         var model = ModelSpec.Parse(settings.Model, settings.ModelDir);
+        var fingerprint = ModelFingerprint.Of(model);
         var system = ActorSystem.Create(settings.SystemName, config.Hocon);
         try
         {
@@ -77,11 +81,12 @@ public sealed class ApbNode : IAsyncDisposable
                     var listener = new DataPlaneListener(settings.Hostname, settings.PublicHostname, settings.DataPort == 0 ? 0 : settings.DataPort + i);
                     system.RegisterOnTermination(listener.Dispose);
                     var collectives = new CollectiveFactory(listener, engine.Device);
-                    hosts.Add(system.ActorOf(GpuHost.Props(hostId, engine, collectives, proxy, settings.RegisterInterval, settings.MaxQueries), $"gpu-host-{i}"));
+                    var credentials = new HostCredentials(config.Join.Secret, fingerprint);
+                    hosts.Add(system.ActorOf(GpuHost.Props(hostId, engine, collectives, proxy, settings.RegisterInterval, settings.MaxQueries, credentials), $"gpu-host-{i}"));
                 }
             }
 
-            var admin = settings.AdminPort == 0 ? null : StartAdmin(settings, system, proxy, hosts);
+            var admin = settings.AdminPort == 0 ? null : StartAdmin(settings, system, proxy, hosts, config.Ops.ExpectedHosts);
             var node = new ApbNode(config, system, proxy, hosts, admin);
             if (config.Ops.MetricsPort != 0)
                 node.Metrics = new MetricsEndpoint(config.Ops.MetricsHost, config.Ops.MetricsPort,
@@ -102,7 +107,7 @@ public sealed class ApbNode : IAsyncDisposable
         return new LlamaShardEngine(model, device, settings.TestLayerDelay, settings.KvMemory);
     }
 
-    private static AdminServer StartAdmin(NodeSettings settings, ActorSystem system, IActorRef proxy, IReadOnlyList<IActorRef> hosts)
+    private static AdminServer StartAdmin(NodeSettings settings, ActorSystem system, IActorRef proxy, IReadOnlyList<IActorRef> hosts, int expectedHosts)
     {
         var registry = new AdminCommandRegistry();
         ClusterPalette.Register(registry, system);
@@ -110,6 +115,7 @@ public sealed class ApbNode : IAsyncDisposable
         LogPalette.Register(registry, system);
         GpuPalette.Register(registry, proxy, hosts);
         OpsPalettes.Register(registry, system, proxy);
+        HealthPalette.Register(registry, system, proxy, hosts, settings.HasRole(NodeRoles.Router), expectedHosts);
         return new AdminServer(settings.AdminHost, settings.AdminPort, settings.AdminToken, registry);
     }
 

@@ -23,7 +23,10 @@ public static class ClusterProcesses
         return ports;
     }
 
-    /// <summary>An apb-node on 127.0.0.1: cluster address, seed, role and admin port only (no config file, no model).</summary>
+    /// <summary>The join secret every test node proves (a test's stranger gets another one, or none).</summary>
+    public const string JoinSecret = "loopback-test-cluster-join-secret";
+
+    /// <summary>An apb-node on 127.0.0.1: cluster address, seed, role, admin port and join secret only (no config file, no model).</summary>
     public static Dictionary<string, string> BaseEnvironment(int port, int adminPort, string role, string seed) => new()
     {
         ["CLUSTER_IP"] = "127.0.0.1",
@@ -31,6 +34,7 @@ public static class ClusterProcesses
         ["CLUSTER_SEEDS"] = seed,
         ["CLUSTER_ROLES"] = role,
         ["APB_ADMIN_PORT"] = adminPort.ToString(),
+        ["APB_JOIN_SECRET"] = JoinSecret,
     };
 
     /// <summary>An apb-node on 127.0.0.1 with the random tiny model (routers tokenize with it, hosts run it).</summary>
@@ -87,13 +91,24 @@ public sealed class NodeGroup : IDisposable
 
     public string Outputs(int chars = 4000) => ClusterProcesses.Outputs(_nodes, chars);
 
-    /// <summary>Polls until <paramref name="condition"/> holds; fails the test with the nodes' outputs after <paramref name="bound"/>.</summary>
+    /// <summary>Polls until <paramref name="condition"/> holds; fails the test with the nodes' outputs after <paramref name="bound"/>,
+    /// or at once when the condition throws (say, a node closed its admin connection because it stopped).</summary>
     public async Task Eventually(string what, TimeSpan bound, Func<Task<bool>> condition, TimeSpan? poll = null)
     {
         var deadline = DateTime.UtcNow + bound;
         while (DateTime.UtcNow < deadline)
         {
-            if (await condition()) return;
+            bool holds;
+            try
+            {
+                holds = await condition();
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                Assert.Fail($"{what}: {e.GetType().Name}: {e.Message}\n{Outputs()}");
+                throw; // not reached
+            }
+            if (holds) return;
             await Task.Delay(poll ?? TimeSpan.FromMilliseconds(250));
         }
         Assert.Fail($"not within {bound.TotalSeconds}s: {what}\n{Outputs()}");

@@ -36,7 +36,12 @@ public sealed class ComposeFileTests
             var config = NodeConfig.Load(env.ToDictionary(kv => kv.Key, kv => (string?)kv.Value));
             Assert.NotEmpty(config.Settings.Roles);
             Assert.Equal("127.0.0.1", config.Settings.AdminHost); // admin never leaves the container
+            config.Join.RequireSecretOrInsecure(); // every node starts: it has a join secret ...
+            Assert.False(config.Join.AllowInsecure); // ... and none registers hosts without one
         }
+        // One secret for the whole cluster, from the operator's environment when set.
+        Assert.Single(services.Values.Select(s => ((YamlMappingNode)s["environment"]).Children
+            .Single(kv => kv.Key.ToString() == "APB_JOIN_SECRET").Value.ToString()).Distinct());
     }
 
     [Fact]
@@ -89,7 +94,7 @@ public sealed class ComposeFileTests
                     File.Exists(System.IO.Path.Combine(AppContext.BaseDirectory, "apb-node.dll")), "apb-node is not in the build output");
         var health = File.ReadAllText(System.IO.Path.Combine(Root, "docker", "apb-health.sh"));
         Assert.Contains("apb admin --endpoint", health);
-        Assert.Contains("cluster show --json", health);
+        Assert.Contains("node health", health);
     }
 
     [Fact]
@@ -146,18 +151,27 @@ public sealed class ComposeFileTests
         var config = NodeConfig.Load(new Dictionary<string, string?>
         {
             ["CLUSTER_PORT"] = port.ToString(), ["CLUSTER_SEEDS"] = $"127.0.0.1:{port}", ["CLUSTER_ROLES"] = "router",
-            ["APB_ADMIN_PORT"] = adminPort.ToString(), ["APB_SYSTEM_NAME"] = "apbhealth",
+            ["APB_ADMIN_PORT"] = adminPort.ToString(), ["APB_SYSTEM_NAME"] = "apbhealth", ["APB_JOIN_SECRET"] = "health-check-test-secret",
         }, extraHocon: ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
         await using var node = ApbNode.Start(config);
         var deadline = DateTime.UtcNow.AddSeconds(20);
         string output;
         do
         {
+            // What apb-health runs: a router with no hosts is a member, but unhealthy (exit 1), and says why.
             var writer = new StringWriter();
-            var code = await AdminShell.RunAsync($"127.0.0.1:{adminPort}", ["cluster", "show", "--json"], writer);
+            var code = await AdminShell.RunAsync($"127.0.0.1:{adminPort}", ["node", "health", "--json"], writer);
             output = writer.ToString();
-            Assert.Equal(AdminExitCodes.Ok, code);
-            if (output.Contains("\"selfStatus\":\"Up\"", StringComparison.Ordinal)) return; // what apb-health greps for
+            Assert.Equal(AdminExitCodes.CommandError, code);
+            var json = System.Text.Json.Nodes.JsonNode.Parse(output)!;
+            Assert.False((bool)json["healthy"]!);
+            if (json["checks"]!.AsArray().Any(c => (string)c!["name"]! == "member" && (bool)c["ok"]!))
+            {
+                var router = json["checks"]!.AsArray().Single(c => (string)c!["name"]! == "router")!;
+                Assert.False((bool)router["ok"]!);
+                Assert.Contains("0 reachable registered host(s), expects at least 1", (string)router["detail"]!);
+                return;
+            }
             await Task.Delay(250, TestContext.Current.CancellationToken);
         } while (DateTime.UtcNow < deadline);
         Assert.Fail($"never Up: {output}");
@@ -172,8 +186,10 @@ public sealed class ComposeFileTests
         return ((YamlMappingNode)root["services"]).Children.ToDictionary(kv => kv.Key.ToString(), kv => (YamlMappingNode)kv.Value);
     }
 
+    /// <summary>A service's environment as compose passes it when the operator sets nothing (${VAR:-default} is the default).</summary>
     private static Dictionary<string, string> Environment(YamlMappingNode service) =>
-        ((YamlMappingNode)service["environment"]).Children.ToDictionary(kv => kv.Key.ToString(), kv => kv.Value.ToString());
+        ((YamlMappingNode)service["environment"]).Children.ToDictionary(kv => kv.Key.ToString(),
+            kv => Regex.Replace(kv.Value.ToString(), @"\$\{[A-Z_]+:-([^}]*)\}", "$1"));
 
     private static string Scalar(YamlMappingNode node, string key) => ((YamlScalarNode)node[key]).Value!;
 
