@@ -95,7 +95,7 @@ public sealed class CliAskClusterTests
 
     /// <summary>The shipped demo model, or a copy whose tokenizer also has Llama 3's header tokens (in its unused ids),
     /// which makes every path render the Llama 3 chat template.</summary>
-    private static string DemoModel(bool chatTemplate)
+    internal static string DemoModel(bool chatTemplate)
     {
         var here = new DirectoryInfo(AppContext.BaseDirectory);
         var root = here.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
