@@ -55,7 +55,7 @@ public sealed class ClusterQueryClient : IAsyncDisposable
             // SubmitQuery inside it) went as Newtonsoft JSON with CLR type names, which the router cannot
             // resolve for client-only types (e.g. a collection-expression list of token ids): silently dropped.
             .WithFallback(DistributedPubSub.DefaultConfig());
-        var system = ActorSystem.Create("apb-client", config);
+        var system = Logging.QuietActorSystem.Create("apb-client", config);
         var paths = contacts.Select(c => ActorPath.Parse(c.Contains("://") ? c : $"akka.tcp://{options.SystemName}@{c}/system/receptionist")).ToImmutableHashSet();
         var client = system.ActorOf(ClusterClient.Props(ClusterClientSettings.Create(system).WithInitialContacts(paths)), "cluster-client");
         return new ClusterQueryClient(system, client, options);

@@ -66,10 +66,10 @@ public static class ChatRequestMapper
             return Fail(OpenAiError.BadRequest($"mode {request.Mode} splits a long document across hosts, and this request has none; "
                 + "give it in the 'context' field or earlier messages, or leave mode out", "mode"));
 
-        // Without a document the question is the whole prompt: it becomes the context (the router
-        // needs one) and a single newline the question, so it runs as "prompt\n" on one host.
+        // Without a document the question is the whole prompt: an empty context asks the router for
+        // the short-prompt path (the prompt rendered alone, dense on one host).
         var query = shortPrompt
-            ? new SubmitQuery(queryId, QueryContext.FromText(texts[^1]), "\n",
+            ? new SubmitQuery(queryId, QueryContext.FromText(""), texts[^1],
                 new GenerationOptions(maxTokens, temperature, topP, request.Seed, stops), AttentionMode.Dense, null, PrefillAttention: prefillAttention, KvStore: kvStore)
             : new SubmitQuery(queryId, QueryContext.FromText(context), texts[^1],
                 new GenerationOptions(maxTokens, temperature, topP, request.Seed, stops), mode, null, PrefillAttention: prefillAttention, KvStore: kvStore);

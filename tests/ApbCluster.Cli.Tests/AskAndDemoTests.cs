@@ -142,6 +142,7 @@ public class AskAndDemoTests
         foreach (var mode in new[] { "star", "apb query-aware" })
             Assert.Matches($@"(?m)^   {mode}\s+\d.*\b(yes|no|[1-3]/4)\s+""", chain);
         Assert.Contains("passes those to every later host", r.Stdout);
+        Assert.Matches(@"the hosts sent each other \d+\.\d [KM]iB in prefill \(each block's \d+ passed tokens", r.Stdout);
         Assert.Matches(@"Right answers: .*\. Total \d+\.\d s\.", r.Stdout);
     }
 
@@ -160,7 +161,13 @@ public class AskAndDemoTests
         Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
         foreach (var mode in new[] { "ring", "ulysses", "apb lossless" })
             Assert.Matches($@"(?m)^{mode}\s.*identical", r.Stdout);
-        Assert.Contains("star", r.Stdout);
+        // Each lossy mode says why it differs; the hosts' traffic is measured (dense on one host sends nothing, apb passes blocks).
+        Assert.Matches(@"(?m)^star\s.*lossy: see below", r.Stdout);
+        Assert.Matches(@"(?m)^  star: a host computes its block seeing only the anchor and its own block", r.Stdout);
+        Assert.Matches(@"(?m)^  apb: a host also sees \d+ tokens \(l_p\) of each earlier block", r.Stdout);
+        Assert.Matches(@"(?m)^dense\s+1\s.*\s0 B  \(reference\)", r.Stdout);
+        Assert.Matches(@"(?m)^apb\s+4\s.*\s\d+\.\d [KM]iB  \d+/\d+ equal", r.Stdout);
+        Assert.Matches(@"Total \d+\.\d s\.", r.Stdout);
     }
 
     /// <summary>The README's layout for the demo model, as a user would type it: ask retrieves the number and says what the model is.</summary>

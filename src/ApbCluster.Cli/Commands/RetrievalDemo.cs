@@ -66,7 +66,7 @@ internal static class RetrievalDemo
             Console.WriteLine($"   Question: {QuestionText(sample.Question)}");
             Console.WriteLine($"   Expected: {sample.AnswerText}");
             Console.WriteLine();
-            Console.WriteLine($"   {"mode",-20} {"hosts",5} {"l_a",5} {"l_p",5} {"prefill ms",11} {"decode ms",10}  {"right",-5}  answer");
+            Console.WriteLine($"   {"mode",-20} {"hosts",5} {"l_a",5} {"l_p",5} {"prefill ms",11} {"decode ms",10} {"sent",9}  {"right",-5}  answer");
             foreach (var (name, mode) in modes)
             {
                 var run = runner.RunTimed(sample, mode, hosts);
@@ -74,14 +74,21 @@ internal static class RetrievalDemo
                 score[name] = score.GetValueOrDefault(name) + (row.Correct ? 1 : 0);
                 bool single = mode.IsSingleHost();
                 Console.WriteLine($"   {name,-20} {run.Plan.Hosts,5} {(single ? "-" : run.Plan.AnchorLength.ToString()),5} {(single ? "-" : run.Plan.PassingLength.ToString()),5} " +
-                    $"{run.PrefillSeconds * 1000,11:N0} {run.DecodeSeconds * 1000,10:N0}  {Found(sample.Answers, row.Correct, row.Prediction),-5}  {Quote(row.Prediction)}");
+                    $"{run.PrefillSeconds * 1000,11:N0} {run.DecodeSeconds * 1000,10:N0} {ByteSize.Format(run.PrefillBytes + run.DecodeBytes),9}  " +
+                    $"{Found(sample.Answers, row.Correct, row.Prediction),-5}  {Quote(row.Prediction)}");
                 if (mode == EvalMode.ApbQuery)
+                {
                     Console.WriteLine($"   {"",-20} prefill of the slowest host: {string.Join(", ", run.PrefillPhases.Select(p => $"{p.Key} {p.Value * 1000:N0} ms"))}");
+                    Console.WriteLine($"   {"",-20} the hosts sent each other {ByteSize.Format(run.PrefillBytes)} in prefill (each block's {run.Plan.PassingLength} passed " +
+                        $"tokens, keys and values of every layer) and {ByteSize.Format(run.DecodeBytes)} in decode (partial attention outputs to merge)");
+                }
             }
         }
 
         Console.WriteLine();
         Console.WriteLine("Right answers: " + string.Join(", ", score.Select(s => $"{s.Key} {s.Value}/{tasks.Length}")) + $". Total {clock.Elapsed.TotalSeconds:F1} s.");
+        Console.WriteLine("sent: bytes all hosts sent each other. Star and APB differ from dense only in prefill: a host computes its block seeing the anchor " +
+            "and its own block (star), plus the l_p tokens passed from each earlier block (APB), not every earlier token; the question then reads every host's keys and values exactly.");
         Console.WriteLine(device.type == DeviceType.CUDA
             ? "The virtual hosts share one GPU here: times show the work of each mode; docs/benchmarks has multi-GPU speed-ups."
             : "The virtual hosts share the CPU's cores: times show the work of each mode, not a multi-GPU speed-up (docs/benchmarks has those).");

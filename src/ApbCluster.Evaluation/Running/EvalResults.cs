@@ -82,10 +82,11 @@ public sealed record EvalReport(string Model, string Hardware, string Command, D
         values.Distinct().Select((v, i) => (v, i)).ToDictionary(p => p.v, p => p.i);
 }
 
-/// <summary>One timed run: its scored row, the plan it ran on, prefill and decode seconds, and the slowest host's
-/// prefill seconds per phase (qkv, compressor, passing, attention, mlp).</summary>
+/// <summary>One timed run: its scored row, the plan it ran on, prefill and decode seconds, the slowest host's
+/// prefill seconds per phase (qkv, compressor, passing, attention, mlp), and the bytes all hosts sent each other
+/// in prefill and in decode.</summary>
 public sealed record EvalRun(EvalRow Row, ApbCluster.Parallel.Plan.ApbPlan Plan, double PrefillSeconds, double DecodeSeconds,
-    IReadOnlyDictionary<string, double> PrefillPhases);
+    IReadOnlyDictionary<string, double> PrefillPhases, long PrefillBytes, long DecodeBytes);
 
 /// <summary>Progress after each run: <see cref="Done"/> of <see cref="Total"/>, the cell just run and its accuracy so far.</summary>
 public sealed record EvalProgress(int Done, int Total, string Cell, double CellAccuracy);

@@ -4,6 +4,7 @@ using ApbCluster.Evaluation.Tasks;
 using ApbCluster.Model.KvStores;
 using ApbCluster.Model.Layers;
 using ApbCluster.Model.Tokenization;
+using ApbCluster.Parallel.Collectives;
 using ApbCluster.Parallel.Compression;
 using ApbCluster.Parallel.Kernels;
 using ApbCluster.Parallel.Phase2;
@@ -176,13 +177,14 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
         var (plan, strategy) = Setup(s, mode, hosts, anchorDivisor, split);
         int maxNew = tokenizer.Encode(" " + s.AnswerText, addBos: false).Count + ExtraNewTokens;
         var request = new PrefillRequest(s.DocumentIds, s.QuestionIds) { CritiPrefill = mode.IsCritiPrefill() ? critiPrefill ?? new() : null };
+        var traffic = new CollectiveTraffic();
         var clock = Stopwatch.StartNew();
         var results = ParallelRun.InProcess(model, plan, strategy, request,
             new Phase2Options
             {
                 MaxNewTokens = maxNew, StopIds = _stopIds, Timing = timing,
                 KvStore = KvStoreFactory.For(mode.IsShadowKv() ? shadowKv ?? new() : null),
-            }, deadline ?? TimeSpan.FromMinutes(10));
+            }, deadline ?? TimeSpan.FromMinutes(10), traffic);
         double seconds = clock.Elapsed.TotalSeconds;
         foreach (var (shard, _) in results) shard.Dispose();
         var last = results[^1].Result;
@@ -194,7 +196,8 @@ public sealed class EvalRunner(LlamaModel model, TextTokenizer tokenizer, ICompr
         // The slowest host's prefill phases: the one everybody waits for.
         var phases = results.Select(r => r.Shard.Timings.Totals).MaxBy(t => t.Values.Sum(v => v.TotalSeconds))
             ?.ToDictionary(kv => kv.Key, kv => kv.Value.TotalSeconds) ?? [];
-        return new EvalRun(row, plan, seconds - decode, decode, phases);
+        var (prefillBytes, decodeBytes) = traffic.SentByPhase();
+        return new EvalRun(row, plan, seconds - decode, decode, phases, prefillBytes, decodeBytes);
     }
 
     /// <summary>The plan and strategy of a mode: ablations zero l_a or l_p; one host has nothing to pass.</summary>

@@ -53,7 +53,7 @@ internal static class HfTokenizerJson
             Merges = merges,
             SpecialTokens = added.Count > 0 ? added : null,
             ByteLevel = true,
-            PreTokenizer = new RegexPreTokenizer(regex, added.Count > 0 ? added : null),
+            PreTokenizer = new CodePointRegexPreTokenizer(regex, added.Count > 0 ? added : null),
         };
         try
         {
@@ -86,7 +86,7 @@ internal static class HfTokenizerJson
         try
         {
             var special = added.Count > 0 ? added : null;
-            return TiktokenTokenizer.Create(stream, new RegexPreTokenizer(regex, special), null, special);
+            return TiktokenTokenizer.Create(stream, new CodePointRegexPreTokenizer(regex, special), null, special);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
         {

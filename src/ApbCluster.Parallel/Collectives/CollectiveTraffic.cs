@@ -37,6 +37,13 @@ public sealed class CollectiveTraffic
         return (picked.Sum(e => e.BytesSent), picked.Sum(e => e.BytesReceived));
     }
 
+    /// <summary>Bytes all ranks sent during prefill and during Phase 2 (whose labels say "phase-2").</summary>
+    public (long Prefill, long Phase2) SentByPhase()
+    {
+        var phase2 = Total(e => e.What.Contains("phase-2", StringComparison.Ordinal)).Sent;
+        return (TotalSent - phase2, phase2);
+    }
+
     public void Reset() => _counters.Clear();
 
     private sealed class Counter

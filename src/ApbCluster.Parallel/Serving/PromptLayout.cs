@@ -30,6 +30,28 @@ public sealed record PromptLayout(long[] Document, long[] Question, int Template
     public static PromptLayout Plain(Func<string, bool, IReadOnlyList<int>> encode, bool hasBos, string document, string question) =>
         new(ToLong(encode(document, hasBos)), ToLong(encode("\n" + question, false)), hasBos ? 1 : 0);
 
+    /// <summary>
+    /// A short prompt with no document (one user message): the whole prompt as <paramref name="template"/> renders it,
+    /// for dense attention on one host. Dense is exact wherever the prompt is cut, so the cut only leaves Phase 2 a
+    /// question part: the template's closing tokens (the assistant header), or the last token without a template.
+    /// </summary>
+    public static PromptLayout ShortPrompt(TextTokenizer tokenizer, ChatTemplate template, string prompt)
+    {
+        if (template is PlainChatTemplate) return PlainShortPrompt(tokenizer.Encode, tokenizer.BosId != null, prompt);
+        var whole = template.Encode(tokenizer, [ChatMessage.User(prompt)], addGenerationPrompt: true);
+        return Cut(whole.Ids, whole.UserContentEnd < whole.Ids.Count ? whole.UserContentEnd : whole.Ids.Count - 1, whole.UserContentStart);
+    }
+
+    /// <summary>No chat template: the prompt alone through <paramref name="encode"/> (BOS first when there is one).</summary>
+    public static PromptLayout PlainShortPrompt(Func<string, bool, IReadOnlyList<int>> encode, bool hasBos, string prompt)
+    {
+        var ids = encode(prompt, hasBos);
+        return Cut(ids, ids.Count - 1, hasBos ? 1 : 0);
+    }
+
+    private static PromptLayout Cut(IReadOnlyList<int> ids, int at, int offset) =>
+        new(ToLong(ids.Take(Math.Max(at, 0))), ToLong(ids.Skip(Math.Max(at, 0))), offset);
+
     /// <summary>A document given as token ids (the caller's own, used as they are) with this layout's question part.</summary>
     public PromptLayout WithDocumentIds(IReadOnlyList<int> documentIds) => new(ToLong(documentIds), Question, 0);
 

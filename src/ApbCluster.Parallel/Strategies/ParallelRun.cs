@@ -30,8 +30,9 @@ public static class ParallelRun
     }
 
     /// <summary>H virtual hosts in this process sharing one model (weights are read-only).</summary>
+    /// <param name="traffic">Counts the bytes every host's collectives move (labels as in <see cref="ICollective"/>).</param>
     public static (HostShard Shard, Phase2Result Result)[] InProcess(LlamaModel model, ApbPlan plan, PrefillStrategy strategy,
-        PrefillRequest request, Phase2Options? options = null, TimeSpan? deadline = null)
+        PrefillRequest request, Phase2Options? options = null, TimeSpan? deadline = null, CollectiveTraffic? traffic = null)
     {
         // Grow the RoPE table before the threads start: they only read it then.
         model.Rope.EnsureCapacity(plan.PaddedLength + plan.QuestionLength + (options?.MaxNewTokens ?? 32) + 1);
@@ -39,6 +40,6 @@ public static class ParallelRun
         // would copy Phase 2's partial outputs off the GPU and the next layer's matmul would fail).
         var devices = Enumerable.Repeat(model.Device, plan.Hosts).ToArray();
         return InProcessCollectiveGroup.Run(plan.Hosts, deadline ?? TimeSpan.FromMinutes(5),
-            c => Host(c, model, plan, strategy, request, options), devices);
+            c => Host(traffic is null ? c : c.WithTraffic(traffic), model, plan, strategy, request, options), devices);
     }
 }

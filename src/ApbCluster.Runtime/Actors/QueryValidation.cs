@@ -82,8 +82,15 @@ public static class QueryValidation
         }
         else if (!string.IsNullOrEmpty(q.Context.Text))
             prompt = Prompt.Of(codec.Layout(q.Context.Text, q.Question));
+        else if (q.Mode == AttentionMode.Dense)
+        {
+            // No document: the question is a short prompt of its own, run whole on one host.
+            prompt = Prompt.Of(codec.ShortLayout(q.Question));
+            if (prompt.Document.Length == 0 || prompt.Question.Length == 0)
+                return (null, "the prompt is a single token and this model has no BOS token to go before it: give at least two tokens");
+        }
         else
-            return (null, "the context is empty (give text or token ids)");
+            return (null, $"the context is empty (give text or token ids); {q.Mode.ToString().ToLowerInvariant()} splits a document across hosts, only dense runs a prompt without one");
         if (prompt.Document.Length == 0) return (null, "the context is empty (give text or token ids)");
         int[] document = prompt.Document, question = prompt.Question;
 

@@ -23,6 +23,9 @@ public interface ITokenCodec
     /// gives the same ids.</summary>
     PromptLayout Layout(string document, string question);
 
+    /// <summary>A prompt without a document (<see cref="PromptLayout.ShortPrompt"/>), for dense attention on one host.</summary>
+    PromptLayout ShortLayout(string prompt);
+
     /// <summary>A decoder that turns ids into text incrementally (multi-byte characters complete first).</summary>
     Func<int, string> CreateDecoder();
 
@@ -45,6 +48,8 @@ public sealed class TokenizerCodec(TextTokenizer tokenizer, ChatTemplate templat
     public IReadOnlyList<int> Encode(string text, bool addBos) => tokenizer.Encode(text, addBos);
 
     public PromptLayout Layout(string document, string question) => PromptLayout.Build(tokenizer, template, document, question);
+
+    public PromptLayout ShortLayout(string prompt) => PromptLayout.ShortPrompt(tokenizer, template, prompt);
 
     public Func<int, string> CreateDecoder() => tokenizer.CreateIncrementalDecoder().Push;
 }
@@ -71,6 +76,8 @@ public sealed class ByteTokenCodec(ModelConfig config) : ITokenCodec
     }
 
     public PromptLayout Layout(string document, string question) => PromptLayout.Plain(Encode, config.BosTokenId is not null, document, question);
+
+    public PromptLayout ShortLayout(string prompt) => PromptLayout.PlainShortPrompt(Encode, config.BosTokenId is not null, prompt);
 
     public Func<int, string> CreateDecoder()
     {

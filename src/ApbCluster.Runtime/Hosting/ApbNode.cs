@@ -1,11 +1,13 @@
 using Akka.Actor;
 using Akka.Cluster.Tools.Client;
 using Akka.Cluster.Tools.Singleton;
+using ApbCluster.Client.Logging;
 using ApbCluster.Runtime.Actors;
 using ApbCluster.Runtime.Admin;
 using ApbCluster.Runtime.Config;
 using ApbCluster.Runtime.DataPlane;
 using ApbCluster.Runtime.Engine;
+using ApbCluster.Runtime.Logging;
 using ApbCluster.Runtime.Metrics;
 using ApbCluster.Runtime.Security;
 
@@ -56,7 +58,7 @@ public sealed class ApbNode : IAsyncDisposable
         config.Join.RequireSecretOrInsecure();
         var model = ModelSpec.Parse(settings.Model, settings.ModelDir);
         var fingerprint = ModelFingerprint.Of(model);
-        var system = ActorSystem.Create(settings.SystemName, config.Hocon);
+        var system = QuietActorSystem.Create(settings.SystemName, config.Hocon, new SingletonWaitFilter(SingletonWaitPeriod(config.Hocon)));
         try
         {
             system.ActorOf(QuarantineWatch.Props(), "quarantine-watch");
@@ -99,6 +101,9 @@ public sealed class ApbNode : IAsyncDisposable
             throw;
         }
     }
+
+    private static TimeSpan SingletonWaitPeriod(Akka.Configuration.Config hocon) =>
+        hocon.WithFallback(ClusterSingleton.DefaultConfig()).GetTimeSpan("akka.cluster.singleton-proxy.singleton-identification-failure-period");
 
     private static IShardEngine DefaultEngine(NodeSettings settings, ModelSpec? model, int index)
     {

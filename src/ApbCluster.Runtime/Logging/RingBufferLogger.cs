@@ -15,7 +15,11 @@ public sealed class RingBufferLogger : ReceiveActor, IRequiresMessageQueue<ILogg
     {
         var buffer = LogRingBuffer.Get(Context.System);
         Receive<InitializeLogger>(_ => Sender.Tell(new LoggerInitialized()));
-        Receive<LogEvent>(e => buffer.Add(Format(e)));
+        var filter = Context.System.Settings.LogFilter; // the same filters as stdout (QuietActorSystem)
+        Receive<LogEvent>(e =>
+        {
+            if (filter.ShouldTryKeepMessage(e, out _)) buffer.Add(Format(e));
+        });
     }
 
     private static string Format(LogEvent e)

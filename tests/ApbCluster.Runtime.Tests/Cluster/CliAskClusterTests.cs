@@ -50,6 +50,13 @@ public sealed class CliAskClusterTests
                 "--question", "q", "--mode", "apb", "--anchor", "100000", "--passing", "4");
             Assert.Equal(1, bad.Code);
             Assert.Contains("anchor", bad.Stderr);
+
+            // A healthy run logs no alarms: neither the singleton proxy's warning at start nor the transport's at each
+            // client exit (the clients above have all exited; the nodes saw them leave).
+            string[] alarms = ["failed to find an associated singleton", "Unable to REMOVE channel"];
+            foreach (var output in new[] { stdout, stderr, beyond.Stdout, beyond.Stderr, pruned.Stdout, pruned.Stderr, bad.Stdout, bad.Stderr, cluster.Router.Output }.Concat(cluster.HostOutputs()))
+                foreach (var alarm in alarms)
+                    Assert.False(output.Contains(alarm, StringComparison.Ordinal), $"'{alarm}' logged on a healthy run:\n{cluster.Outputs()}");
         }
         finally { File.Delete(context); }
     }
@@ -97,7 +104,7 @@ public sealed class CliAskClusterTests
 
     /// <summary>The shipped demo model, or a copy whose tokenizer also has Llama 3's header tokens (in its unused ids),
     /// which makes every path render the Llama 3 chat template.</summary>
-    private static string DemoModel(bool chatTemplate)
+    internal static string DemoModel(bool chatTemplate)
     {
         var here = new DirectoryInfo(AppContext.BaseDirectory);
         var root = here.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;

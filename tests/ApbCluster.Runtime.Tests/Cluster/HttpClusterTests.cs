@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using ApbCluster.Admin;
+using ApbCluster.Runtime.Engine;
 using ApbCluster.Runtime.Tests.Http;
 using static ApbCluster.Runtime.Tests.Cluster.ClusterProcesses;
 
@@ -55,11 +56,17 @@ public sealed class HttpClusterTests : IDisposable
         Assert.Contains(finish, new[] { "length", "stop" });
         Assert.True(events.Count >= 3, string.Join("\n", events));
 
-        // A lone user message is a short prompt: the real router runs it dense on one host.
-        var single = await http.PostAsJsonAsync("/v1/chat/completions",
-            new { max_tokens = 4, messages = new object[] { new { role = "user", content = "Say something." } } }, ct);
-        Assert.Equal(HttpStatusCode.OK, single.StatusCode);
-        Assert.Equal(4, JsonNode.Parse(await single.Content.ReadAsStringAsync(ct))!["usage"]!["completion_tokens"]!.GetValue<int>());
+        // A lone user message is a short prompt: the real router runs it dense on one host, as the whole prompt and
+        // nothing else (BOS and its bytes for this byte-level model), asked by the official openai client.
+        const string lone = "Say something.";
+        var single = await OpenAiNodeClient.RunAsync(http.BaseAddress!, new
+        {
+            op = "create", @params = new { model = "random:tiny:7", max_tokens = 4, messages = new object[] { new { role = "user", content = lone } } },
+        });
+        Assert.True(single["error"] is null, single.ToJsonString());
+        var wholePrompt = ITokenCodec.For(ModelSpec.Parse("random:tiny:7", null)!).Encode(lone, addBos: true).Count;
+        Assert.Equal(wholePrompt, single["usage"]!["prompt_tokens"]!.GetValue<int>());
+        Assert.Equal(4, single["usage"]!["completion_tokens"]!.GetValue<int>());
 
         // A stop string taken from the middle of the (greedy, so repeatable) answer: the stream ends before it.
         var full = JsonNode.Parse(await (await http.PostAsJsonAsync("/v1/chat/completions", body with { stream = false, max_tokens = 16 }, ct)).Content.ReadAsStringAsync(ct))!;
