@@ -22,14 +22,27 @@ public static class ShadowKvMath
         return TorchConstants.Plus(k * cos, back * sin).view(keys.shape); // cos/sin carry a batch dimension
     }
 
-    /// <summary>The rank-<paramref name="rank"/> SVD of the pre-RoPE keys [S, H, D] seen as [S, H*D] (all KV heads
-    /// side by side), in fp32: U [S, r] and SV = diag(sigma) Vh as [H, r, D], so head h's keys are U x SV[h].</summary>
+    /// <summary>
+    /// The best rank-<paramref name="rank"/> approximation of the pre-RoPE keys [S, H, D] seen as [S, H*D] (all KV heads
+    /// side by side): U [S, r] and SV [H, r, D] in fp32, head h's keys being U x SV[h]. Computed from the Gram matrix
+    /// (H*D)^2 rather than an SVD of the tall [S, H*D] matrix: its top eigenvectors V_r are the top right singular vectors,
+    /// so U = K V_r and SV = V_r^T give U x SV = K V_r V_r^T, the truncated SVD's reconstruction. At 128K tokens this is
+    /// two matmuls and a 1024 x 1024 eigendecomposition instead of a tall SVD per layer (seconds); the Gram matrix and
+    /// its eigendecomposition run in fp64, so squaring the condition number costs no accuracy that fp32 keys carry.
+    /// </summary>
     public static (Tensor U, Tensor SV) Factorise(Tensor preRope, long rank)
     {
         long s = preRope.shape[0], h = preRope.shape[1], d = preRope.shape[2];
-        var (u, sigma, vh) = linalg.svd(preRope.to(ScalarType.Float32).reshape(s, h * d), fullMatrices: false);
-        var sv = sigma.narrow(0, 0, rank).unsqueeze(1) * vh.narrow(0, 0, rank);
-        return (u.narrow(1, 0, rank), sv.view(rank, h, d).permute(1, 0, 2));
+        var k = preRope.to(ScalarType.Float32).reshape(s, h * d);
+        var k64 = k.to(ScalarType.Float64);
+        var (values, vectors) = linalg.eigh(k64.t().matmul(k64)); // ascending
+        var top = vectors.narrow(1, h * d - rank, rank).flip(1);       // [H*D, r], largest first
+        // sigma = sqrt(eigenvalue); U = K V_r / sigma has orthonormal columns as an SVD's U (clamped: a zero singular value
+        // leaves its U column meaningless, and its SV row zero, so U x SV is still K V_r V_r^T).
+        var sigma = values.narrow(0, h * d - rank, rank).flip(0).clamp_min(1e-30).sqrt();
+        var u = k64.matmul(top).div(sigma).to(ScalarType.Float32);
+        var sv = (sigma.unsqueeze(1) * top.t()).to(ScalarType.Float32);
+        return (u, sv.contiguous().view(rank, h, d).permute(1, 0, 2));
     }
 
     /// <summary>Each chunk's mean key: keys [n*chunk, H, D] -> landmarks [H, n, D] (fp32).</summary>
