@@ -71,16 +71,18 @@ public static class BenchReportWriter
         {
             sb.AppendLine("## Decode");
             sb.AppendLine();
-            sb.AppendLine("| mode | kv | context | batch | steps | ms/step (median) | ms/step (mean) | tokens/s | GPU GiB | profile ms/step |");
-            sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+            sb.AppendLine("| mode | kv | context | batch | fits | steps | ms/step (median) | ms/step (mean) | tokens/s | GPU GiB | store GiB (host) | profile ms/step |");
+            sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
             foreach (var d in r.Decode)
-                sb.AppendLine(string.Format(inv, "| {0} | {1} | {2} | {3} | {4} | {5:F2} | {6:F2} | {7:F0} | {8:F1} | {9} |", d.Mode, d.Kv, d.Context, d.Batch, d.Steps,
+                sb.AppendLine(string.Format(inv, "| {0} | {1} | {2} | {3} | {10} | {4} | {5:F2} | {6:F2} | {7:F0} | {8:F1} | {11} | {9} |", d.Mode, d.Kv, d.Context, d.Batch, d.Steps,
                     d.MsPerTokenMedian, d.MsPerTokenMean, d.TokensPerSecond, d.GpuGiB,
-                    d.PhaseMs is null ? "" : string.Join(", ", d.PhaseMs.Select(kv => string.Format(inv, "{0} {1:F2}", kv.Key, kv.Value)))));
+                    d.PhaseMs is null ? "" : string.Join(", ", d.PhaseMs.Select(kv => string.Format(inv, "{0} {1:F2}", kv.Key, kv.Value))),
+                    d.MaxResident, d.Kv == "full" ? "" : string.Format(inv, "{0:F1} ({1:F1})", d.StoreGiB, d.HostGiB)));
             sb.AppendLine();
             sb.AppendLine("A step gives one token to each of the batch's sequences (each with its own context of the given length); " +
                 "tokens/s = batch / median step time. Each step includes reading the new ids back to the host, as real generation must. " +
-                "Profile: separate steps that synchronise the device around each phase, so each phase shows the longer of its host launch time and its device time.");
+                "Profile: separate steps that synchronise the device around each phase, so each phase shows the longer of its host launch time and its device time. " +
+                "Fits: sequences of that context that fit beside the weights while one more prompt can be prefilled (an estimate from free memory).");
             sb.AppendLine();
         }
         foreach (var n in r.Notes) sb.AppendLine("- " + n);

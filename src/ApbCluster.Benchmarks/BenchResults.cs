@@ -30,6 +30,11 @@ public sealed record DecodeMeasurement(string Mode, int Context, int Steps, doub
     public double TokensPerSecond { get; init; }
     public string Kv { get; init; } = "full";
     public double GpuGiB { get; init; }
+    /// <summary>Sequences of this context that fit beside the weights and one more prefill (<see cref="DecodeBench.MaxResident"/>).</summary>
+    public int MaxResident { get; init; }
+    /// <summary>ShadowKV: what the batch's stores keep on the device and in host memory.</summary>
+    public double StoreGiB { get; init; }
+    public double HostGiB { get; init; }
     /// <summary>Per step, milliseconds of each phase (qkv, attention, mlp, logits) in a profiled run that synchronises
     /// around each phase.</summary>
     public IReadOnlyDictionary<string, double>? PhaseMs { get; init; }

@@ -22,6 +22,14 @@ public static class GpuClock
         return clock.Elapsed.TotalSeconds;
     }
 
+    /// <summary>The device's memory, in GiB (0 on the CPU).</summary>
+    public static double TotalGiB(Device device)
+    {
+        if (device.type != DeviceType.CUDA) return 0;
+        CudaRuntime.SetDevice(device.index < 0 ? 0 : device.index);
+        return CudaRuntime.MemoryInfo().Total / (double)(1L << 30);
+    }
+
     /// <summary>Device memory in use on <paramref name="device"/> (cudaMemGetInfo: total - free), in GiB.
     /// libtorch's caching allocator keeps what it reserved, so after a run this is that run's high-water mark.</summary>
     public static double UsedGiB(Device device)

@@ -5,6 +5,7 @@ using System.Text.Json;
 using ApbCluster.Benchmarks;
 using ApbCluster.Model.Attention;
 using ApbCluster.Model.Config;
+using ApbCluster.Model.KvStores;
 using ApbCluster.Model.Layers;
 using ApbCluster.NativeInterop;
 using ApbCluster.Parallel.Kernels;
@@ -40,7 +41,8 @@ internal static class BenchCommand
         var warmup = new Option<int>("--warmup") { Description = "untimed runs per configuration", DefaultValueFactory = _ => 1 };
         var repeats = new Option<int>("--repeats") { Description = "timed runs per configuration (best and median are reported)", DefaultValueFactory = _ => 3 };
         var decodeContext = new Option<string?>("--decode-context") { Description = "also time decode at these contexts, e.g. 32k,128k (each sequence its own context of that length)" };
-        var decodeBatch = new Option<string>("--decode-batch") { Description = "sequences decoding together, e.g. 1,4,16 (ms per step and aggregate tokens/s of each)", DefaultValueFactory = _ => "1" };
+        var decodeBatch = new Option<string>("--decode-batch") { Description = "sequences decoding together, e.g. 1,4,16 or 1,max (max: as many as fit; ms per step and aggregate tokens/s of each)", DefaultValueFactory = _ => "1" };
+        var kv = new KvStoreCliOptions();
         var decodeSteps = new Option<int>("--decode-steps") { Description = "decode steps to time", DefaultValueFactory = _ => 32 };
         var ttft = new Option<bool>("--ttft") { Description = "parallel modes: also time prefill to first token (question pass and first decode step included), as a query's time to first token" };
         var calibrate = new Option<bool>("--calibrate") { Description = "also measure the attention and token rates of the balanced split's cost model on this device" };
@@ -53,6 +55,7 @@ internal static class BenchCommand
             repeats, decodeContext, decodeBatch, decodeSteps, ttft, calibrate, isolate, childOut, output,
         };
         criti.AddTo(cmd);
+        kv.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             var config = ModelShapes.Get(pr.GetValue(shape)!);
@@ -63,6 +66,7 @@ internal static class BenchCommand
             foreach (var m in modeList) ParseMode(m);
             var critiOptions = criti.Parameters(pr);
             var batches = ParseCounts(pr.GetValue(decodeBatch)!, "--decode-batch");
+            var shadowKv = kv.Parse(pr);
             if (pr.GetValue(decodeSteps) < 1) throw new CliUsageException($"--decode-steps {pr.GetValue(decodeSteps)}: at least 1 step to time.");
             if (pr.GetValue(repeats) < 1) throw new CliUsageException($"--repeats {pr.GetValue(repeats)}: at least 1 timed run (3 or more for a median worth reporting).");
             if (pr.GetValue(warmup) < 0) throw new CliUsageException($"--warmup {pr.GetValue(warmup)}: must not be negative.");
@@ -109,7 +113,7 @@ internal static class BenchCommand
                 }
                 if (pr.GetValue(decodeContext) is { } dc)
                     foreach (int ctx in ParseLengths(dc, "--decode-context"))
-                        RunDecode(report, model, ctx, batches, pr.GetValue(decodeSteps));
+                        RunDecode(report, model, ctx, batches, pr.GetValue(decodeSteps), shadowKv);
             }
             if (pr.GetValue(childOut) is { } childFile)
             {
@@ -165,30 +169,30 @@ internal static class BenchCommand
     }
 
     /// <summary>Batched decode at one context; a batch that does not fit is noted, not fatal.</summary>
-    private static void RunDecode(BenchReport report, LlamaModel model, int context, int[] batches, int steps)
+    private static void RunDecode(BenchReport report, LlamaModel model, int context, int[] batches, int steps, ShadowKvOptions? shadowKv)
     {
-        Console.Error.WriteLine($"  decode at {context} context, batches {string.Join(", ", batches)}:");
+        Console.Error.WriteLine($"  decode at {context} context{(shadowKv is null ? "" : ", " + shadowKv)}, batches {string.Join(", ", batches.Select(b => b == 0 ? "max" : b.ToString(CultureInfo.InvariantCulture)))}:");
         try
         {
-            report.Decode.AddRange(DecodeBench.Batched(model, context, batches, steps, seed: 5, line => Console.Error.WriteLine("    " + line)));
+            report.Decode.AddRange(DecodeBench.Batched(model, context, batches, steps, seed: 5, line => Console.Error.WriteLine("    " + line), shadowKv));
         }
         catch (Exception e) when (e is not CliUsageException)
         {
             string reason = e.Message.Split('\n')[0];
-            report.Notes.Add($"decode at {context} tokens, batch up to {batches.Max()}, failed: {reason}");
+            report.Notes.Add($"decode at {context} tokens{(shadowKv is null ? "" : " with ShadowKV")}, batches {string.Join(", ", batches)}, failed: {reason}");
             Console.Error.WriteLine("    failed: " + reason);
         }
         if (FusedAttention.RaggedKernelDisabledBecause is { } why)
             report.Notes.Add($"decode attention ran per sequence: the one-call ragged kernel failed ({why})");
     }
 
-    /// <summary>A comma-separated list of positive counts, e.g. "1,4,16".</summary>
+    /// <summary>A comma-separated list of positive counts or "max" (as 0), e.g. "1,4,16" or "1,max".</summary>
     private static int[] ParseCounts(string text, string option)
     {
         var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var counts = parts.Select(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= 1 ? n : -1).ToArray();
+        var counts = parts.Select(p => p == "max" ? 0 : int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= 1 ? n : -1).ToArray();
         if (counts.Length == 0 || counts.Contains(-1))
-            throw new CliUsageException($"{option} '{text}': expected positive whole numbers separated by commas, e.g. 1,4,16.");
+            throw new CliUsageException($"{option} '{text}': expected positive whole numbers or max, separated by commas, e.g. 1,4,16 or 1,max.");
         return counts;
     }
 
