@@ -20,15 +20,15 @@ public sealed class DecoderLayer : nn.Module
     private readonly Mlp mlp;
 #pragma warning restore IDE1006
     private readonly RotaryEmbedding _rope;
-    private readonly Scalar _headsScalar, _kvHeadsScalar; // kept alive across the script calls (see FusedAttention)
+    private readonly int _heads, _kvHeads;
 
     public DecoderLayer(IWeightSource w, int index, ModelConfig c, RotaryEmbedding rope, ScalarType dtype, Device device)
         : base($"model.layers.{index}")
     {
         Index = index;
         _rope = rope;
-        _headsScalar = ((long)c.NumHeads).ToScalar();
-        _kvHeadsScalar = ((long)c.NumKvHeads).ToScalar();
+        _heads = c.NumHeads;
+        _kvHeads = c.NumKvHeads;
         string prefix = $"model.layers.{index}";
         self_attn = new SelfAttention(w, prefix + ".self_attn", c, dtype, device);
         mlp = new Mlp(w, prefix + ".mlp", c, dtype, device);
@@ -47,23 +47,18 @@ public sealed class DecoderLayer : nn.Module
     /// tensors are views with strided rows: copy what you keep past the layer.</summary>
     public QkvProjection Project(Tensor hidden, RopeAngles angles)
     {
-        var (qPre, kPre, v, q, k) = LayerKernels.Project(hidden, input_layernorm.Weight, input_layernorm.Eps, self_attn.Qkv.Weight, self_attn.Qkv.Bias,
-            angles, _headsScalar, _kvHeadsScalar);
-        return new QkvProjection(qPre, kPre, v, q, k, v);
+        var heads = self_attn.ProjectHeads(input_layernorm.Forward(hidden)); // [B, S, Hq + 2 Hkv, D]
+        int hq = _heads, hkv = _kvHeads;
+        var rotated = RotaryEmbedding.Rotate(heads.narrow(2, 0, hq + hkv), angles);
+        var v = heads.narrow(2, hq + hkv, hkv);
+        return new QkvProjection(heads.narrow(2, 0, hq), heads.narrow(2, hq, hkv), v,
+            rotated.narrow(2, 0, hq), rotated.narrow(2, hq, hkv), v);
     }
 
     /// <summary>o_proj(attentionOut [B,S,Hq,D]) + residual, then post-attention RMSNorm, MLP, + residual.</summary>
-    public Tensor Finish(Tensor hidden, Tensor attentionOut) =>
-        LayerKernels.Finish(hidden, attentionOut, self_attn.OutWeight, post_attention_layernorm.Weight, post_attention_layernorm.Eps,
-            mlp.GateUpWeight, mlp.DownWeight);
-
-    protected override void Dispose(bool disposing)
+    public Tensor Finish(Tensor hidden, Tensor attentionOut)
     {
-        if (disposing)
-        {
-            _headsScalar.Dispose();
-            _kvHeadsScalar.Dispose();
-        }
-        base.Dispose(disposing);
+        var h = TorchConstants.Plus(hidden, self_attn.Output(attentionOut));
+        return TorchConstants.Plus(h, mlp.Forward(post_attention_layernorm.Forward(h)));
     }
 }

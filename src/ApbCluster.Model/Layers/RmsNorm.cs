@@ -23,10 +23,6 @@ public sealed class RmsNorm : nn.Module
         RegisterComponents();
     }
 
-    internal Tensor Weight => weight;
-
-    internal Scalar Eps => _eps;
-
     public Tensor Forward(Tensor x)
     {
         var xf = x.to(ScalarType.Float32);

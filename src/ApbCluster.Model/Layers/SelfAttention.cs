@@ -4,9 +4,9 @@ using static TorchSharp.torch;
 
 namespace ApbCluster.Model.Layers;
 
-/// <summary>The attention block's weights (HF names q_proj, k_proj, v_proj, o_proj), with q, k and v stacked for one
-/// matmul (the HF parameters are views of that stack). The maths is <see cref="LayerKernels"/>'; the attention itself
-/// is an <see cref="Forward.IAttentionBackend"/>'s.</summary>
+/// <summary>The attention block's projections (HF names q_proj, k_proj, v_proj, o_proj). The attention
+/// itself is not here: dense, ring, ulysses and APB strategies each attend differently over the same q/k/v.
+/// q, k and v come from one matmul over their stacked weights (the HF parameters are views of that stack).</summary>
 public sealed class SelfAttention : nn.Module
 {
 #pragma warning disable IDE1006
@@ -35,9 +35,28 @@ public sealed class SelfAttention : nn.Module
         RegisterComponents();
     }
 
-    internal FusedProjection Qkv => _qkv;
+    /// <summary>q [B,S,Hq,D], k and v [B,S,Hkv,D] from normed hidden [B,S,hidden], before RoPE. They are views of one
+    /// [B,S,Hq+2Hkv,D] tensor (rows not contiguous): copy what you keep past the step.</summary>
+    public (Tensor Q, Tensor K, Tensor V) Project(Tensor x)
+    {
+        var heads = ProjectHeads(x);
+        int hq = _config.NumHeads, hkv = _config.NumKvHeads;
+        return (heads.narrow(2, 0, hq), heads.narrow(2, hq, hkv), heads.narrow(2, hq + hkv, hkv));
+    }
 
-    internal Tensor OutWeight => o_proj.Weight;
+    /// <summary>The stacked projection [B,S,Hq+2Hkv,D]: q heads, then k heads, then v heads.</summary>
+    public Tensor ProjectHeads(Tensor x)
+    {
+        long b = x.shape[0], s = x.shape[1];
+        return nn.functional.linear(x, _qkv.Weight, _qkv.Bias).view(b, s, _config.NumHeads + 2L * _config.NumKvHeads, _config.HeadDim);
+    }
+
+    /// <summary>o_proj of attention output [B,S,Hq,D] -> [B,S,hidden].</summary>
+    public Tensor Output(Tensor attentionOut)
+    {
+        long b = attentionOut.shape[0], s = attentionOut.shape[1];
+        return o_proj.Forward(attentionOut.reshape(b, s, (long)_config.NumHeads * _config.HeadDim));
+    }
 
     protected override void Dispose(bool disposing)
     {
