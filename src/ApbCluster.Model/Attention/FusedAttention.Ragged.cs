@@ -74,17 +74,15 @@ def gpu_flash_ragged(q: Tensor, k: Tensor, v: Tensor, cu_q: Tensor, cu_k: Tensor
     /// <summary>
     /// One decode row per sequence, each attending only its own keys (no mask: a decode row sees all of them):
     /// q [B, 1, Hq, D], pools [slots, capacity, Hkv, D] -> out [B, 1, Hq, D] in q's dtype, lse [B, Hq, 1] fp32.
-    /// CUDA 16-bit: one varlen flash call for a batch of two or more; otherwise (one sequence, CPU, fp32, or if that
-    /// call fails) one fused call per sequence, the same maths.
+    /// CUDA 16-bit: one varlen flash call for the whole batch; elsewhere (CPU, fp32, or if that call fails) one fused
+    /// call per sequence, the same maths.
     /// </summary>
     public static (Tensor Out, Tensor Lse) AttendRagged(Tensor q, Tensor keys, Tensor values, RaggedRows rows, double scale)
     {
         long b = q.shape[0], hq = q.shape[2], d = q.shape[3], hkv = keys.shape[2];
         if (q.shape[1] != 1 || b != rows.Slots.Length)
             throw new ArgumentException($"ragged attention takes one row per sequence: q [{string.Join(", ", q.shape)}] for {rows.Slots.Length} sequences.");
-        // One sequence: the plain flash call, which splits long key ranges over the GPU's SMs; the varlen kernel gives
-        // a sequence one block per head, which at 128K keys leaves most SMs idle (measured: 8.8 of 24 ms a step).
-        if (q.device.type == DeviceType.CUDA && q.dtype != ScalarType.Float32 && _raggedDisabledBecause is null && rows.CuQ is not null && b > 1)
+        if (q.device.type == DeviceType.CUDA && q.dtype != ScalarType.Float32 && _raggedDisabledBecause is null && rows.CuQ is not null)
         {
             var s = scale.ToScalar();
             var maxK = rows.MaxLength.ToScalar();
