@@ -25,11 +25,12 @@ public static class ShadowKvMath
     /// <summary>
     /// The best rank-<paramref name="rank"/> approximation of the pre-RoPE keys [S, H, D] seen as [S, H*D] (all KV heads
     /// side by side): U [S, r] and SV [H, r, D] in fp32, head h's keys being U x SV[h]. Computed from the Gram matrix
-    /// (H*D)^2 rather than an SVD of the tall [S, H*D] matrix: its top eigenvectors V_r are the top right singular vectors,
-    /// so U = K V_r and SV = V_r^T give U x SV = K V_r V_r^T, the truncated SVD's reconstruction. At 128K tokens this is
-    /// two matmuls and a 1024 x 1024 eigendecomposition instead of a tall SVD per layer (expected to take seconds; not
-    /// measured here); the Gram matrix and
-    /// its eigendecomposition run in fp64, so squaring the condition number costs no accuracy that fp32 keys carry.
+    /// (H*D)^2 rather than an SVD of the tall [S, H*D] matrix: its top eigenvectors V_r are the top right singular vectors
+    /// and its eigenvalues the squared singular values, so U = K V_r / sigma and SV = sigma V_r^T give U x SV = K V_r V_r^T,
+    /// the truncated SVD's reconstruction, with U orthonormal as an SVD's. At 128K tokens this is two matmuls and a
+    /// 1024 x 1024 eigendecomposition instead of a tall SVD per layer (expected to take seconds; not measured here); the
+    /// Gram matrix and its eigendecomposition run in fp64, so squaring the condition number costs no accuracy that fp32
+    /// keys carry.
     /// </summary>
     public static (Tensor U, Tensor SV) Factorise(Tensor preRope, long rank)
     {
