@@ -2,6 +2,7 @@ using ApbCluster.Evaluation.Running;
 using ApbCluster.Evaluation.Scoring;
 using ApbCluster.Evaluation.Tasks;
 using ApbCluster.Model.Attention;
+using ApbCluster.Model.Forward;
 using ApbCluster.Model.Layers;
 using ApbCluster.Model.Tokenization;
 using ApbCluster.Parallel.Compression;
@@ -130,18 +131,24 @@ public sealed class SelectionProbe(LlamaModel model, TextTokenizer tokenizer, Re
         var positions = arange(ids.Length, dtype: ScalarType.Int64).to(_model.Device);
         var h = _model.Embed(tensor(ids, dtype: ScalarType.Int64).reshape(1, -1).to(_model.Device));
         var angles = _model.Rope.Angles(positions, h.dtype);
-        var marked = tensor(needle).to(_model.Device);
-        var layers = new (Tensor, Tensor)[_model.Layers.Count];
-        for (int i = 0; i < layers.Length; i++)
+        var capture = new DenseCaptureAttention(_model, n, lq, tensor(needle).to(_model.Device), report);
+        _model.RunLayers(h, angles, capture).Dispose();
+        return capture.Layers;
+    }
+
+    /// <summary>Dense causal attention that records, per layer, the question rows' queries and their attention mass.</summary>
+    private sealed class DenseCaptureAttention(LlamaModel model, int n, int lq, Tensor needle, ProbeReport report) : IAttentionBackend
+    {
+        public (Tensor Q, Tensor Mass)[] Layers { get; } = new (Tensor, Tensor)[model.Layers.Count];
+
+        public Tensor Attend(int layer, Tensor hidden, QkvProjection p)
         {
-            var p = _model.Layers[i].Project(h, angles);
             var q = p.Q.narrow(1, n, lq).to(ScalarType.Float32);
-            var (mass, perRow) = SelectionScorers.DenseAttention(q, p.K, n, _model.Scale, marked);
-            report.AddRowMass(i, perRow.data<float>().ToArray());
-            layers[i] = (q, mass);
-            h = _model.Layers[i].Finish(h, FusedAttention.Attend(p.Q, p.K, p.V, true, _model.Scale).Out);
+            var (mass, perRow) = SelectionScorers.DenseAttention(q, p.K, n, model.Scale, needle);
+            report.AddRowMass(layer, perRow.data<float>().ToArray());
+            Layers[layer] = (q.MoveToOuterDisposeScope(), mass.MoveToOuterDisposeScope()); // out of the layer's scope
+            return FusedAttention.Attend(p.Q, p.K, p.V, true, model.Scale).Out;
         }
-        return layers;
     }
 
     /// <summary>Runs APB with one rule and scores every rule on the same inputs (called on the hosts' threads).</summary>
