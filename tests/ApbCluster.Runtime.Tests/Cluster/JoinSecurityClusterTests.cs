@@ -109,9 +109,15 @@ public sealed class JoinSecurityClusterTests : IDisposable
             return r.ExitCode == AdminExitCodes.CommandError && Check(r.Json, "member") is true && Check(r.Json, "router") is false;
         });
         Assert.Contains("0 reachable registered host(s), expects at least 1", red!.ToJsonString());
-        // The HTTP front door's GET /health, for a load balancer, says the same.
-        var redHttp = await http.GetAsync("/health", ct);
-        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, redHttp.StatusCode);
+        // The HTTP front door's GET /health, for a load balancer, says the same. Kestrel binds after the admin
+        // endpoint, so a refused connection only means "not listening yet".
+        HttpResponseMessage? redHttp = null;
+        await _nodes.Eventually("the HTTP front door listens", JoinBound, async () =>
+        {
+            try { redHttp = await http.GetAsync("/health", ct); return true; }
+            catch (HttpRequestException) { return false; }
+        });
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, redHttp!.StatusCode);
         Assert.Contains("\"healthy\":false", await redHttp.Content.ReadAsStringAsync(ct));
 
         _nodes.Start("host", NodeEnvironment(p[2], p[3], "gpu-host", seed, _nodes.OpsFile!));
