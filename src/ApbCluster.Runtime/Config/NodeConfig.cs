@@ -169,6 +169,7 @@ public sealed class NodeConfig
             DataPort: c.GetInt("apb.data-plane.port", 0),
             TestLayerDelay: c.GetTimeSpan("apb.gpu-host.test-layer-delay", TimeSpan.Zero),
             MaxQueries: Positive(c.GetInt("apb.gpu-host.max-queries", 4), "apb.gpu-host.max-queries"),
-            KvMemory: KvMemoryOf(c));
+            KvMemory: KvMemoryOf(c),
+            BatchDecode: c.GetBoolean("apb.gpu-host.batch-decode", true));
     }
 }

@@ -19,7 +19,8 @@ public sealed record NodeSettings(
     int DataPort,
     TimeSpan TestLayerDelay,
     int MaxQueries = 4,
-    long KvMemory = 0)
+    long KvMemory = 0,
+    bool BatchDecode = true)
 {
     public bool HasRole(string role) => Roles.Contains(role);
 

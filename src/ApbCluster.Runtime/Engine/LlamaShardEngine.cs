@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ApbCluster.Contracts;
+using ApbCluster.Model.Forward;
 using ApbCluster.Model.Layers;
 using ApbCluster.NativeInterop.Cuda;
 using ApbCluster.Parallel.Collectives;
@@ -28,17 +29,20 @@ public sealed class LlamaShardEngine : IShardEngine
     private readonly string _noHeadsReason = "";
     private readonly TimeSpan _layerDelay;
     private readonly long _kvBudget;
+    private readonly DecodeBatcher? _batcher;
     private long _kvBytes;
 
     /// <param name="layerDelay">Test-only: sleep after each prefill layer (makes prefill slow enough to kill a host mid-way).</param>
     /// <param name="kvBudget">Bytes of KV this host may hold (apb.gpu-host.kv-memory); 0: what its device or process has free.</param>
-    public LlamaShardEngine(ModelSpec spec, string device, TimeSpan layerDelay = default, long kvBudget = 0)
+    /// <param name="batchDecode">Running queries' Phase-2 steps share each layer's dense parts (apb.gpu-host.batch-decode).</param>
+    public LlamaShardEngine(ModelSpec spec, string device, TimeSpan layerDelay = default, long kvBudget = 0, bool batchDecode = true)
     {
         if (kvBudget < 0) throw new ArgumentOutOfRangeException(nameof(kvBudget), kvBudget, "a KV budget is not negative");
         _kvBudget = kvBudget;
         Device = device;
         ModelName = spec.Name;
         _layerDelay = layerDelay;
+        _batcher = batchDecode ? new DecodeBatcher() : null;
         _model = spec.Load(new Device(device));
         (_retainingHeads, _noHeadsReason) = LoadRetainingHeads(spec, _model);
     }
@@ -64,6 +68,9 @@ public sealed class LlamaShardEngine : IShardEngine
     public long KvBytes => Interlocked.Read(ref _kvBytes);
 
     public LlamaModel Model => _model;
+
+    /// <summary>What cross-query decode batching did on this host (zeros when it is off or only one query ran at a time).</summary>
+    public DecodeBatchStats DecodeBatching => _batcher?.Stats ?? default;
 
     /// <summary>With a KV budget: the KV held against the budget (so the router admits queries by it); otherwise the
     /// device's (or on CPU the process's) memory.</summary>
@@ -110,6 +117,7 @@ public sealed class LlamaShardEngine : IShardEngine
             MaxNewTokens = work.Generation.MaxNewTokens,
             Sampling = work.Generation.Temperature > 0 ? SamplerOptions(work.Generation) : null,
             KvStore = KvStoreOf(work),
+            Batcher = _batcher,
             OnToken = id =>
             {
                 ct.ThrowIfCancellationRequested();
