@@ -18,10 +18,18 @@ namespace ApbCluster.Model.Forward;
 /// host sets, each host batching its own members at their own pace, never wait on each other in a cycle. The waiting
 /// thread that finds the batch ready runs it for everyone (no extra thread, no hand-off for the runner).
 /// </para>
+/// <para>
+/// Queries away on their peers come back a moment later at the next layer part: with a <c>wait</c> the batch holds for
+/// them up to that long after its first request (they join if they arrive), then runs without them. The wait is a
+/// bound, never a condition, so it cannot deadlock; it trades at most that much latency per layer part for wider
+/// batches.
+/// </para>
 /// </summary>
-public sealed class DecodeBatcher
+public sealed class DecodeBatcher(TimeSpan wait = default)
 {
     private readonly object _gate = new();
+    private readonly long _waitTicks = (long)(wait.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+    private long _firstPending; // Stopwatch timestamp of the oldest pending request
     private readonly List<Request> _pending = [];
     private int _seated, _away, _inFlight;
     private bool _running;
@@ -53,15 +61,24 @@ public sealed class DecodeBatcher
     {
         lock (_gate)
         {
+            if (_pending.Count == 0) _firstPending = System.Diagnostics.Stopwatch.GetTimestamp();
             _pending.Add(request);
             while (!request.Done)
             {
-                if (!_running && Computing == 0) RunPending();
-                else Monitor.Wait(_gate);
+                if (_running || Computing > 0) Monitor.Wait(_gate);
+                else if (_away > 0 && HeldFor() is { } left) Monitor.Wait(_gate, left);
+                else RunPending();
             }
         }
         if (request.Error is { } error) error.Throw();
         return request.Take();
+    }
+
+    /// <summary>How much longer the batch may hold for queries that are away; null once the wait is spent.</summary>
+    private TimeSpan? HeldFor()
+    {
+        long left = _firstPending + _waitTicks - System.Diagnostics.Stopwatch.GetTimestamp();
+        return left > 0 ? TimeSpan.FromSeconds((double)left / System.Diagnostics.Stopwatch.Frequency) : null;
     }
 
     /// <summary>Called holding the gate; releases it while the batch runs (others may arrive and wait) and returns
