@@ -45,8 +45,7 @@ public static class Phase2Decoder
     public static Phase2Result Run(ICollective collective, LlamaModel model, HostShard shard, int documentLength, long[] question, Phase2Options? options = null)
     {
         options ??= new Phase2Options();
-        using var seat = options.Batcher?.Join();
-        var c = seat is null ? collective : new SeatedCollective(collective, seat);
+        var c = collective;
         if (question.Length == 0) throw new ArgumentException("Phase 2 needs at least one question token (the prompt's last token gives the first logits).");
         using var noGrad = no_grad();
         var timer = new PhaseTimer(options.Timing, model.Device);
@@ -56,6 +55,10 @@ public static class Phase2Decoder
         using var own = last ? model.CreateCache(1, question.Length + options.MaxNewTokens) : null;
         using var sampler = last && options.Sampling is { } g ? new Sampler(g, model.Device) : null;
         using var context = options.KvStore?.Invoke(shard, model) ?? new FullKvStore(shard.Keys, shard.Values);
+        // Seated only now: the host's batches wait for seated queries that compute, and building a store (ShadowKV's
+        // factorisation) is seconds of work that must not hold the others' steps.
+        using var seat = options.Batcher?.Join();
+        if (seat is not null) c = new SeatedCollective(collective, seat);
 
         var tokens = new List<long>();
         var steps = new List<TimeSpan>();
