@@ -170,6 +170,6 @@ public sealed class NodeConfig
             TestLayerDelay: c.GetTimeSpan("apb.gpu-host.test-layer-delay", TimeSpan.Zero),
             MaxQueries: Positive(c.GetInt("apb.gpu-host.max-queries", 4), "apb.gpu-host.max-queries"),
             KvMemory: KvMemoryOf(c),
-            BatchDecode: c.GetBoolean("apb.gpu-host.batch-decode", true));
+            BatchDecode: c.GetBoolean("apb.gpu-host.batch-decode", false));
     }
 }

@@ -35,7 +35,7 @@ public sealed class LlamaShardEngine : IShardEngine
     /// <param name="layerDelay">Test-only: sleep after each prefill layer (makes prefill slow enough to kill a host mid-way).</param>
     /// <param name="kvBudget">Bytes of KV this host may hold (apb.gpu-host.kv-memory); 0: what its device or process has free.</param>
     /// <param name="batchDecode">Running queries' Phase-2 steps share each layer's dense parts (apb.gpu-host.batch-decode).</param>
-    public LlamaShardEngine(ModelSpec spec, string device, TimeSpan layerDelay = default, long kvBudget = 0, bool batchDecode = true)
+    public LlamaShardEngine(ModelSpec spec, string device, TimeSpan layerDelay = default, long kvBudget = 0, bool batchDecode = false)
     {
         if (kvBudget < 0) throw new ArgumentOutOfRangeException(nameof(kvBudget), kvBudget, "a KV budget is not negative");
         _kvBudget = kvBudget;
