@@ -23,6 +23,8 @@ public sealed class NodeConfigTests
         Assert.Equal(4L * 1024 * 1024, config.Hocon.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size"));
         Assert.Equal("keep-majority", config.Hocon.GetString("akka.cluster.split-brain-resolver.active-strategy"));
         Assert.Contains("embedded hocon/apb-baseline.hocon", config.Sources);
+        Assert.False(s.BatchDecode);
+        Assert.True(Load(("APB_BATCH_DECODE", "on")).Settings.BatchDecode);
     }
 
     [Fact]
@@ -51,6 +53,7 @@ public sealed class NodeConfigTests
     [InlineData("APB_VIRTUAL_HOSTS", "0", "APB_VIRTUAL_HOSTS='0' must be a whole number")]
     [InlineData("APB_DEVICE", "tpu", "APB_DEVICE='tpu' is not a device")]
     [InlineData("APB_LOG_LEVEL", "chatty", "APB_LOG_LEVEL='chatty'")]
+    [InlineData("APB_BATCH_DECODE", "sometimes", "APB_BATCH_DECODE='sometimes' must be on or off")]
     [InlineData("APB_CONFIG", "/nonexistent/ops.hocon", "'/nonexistent/ops.hocon' (from APB_CONFIG) does not exist")]
     public void Bad_values_fail_with_the_variable_named(string name, string value, string expected)
     {
