@@ -20,7 +20,7 @@ public sealed class NoModelEngine : IShardEngine
 
     public DeviceMemory Memory() => ProcessMemory();
 
-    public ShardOutcome Run(RunShard work, ICollective collective, IShardEvents events, CancellationToken ct) =>
+    public ShardOutcome Run(ShardWork work, ICollective collective, IShardEvents events, CancellationToken ct) =>
         throw new NotSupportedException(Refusal);
 
     public void Dispose()

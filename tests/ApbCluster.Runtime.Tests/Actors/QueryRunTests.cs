@@ -49,16 +49,16 @@ public sealed class QueryRunTests() : TestKit(ClusterTestConfig.Hocon)
         Assert.Equal(3, accepted.Plan.BlockLengths.Count);
 
         var runs = hosts.Select(h => h.ExpectMsg<RunShard>()).ToArray();
-        Assert.Equal([0, 1, 2], runs.Select(r => r.Rank));
+        Assert.Equal([0, 1, 2], runs.Select(r => r.Ring.Rank));
         var expectedDoc = new ByteTokenCodec(Tiny).Encode("The quick brown fox jumps over the lazy dog.", addBos: true);
         Assert.All(runs, r =>
         {
-            Assert.Equal(3, r.WorldSize);
-            Assert.Equal(["127.0.0.1:5000", "127.0.0.1:5001", "127.0.0.1:5002"], r.DataEndpoints);
-            Assert.Equal(expectedDoc, r.Document);
-            Assert.Equal(accepted.Plan.AnchorLength, r.Plan.AnchorLength);
-            Assert.Equal(accepted.Plan.BlockLengths, r.Plan.BlockLengths);
-            Assert.Null(r.NcclUniqueId);
+            Assert.Equal(3, r.Ring.WorldSize);
+            Assert.Equal(["127.0.0.1:5000", "127.0.0.1:5001", "127.0.0.1:5002"], r.Ring.DataEndpoints);
+            Assert.Equal(expectedDoc, r.Work.Document);
+            Assert.Equal(accepted.Plan.AnchorLength, r.Work.Plan.AnchorLength);
+            Assert.Equal(accepted.Plan.BlockLengths, r.Work.Plan.BlockLengths);
+            Assert.Null(r.Ring.NcclUniqueId);
         });
     }
 
@@ -202,7 +202,7 @@ public sealed class QueryRunTests() : TestKit(ClusterTestConfig.Hocon)
         hosts[2].ExpectMsg<RunShard>();
         Sys.Stop(hosts[2].Ref); // planned in the moment between its death and the router hearing of it
         Assert.Equal(["h0", "h1"], ExpectMsg<QueryAccepted>().Plan.HostsInRingOrder);
-        hosts[1].FishForMessage(m => m is RunShard { WorldSize: 2 }); // after the first run's RunShard and its cancel
+        hosts[1].FishForMessage(m => m is RunShard { Ring.WorldSize: 2 }); // after the first run's RunShard and its cancel
         // A second loss before the work began is told to the caller: the query is not replanned forever.
         Sys.Stop(hosts[1].Ref);
         Assert.Equal("h1", ExpectMsg<QueryFailed>().FailingHost);
