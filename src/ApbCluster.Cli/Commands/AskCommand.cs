@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using ApbCluster.Client;
 using ApbCluster.Contracts;
+using ApbCluster.Engine;
 using ApbCluster.Model.Generation;
 using ApbCluster.Model.Layers;
 using ApbCluster.Parallel.Collectives;
@@ -229,11 +230,7 @@ internal static class AskCommand
                 throw new CliUsageException("with --cluster, give --anchor N and --passing N together (or neither, for the paper's defaults).");
             apb = new ApbOptions(anchor.Value, p, compressor);
         }
-        var attention = mode switch
-        {
-            ParallelMode.Dense => AttentionMode.Dense, ParallelMode.Ring => AttentionMode.Ring, ParallelMode.Ulysses => AttentionMode.Ulysses,
-            ParallelMode.Star => AttentionMode.Star, _ => AttentionMode.Apb,
-        };
+        var attention = QueryPlanning.ToAttention(mode);
         var splitMode = split switch { BlockSplit.Balanced => BlockSplitMode.Balanced, BlockSplit.Equal => BlockSplitMode.Equal, _ => BlockSplitMode.Default };
         // Without --prefill-attention the router's setting applies (apb.router.prefill-attention).
         var prefillAttention = criti is null ? null

@@ -6,7 +6,7 @@ using Akka.Event;
 using Akka.Remote;
 using ApbCluster.Contracts;
 using ApbCluster.Parallel.Plan;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine;
 
 namespace ApbCluster.Runtime.Actors;
 

@@ -1,8 +1,8 @@
 using Akka.Actor;
 using ApbCluster.Contracts;
 using ApbCluster.NativeInterop;
-using ApbCluster.Runtime.DataPlane;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine.DataPlane;
+using ApbCluster.Engine;
 using ApbCluster.Runtime.Metrics;
 
 namespace ApbCluster.Runtime.Actors;

@@ -4,8 +4,8 @@ using Akka.TestKit.Xunit;
 using ApbCluster.Contracts;
 using ApbCluster.Parallel.Collectives;
 using ApbCluster.Runtime.Actors;
-using ApbCluster.Runtime.DataPlane;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine.DataPlane;
+using ApbCluster.Engine;
 using ApbCluster.Runtime.Tests.DataPlane;
 using static TorchSharp.torch;
 

@@ -6,7 +6,7 @@ using ApbCluster.Model.Config;
 using ApbCluster.Parallel.Kernels;
 using ApbCluster.Runtime.Actors;
 using ApbCluster.Runtime.Config;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine;
 
 namespace ApbCluster.Runtime.Tests.Actors;
 

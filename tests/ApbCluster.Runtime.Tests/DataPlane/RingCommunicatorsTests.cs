@@ -1,7 +1,7 @@
 using ApbCluster.Contracts;
 using ApbCluster.NativeInterop;
 using ApbCluster.Parallel.Collectives;
-using ApbCluster.Runtime.DataPlane;
+using ApbCluster.Engine.DataPlane;
 using static TorchSharp.torch;
 
 namespace ApbCluster.Runtime.Tests.DataPlane;

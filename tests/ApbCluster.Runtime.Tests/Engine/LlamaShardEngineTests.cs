@@ -1,6 +1,6 @@
 using ApbCluster.Contracts;
-using ApbCluster.Runtime.DataPlane;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine.DataPlane;
+using ApbCluster.Engine;
 
 namespace ApbCluster.Runtime.Tests.Engine;
 

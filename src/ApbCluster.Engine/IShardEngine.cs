@@ -1,7 +1,7 @@
 using ApbCluster.Contracts;
 using ApbCluster.Parallel.Collectives;
 
-namespace ApbCluster.Runtime.Engine;
+namespace ApbCluster.Engine;
 
 /// <summary>
 /// The seam where the model maths plugs into a GpuHost: one engine owns one device, its model and

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using ApbCluster.Contracts;
 using ApbCluster.Parallel.Collectives;
 
-namespace ApbCluster.Runtime.Engine;
+namespace ApbCluster.Engine;
 
 /// <summary>
 /// A host without a model (no APB_MODEL / APB_MODEL_DIR): reports the "cpu" device and this

@@ -4,7 +4,7 @@ using ApbCluster.NativeInterop.Nccl;
 using ApbCluster.Parallel.Collectives;
 using static TorchSharp.torch;
 
-namespace ApbCluster.Runtime.DataPlane;
+namespace ApbCluster.Engine.DataPlane;
 
 /// <summary>
 /// Builds one query's data plane for one rank. GPU ranks of a multi-host query use the NCCL ring the router

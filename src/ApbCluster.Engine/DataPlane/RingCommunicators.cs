@@ -1,7 +1,7 @@
 using ApbCluster.Contracts;
 using ApbCluster.Parallel.Collectives;
 
-namespace ApbCluster.Runtime.DataPlane;
+namespace ApbCluster.Engine.DataPlane;
 
 /// <summary>Joins one rank of an NCCL ring (blocking, on the calling thread; <paramref name="ct"/> aborts a
 /// join still waiting for the other ranks).</summary>

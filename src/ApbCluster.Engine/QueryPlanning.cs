@@ -3,7 +3,7 @@ using ApbCluster.Model.Config;
 using ApbCluster.Parallel.Plan;
 using ApbCluster.Parallel.Serving;
 
-namespace ApbCluster.Runtime.Engine;
+namespace ApbCluster.Engine;
 
 /// <summary>
 /// The one place a query's plan is made: the router plans (with the served defaults: cost-balanced blocks for apb

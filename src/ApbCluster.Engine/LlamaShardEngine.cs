@@ -12,7 +12,7 @@ using TorchSharp;
 using ModelGeneration = ApbCluster.Model.Generation;
 using static TorchSharp.torch;
 
-namespace ApbCluster.Runtime.Engine;
+namespace ApbCluster.Engine;
 
 /// <summary>
 /// The real engine: owns one LlamaModel on its device and runs its rank of a query through
