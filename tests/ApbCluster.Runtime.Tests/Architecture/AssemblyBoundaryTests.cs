@@ -1,5 +1,6 @@
 using System.Reflection;
 using ApbCluster.Engine;
+using ApbCluster.Http;
 
 namespace ApbCluster.Runtime.Tests.Architecture;
 
@@ -18,5 +19,13 @@ public sealed class AssemblyBoundaryTests
         Assert.Contains("ApbCluster.Parallel", refs); // it is read at all
         Assert.DoesNotContain(refs, r => r.StartsWith("Akka", StringComparison.Ordinal));
         Assert.DoesNotContain(refs, r => r is "ApbCluster.Runtime" or "ApbCluster.Http" or "ApbCluster.Node" or "ApbCluster.Client");
+    }
+
+    [Fact]
+    public void The_http_front_door_depends_on_the_contracts_alone_and_never_on_libtorch()
+    {
+        var refs = References(typeof(HttpFrontDoor).Assembly);
+        Assert.Equal(["ApbCluster.Contracts"], refs.Where(r => r.StartsWith("ApbCluster.", StringComparison.Ordinal)));
+        Assert.DoesNotContain(refs, r => r.StartsWith("TorchSharp", StringComparison.OrdinalIgnoreCase));
     }
 }
