@@ -47,7 +47,4 @@ public static class CompressorNames
         };
         return Enum.IsDefined(kind);
     }
-
-    /// <summary>The error for a name no edge knows, naming where it came from (an option, a key, a field).</summary>
-    public static string Unknown(string where, string text) => $"{where} '{text}': unknown compressor (known: {string.Join(", ", Known)})";
 }
