@@ -162,7 +162,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         Send(new QueryAccepted(_query.QueryId, new QueryPlanSummary(
             _hosts.Select(h => h.HostId).ToList(), _plan.Blocks.Select(b => b.Length).ToList(), _plan.AnchorLength, _plan.PassingLength,
             QueryPlanning.ToAttention(_plan.Mode), _plan.DocumentLength, _plan.QuestionLength, QueryPlanning.ToContract(_plan.Split),
-            _plan.Mode == ParallelMode.Apb && _plan.PassingLength > 0 ? CompressorNames.Resolve(Compressor) : null)));
+            _plan.Mode == ParallelMode.Apb && _plan.PassingLength > 0 ? Compressor : null)));
 
         var gpus = _hosts.Count(h => h.Device.StartsWith("cuda", StringComparison.Ordinal));
         if (gpus > 0 && gpus < _hosts.Count) Fail("the hosts mix CPU and GPU devices; a query's ranks must all use one data plane", null);
@@ -223,7 +223,8 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         Dispatch(reuse: false);
     }
 
-    private CompressorKind Compressor => _query.Apb?.Compressor ?? CompressorKind.Default;
+    /// <summary>Resolved here, like every per-query choice, so the plan summary and the hosts name the same one.</summary>
+    private CompressorKind Compressor => CompressorNames.Resolve(_query.Apb?.Compressor ?? CompressorKind.Default);
 
     /// <summary>The anchor broadcast: every host gets the document, the question, its rank and the data plane.</summary>
     private void Dispatch(bool reuse = false)

@@ -39,6 +39,18 @@ public sealed class QueryRunTests() : TestKit(ClusterTestConfig.Hocon)
         return (router, probes);
     }
 
+    [Theory]
+    [InlineData(CompressorKind.Default, CompressorKind.QueryAware)]
+    [InlineData(CompressorKind.Random, CompressorKind.Random)]
+    [InlineData(CompressorKind.RetainingHeads, CompressorKind.RetainingHeads)]
+    public void The_router_resolves_the_compressor_and_the_plan_summary_and_every_host_name_the_same_one(CompressorKind asked, CompressorKind runs)
+    {
+        var (router, hosts) = RouterWithHosts(2);
+        router.Tell(Query("q1") with { Apb = new ApbOptions(2, 2, asked) });
+        Assert.Equal(runs, ExpectMsg<QueryAccepted>().Plan.Compressor);
+        Assert.All(hosts.Select(h => h.ExpectMsg<RunShard>()), r => Assert.Equal(runs, r.Work.Compressor));
+    }
+
     [Fact]
     public void A_query_is_planned_in_ring_order_and_every_host_gets_its_rank_and_the_whole_prompt()
     {
