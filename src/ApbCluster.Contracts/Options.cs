@@ -41,9 +41,9 @@ public sealed record GenerationOptions(
 
 /// <summary>
 /// APB knobs: anchor length l_a, passing length l_p (tokens each host sends along the ring
-/// per layer) and the compressor name (e.g. "retaining-heads", "random", "none").
+/// per layer) and the compressor that picks those tokens.
 /// </summary>
-public sealed record ApbOptions(int AnchorLength, int PassingLength, string Compressor);
+public sealed record ApbOptions(int AnchorLength, int PassingLength, CompressorKind Compressor = CompressorKind.Default);
 
 /// <summary>How a query's prefill attends. Default: the router's setting (apb.router.prefill-attention).</summary>
 public enum PrefillAttentionKind : byte

@@ -18,7 +18,8 @@ public sealed record SubmitQuery(
     KvStoreOptions? KvStore = null) : IQueryMessage;
 
 /// <summary>The plan the router made: hosts in ring order, each host's block length (the last blocks may end in
-/// padding beyond the document), the anchor and passing lengths, and what they were made for.</summary>
+/// padding beyond the document), the anchor and passing lengths, and what they were made for. <c>Compressor</c>: the
+/// one that picks the passing tokens, resolved (null: the plan passes none).</summary>
 public sealed record QueryPlanSummary(
     IReadOnlyList<string> HostsInRingOrder,
     IReadOnlyList<int> BlockLengths,
@@ -28,7 +29,7 @@ public sealed record QueryPlanSummary(
     int DocumentTokens = 0,
     int QuestionTokens = 0,
     BlockSplitMode Split = BlockSplitMode.Default,
-    string Compressor = "");
+    CompressorKind? Compressor = null);
 
 public sealed record QueryAccepted(string QueryId, QueryPlanSummary Plan) : IQueryMessage;
 

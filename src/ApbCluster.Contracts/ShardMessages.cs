@@ -3,33 +3,62 @@ using Akka.Actor;
 namespace ApbCluster.Contracts;
 
 /// <summary>
-/// Internal: the router's instructions to one host for one query (the "anchor broadcast": every
-/// host gets the whole document and the question, and the router's plan, which it re-creates and checks). HostIds and DataEndpoints are indexed by rank (ring order). Tensor bytes never travel here: ranks exchange them on the data plane, over TCP at
-/// <c>DataEndpoints[rank]</c> or over NCCL when <c>NcclRingId</c> is set.
+/// Internal: the router's instructions to one host for one query (the "anchor broadcast": every host gets the whole
+/// document and the question, and the router's plan, which it re-creates and checks). <c>Ring</c> says where this
+/// host stands among the query's hosts and how they exchange tensors; <c>Work</c> says what they compute.
+/// </summary>
+public sealed record RunShard(string QueryId, IActorRef Coordinator, ShardRing Ring, ShardWork Work) : IQueryMessage;
+
+/// <summary>
+/// Internal: a host's place in a query's ring. HostIds and DataEndpoints are indexed by rank (ring order). Tensor bytes
+/// never travel in messages: ranks exchange them on the data plane, over TCP at <c>DataEndpoints[rank]</c> or over NCCL
+/// when <c>NcclRingId</c> is set. A collective that waits longer than <c>CollectiveTimeoutMs</c> fails the query.
 /// <para>NCCL rings: a communicator is kept warm across queries for the same ordered hosts. <c>NcclRingId</c>
 /// names the ring; with <c>NcclReuse</c> false every rank joins it fresh with <c>NcclUniqueId</c> (made by rank 0,
 /// dropping whatever communicator it held); with <c>NcclReuse</c> true every rank uses the communicator it
 /// already holds for that ring (the router checked with <see cref="NcclRingCheck"/> that all of them do).</para>
 /// </summary>
-public sealed record RunShard(
-    string QueryId,
-    IActorRef Coordinator,
-    int Rank,
-    int WorldSize,
-    IReadOnlyList<string> HostIds,
-    IReadOnlyList<string> DataEndpoints,
-    byte[]? NcclUniqueId,
-    AttentionMode Mode,
-    ShardPlan Plan,
-    string Compressor,
-    IReadOnlyList<int> Document,
-    IReadOnlyList<int> Question,
-    GenerationOptions Generation,
-    int CollectiveTimeoutMs,
-    string NcclRingId = "",
-    bool NcclReuse = false,
-    PrefillAttentionOptions? PrefillAttention = null,
-    KvStoreOptions? KvStore = null) : IQueryMessage;
+public sealed record ShardRing
+{
+    public required int Rank { get; init; }
+
+    public required int WorldSize { get; init; }
+
+    public required IReadOnlyList<string> HostIds { get; init; }
+
+    public required IReadOnlyList<string> DataEndpoints { get; init; }
+
+    public required int CollectiveTimeoutMs { get; init; }
+
+    public byte[]? NcclUniqueId { get; init; }
+
+    public string NcclRingId { get; init; } = "";
+
+    public bool NcclReuse { get; init; }
+}
+
+/// <summary>
+/// Internal: what every host of a query computes: the attention mode and the router's plan, the prompt's token ids,
+/// sampling, and the per-query choices the router resolved (compressor, prefill attention, decode KV store).
+/// </summary>
+public sealed record ShardWork
+{
+    public required AttentionMode Mode { get; init; }
+
+    public required ShardPlan Plan { get; init; }
+
+    public CompressorKind Compressor { get; init; }
+
+    public required IReadOnlyList<int> Document { get; init; }
+
+    public required IReadOnlyList<int> Question { get; init; }
+
+    public required GenerationOptions Generation { get; init; }
+
+    public PrefillAttentionOptions? PrefillAttention { get; init; }
+
+    public KvStoreOptions? KvStore { get; init; }
+}
 
 /// <summary>Internal: generated token ids from the last host, in order (Index counts chunks from 0).</summary>
 public sealed record ShardTokens(string QueryId, int Index, IReadOnlyList<int> TokenIds) : IQueryMessage;

@@ -3,9 +3,6 @@ using System.Threading.Channels;
 using Akka.Actor;
 using Akka.Event;
 using ApbCluster.Contracts;
-using ApbCluster.Model.Tokenization;
-using ApbCluster.Runtime.Config;
-using ApbCluster.Runtime.Metrics;
 using Microsoft.AspNetCore.Http;
 
 namespace ApbCluster.Http;
@@ -16,7 +13,8 @@ namespace ApbCluster.Http;
 /// decides the status (busy 429, failure 4xx/5xx) before any byte of a stream is sent; after
 /// that, stream: true sends server-sent events ending in "data: [DONE]".
 /// </summary>
-internal sealed class ChatCompletionsHandler(ActorSystem system, IActorRef router, IActorRef? routerWatch, OpsSettings settings)
+internal sealed class ChatCompletionsHandler(ActorSystem system, IActorRef router, IActorRef? routerWatch, HttpSettings settings,
+    IFrontDoorMetrics metrics)
 {
     private const string Route = "chat";
     private readonly SemaphoreSlim _slots = new(settings.MaxConcurrentQueries, settings.MaxConcurrentQueries);
@@ -27,7 +25,7 @@ internal sealed class ChatCompletionsHandler(ActorSystem system, IActorRef route
         var (request, bodyError) = await ReadAsync(ctx);
         if (bodyError is not null)
         {
-            ApbMetrics.QueryRefused("rejected");
+            metrics.Refused("rejected");
             await HttpResults.Error(ctx, bodyError, Route);
             return;
         }
@@ -38,13 +36,13 @@ internal sealed class ChatCompletionsHandler(ActorSystem system, IActorRef route
         error ??= await ModelsHandler.CheckModelAsync(ctx, router, request!.Model);
         if (error is not null)
         {
-            ApbMetrics.QueryRefused("rejected");
+            metrics.Refused("rejected");
             await HttpResults.Error(ctx, error, Route);
             return;
         }
         if (!_slots.Wait(0))
         {
-            ApbMetrics.QueryRefused("busy");
+            metrics.Refused("busy");
             await HttpResults.Error(ctx, new OpenAiError(429, $"this server runs at most {settings.MaxConcurrentQueries} queries at once (apb.limits.max-concurrent-queries); retry later",
                 "rate_limit_error", null, "too_many_requests"), Route);
             return;

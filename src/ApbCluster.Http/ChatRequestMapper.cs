@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.Json;
 using ApbCluster.Contracts;
-using ApbCluster.Runtime.Config;
 
 namespace ApbCluster.Http;
 
@@ -17,7 +16,7 @@ public static class ChatRequestMapper
     private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool"];
     private const int DefaultMaxTokens = 256;
 
-    public static (SubmitQuery? Query, bool Stream, OpenAiError? Error) Map(ChatCompletionRequest? request, string queryId, OpsSettings limits)
+    public static (SubmitQuery? Query, bool Stream, OpenAiError? Error) Map(ChatCompletionRequest? request, string queryId, HttpSettings limits)
     {
         if (request is null) return Fail(OpenAiError.BadRequest("the request body must be a JSON object"));
         if (UnsupportedParameters.Check(request) is { } unsupported) return Fail(unsupported);

@@ -1,5 +1,3 @@
-using Akka.Actor;
-using ApbCluster.Runtime.Ops;
 using Microsoft.AspNetCore.Http;
 
 namespace ApbCluster.Http;
@@ -12,11 +10,11 @@ internal static class HealthHandler
 {
     public sealed record Health(bool Healthy, string Detail);
 
-    public static async Task GetAsync(HttpContext ctx, IActorRef router, int expectedHosts)
+    public static async Task GetAsync(HttpContext ctx, IRouterHealth health)
     {
-        var (ok, detail) = await RouterHealth.CheckAsync(router, expectedHosts, ctx.RequestAborted);
+        var (ok, detail) = await health.CheckAsync(ctx.RequestAborted);
         ctx.Response.StatusCode = ok ? 200 : 503;
-        Runtime.Metrics.ApbMetrics.HttpRequest("health", ctx.Response.StatusCode);
+        FrontDoorMetrics.Of(ctx).Request("health", ctx.Response.StatusCode);
         await ctx.Response.WriteAsJsonAsync(new Health(ok, detail), HttpResults.Json, ctx.RequestAborted);
     }
 }

@@ -1,6 +1,5 @@
 using System.Net;
 using Akka.Actor;
-using ApbCluster.Runtime.Config;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -29,9 +28,13 @@ public sealed class HttpFrontDoor : IAsyncDisposable
     /// <summary>Base address actually bound, e.g. http://127.0.0.1:8080 (the real port when 0 was asked for).</summary>
     public Uri Address { get; }
 
-    public static async Task<HttpFrontDoor> StartAsync(ActorSystem system, IActorRef router, OpsSettings settings, string host, int port)
+    /// <param name="health">GET /health's rule; <paramref name="metrics"/>: where requests and refusals are counted.</param>
+    public static async Task<HttpFrontDoor> StartAsync(ActorSystem system, IActorRef router, HttpSettings settings, IRouterHealth health,
+        IFrontDoorMetrics metrics)
     {
+        var (host, port) = (settings.Host, settings.Port);
         var builder = WebApplication.CreateSlimBuilder();
+        builder.Services.AddSingleton(metrics);
         // Kestrel and hosting log every request at info; the node's own log is enough, and
         // request logs are where prompt text would leak.
         builder.Logging.ClearProviders();
@@ -50,11 +53,11 @@ public sealed class HttpFrontDoor : IAsyncDisposable
         var watch = ((ExtendedActorSystem)system).Provider is Akka.Cluster.ClusterActorRefProvider
             ? system.ActorOf(RouterWatch.Props(), $"http-router-watch-{port}")
             : null;
-        var chat = new ChatCompletionsHandler(system, router, watch, settings);
+        var chat = new ChatCompletionsHandler(system, router, watch, settings, metrics);
         app.MapPost("/v1/chat/completions", chat.HandleAsync);
         app.MapGet("/v1/models", (HttpContext ctx) => ModelsHandler.ListAsync(ctx, router));
         app.MapGet("/v1/models/{**id}", (HttpContext ctx, string id) => ModelsHandler.GetAsync(ctx, router, id));
-        app.MapGet("/health", (HttpContext ctx) => HealthHandler.GetAsync(ctx, router, settings.ExpectedHosts));
+        app.MapGet("/health", (HttpContext ctx) => HealthHandler.GetAsync(ctx, health));
         app.MapFallback((HttpContext ctx) => HttpResults.Error(ctx, new OpenAiError(404,
             $"no route {ctx.Request.Method} {ctx.Request.Path} (this server offers POST /v1/chat/completions, GET /v1/models, GET /v1/models/{{id}} and GET /health)",
             "invalid_request_error", null, "not_found"), "other"));

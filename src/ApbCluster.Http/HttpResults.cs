@@ -1,5 +1,4 @@
 using System.Text.Json;
-using ApbCluster.Runtime.Metrics;
 using Microsoft.AspNetCore.Http;
 
 namespace ApbCluster.Http;
@@ -11,13 +10,13 @@ internal static class HttpResults
 
     public static async Task Ok(HttpContext ctx, object body, string route)
     {
-        ApbMetrics.HttpRequest(route, 200);
+        FrontDoorMetrics.Of(ctx).Request(route, 200);
         await ctx.Response.WriteAsJsonAsync(body, Json, ctx.RequestAborted);
     }
 
     public static async Task Error(HttpContext ctx, OpenAiError error, string route)
     {
-        ApbMetrics.HttpRequest(route, error.Status);
+        FrontDoorMetrics.Of(ctx).Request(route, error.Status);
         ctx.Response.StatusCode = error.Status;
         if (error.Status == 429) ctx.Response.Headers.RetryAfter = "1";
         await ctx.Response.WriteAsJsonAsync(error.WithRequestId(RequestIds.Of(ctx)).Body, Json, ctx.RequestAborted);

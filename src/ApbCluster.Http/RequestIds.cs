@@ -1,5 +1,4 @@
 using Akka.Event;
-using ApbCluster.Runtime.Metrics;
 using Microsoft.AspNetCore.Http;
 
 namespace ApbCluster.Http;
@@ -31,7 +30,7 @@ internal static class RequestIds
             log.Error(e, "http request {0} {1} {2} failed", id, ctx.Request.Method, ctx.Request.Path);
             if (ctx.Response.HasStarted)
             {
-                ApbMetrics.HttpRequest("other", 500);
+                FrontDoorMetrics.Of(ctx).Request("other", 500);
                 return; // the status line is gone; the client sees the stream end
             }
             ctx.Response.Clear();

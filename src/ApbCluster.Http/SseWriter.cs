@@ -1,6 +1,5 @@
 using System.Text.Json;
 using ApbCluster.Contracts;
-using ApbCluster.Runtime.Metrics;
 using Microsoft.AspNetCore.Http;
 
 namespace ApbCluster.Http;
@@ -22,7 +21,7 @@ internal sealed class SseWriter(HttpContext ctx, string queryId, string model, b
     public async Task StartAsync()
     {
         Started = true;
-        ApbMetrics.HttpRequest("chat", 200);
+        FrontDoorMetrics.Of(ctx).Request("chat", 200);
         ctx.Response.StatusCode = 200;
         ctx.Response.ContentType = "text/event-stream";
         ctx.Response.Headers.CacheControl = "no-cache";

@@ -91,7 +91,7 @@ public static class Program
     {
         var ops = node.Config.Ops;
         if (ops.HttpPort == 0 || !node.Config.Settings.HasRole(NodeRoles.Router)) return null;
-        var http = await HttpFrontDoor.StartAsync(node.System, node.RouterProxy, ops, ops.HttpHost, ops.HttpPort);
+        var http = await FrontDoorWiring.StartAsync(node.System, node.RouterProxy, ops);
         Console.WriteLine($"apb-node HTTP front door on {http.Address} (POST /v1/chat/completions, GET /v1/models)");
         return http;
     }

@@ -74,6 +74,17 @@ public class UsageErrorTests
     }
 
     [Fact]
+    public void An_unknown_compressor_is_refused_naming_the_option_and_the_known_ones_in_process_and_for_a_cluster()
+    {
+        var context = TempFile(Encoding.UTF8.GetBytes("The quick brown fox jumps over the lazy dog. "));
+        AssertUsage(ApbProcess.Run("ask", "--model", Llama.Value, "-c", context, "-q", "x", "--mode", "apb", "--compressor", "zip"),
+            "--compressor 'zip'", "retaining, query or random");
+        // Parsed before any connection: the cluster address is never dialled.
+        AssertUsage(ApbProcess.Run("ask", "--cluster", "127.0.0.1:1", "-c", context, "-q", "x", "--mode", "apb", "--compressor", "zip"),
+            "--compressor 'zip'", "retaining, query or random");
+    }
+
+    [Fact]
     public void Context_files_must_be_utf8_text_and_not_empty()
     {
         var latin1 = TempFile([.. Encoding.UTF8.GetBytes("caf"), 0xE9, .. Encoding.UTF8.GetBytes(" au lait")]);

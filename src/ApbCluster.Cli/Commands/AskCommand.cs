@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using ApbCluster.Client;
 using ApbCluster.Contracts;
+using ApbCluster.Engine;
 using ApbCluster.Model.Generation;
 using ApbCluster.Model.Layers;
 using ApbCluster.Parallel.Collectives;
@@ -54,6 +55,7 @@ internal static class AskCommand
                 ? pm : throw new CliUsageException($"--mode '{pr.GetValue(mode)}': expected dense, ring, ulysses, star or apb.");
             var criti = attention.Parse(pr);
             var shadowKv = kv.Parse(pr);
+            var compressorKind = CompressorOption.Parse(pr.GetValue(compressor));
             if (criti is not null && parallelMode is ParallelMode.Ring or ParallelMode.Ulysses)
                 throw new CliUsageException($"--prefill-attention critiprefill runs with --mode dense, apb or star, not {parallelMode.ToString().ToLowerInvariant()}.");
             if (pr.GetValue(maxNew) < 1) throw new CliUsageException($"--max-new-tokens {pr.GetValue(maxNew)}: must be at least 1.");
@@ -65,13 +67,13 @@ internal static class AskCommand
                     ? QueryContext.FromTokens(SyntheticContext(n, pr.GetValue(contextSeed)))
                     : QueryContext.FromText(ReadContext(pr.GetValue(context)!));
                 return AskCluster(endpoint, ctx, pr.GetValue(question)!, parallelMode, pr.GetValue(anchor), pr.GetValue(passing),
-                    pr.GetValue(compressor), SplitOf(pr.GetValue(split)), pr.GetValue(maxNew), pr.GetValue(json), criti, shadowKv);
+                    compressorKind, SplitOf(pr.GetValue(split)), pr.GetValue(maxNew), pr.GetValue(json), criti, shadowKv);
             }
             if (pr.GetValue(contextTokens) is not null) throw new CliUsageException("--context-tokens is for --cluster; in-process runs read --context.");
             string doc = ReadContext(pr.GetValue(context)!);
             if (pr.GetValue(m.Model) is null) throw new CliUsageException("--model is required (or --cluster to ask a running cluster).");
             return AskInProcess(pr, m, doc, pr.GetValue(question)!, parallelMode, pr.GetValue(hosts), pr.GetValue(anchor),
-                pr.GetValue(passing), pr.GetValue(compressor), SplitOf(pr.GetValue(split)),
+                pr.GetValue(passing), compressorKind, SplitOf(pr.GetValue(split)),
                 pr.GetValue(heads) ?? RetainingHeadsFile.Beside(pr.GetValue(m.Model)!), pr.GetValue(maxNew), pr.GetValue(json), criti, shadowKv);
         }));
         return cmd;
@@ -80,7 +82,7 @@ internal static class AskCommand
     private static BlockSplit? SplitOf(string? text) => text is null ? null : BenchCommand.ParseSplit(text);
 
     private static int AskInProcess(ParseResult pr, ModelOptions m, string document, string question, ParallelMode mode, int hosts,
-        int? anchor, string? passing, string? compressorName, BlockSplit? split, string? headsFile, int maxNew, bool json,
+        int? anchor, string? passing, CompressorKind compressorKind, BlockSplit? split, string? headsFile, int maxNew, bool json,
         ApbCluster.Parallel.Kernels.CritiPrefillOptions? criti, ApbCluster.Model.KvStores.ShadowKvOptions? shadowKv)
     {
         if (hosts is < 1 or > MaxVirtualHosts)
@@ -111,7 +113,7 @@ internal static class AskCommand
         // Lossless passing keeps every token whatever the scores, so any compressor will do; take the cheapest.
         ICompressor? CompressorOn(Device device) => mode != ParallelMode.Apb ? null
             : passAll ? new RandomCompressor(seed: 1)
-            : Compressor(compressorName, headsFile, loaded, device);
+            : Compressor(compressorKind, headsFile, loaded, device);
         var compressor = CompressorOn(loaded.Model.Device);
         Console.Error.WriteLine($"plan: {plan}{(compressor is null ? "" : ", compressor " + compressor.GetType().Name)}{(criti is null ? "" : ", prefill attention " + criti)}{(shadowKv is null ? "" : ", kv " + shadowKv)}");
 
@@ -192,18 +194,18 @@ internal static class AskCommand
         }
     }
 
-    private static ICompressor Compressor(string? name, string? headsFile, LoadedModel loaded, Device device)
+    /// <summary>In process, no choice means the trained heads when there are some, else the query-aware compressor.</summary>
+    private static ICompressor Compressor(CompressorKind kind, string? headsFile, LoadedModel loaded, Device device)
     {
-        name ??= headsFile != null ? "retaining" : "query";
+        if (kind == CompressorKind.Default) kind = headsFile != null ? CompressorKind.RetainingHeads : CompressorKind.QueryAware;
         var c = loaded.Folder.Config;
-        switch (name)
+        switch (kind)
         {
-            case "query": return new QueryAwareCompressor();
-            case "random": return new RandomCompressor(seed: 1);
-            case "retaining":
+            case CompressorKind.QueryAware: return new QueryAwareCompressor();
+            case CompressorKind.Random: return new RandomCompressor(seed: 1);
+            default:
                 if (headsFile is null) throw new CliUsageException("--compressor retaining needs --retaining-heads FILE (trained heads in the published key layout).");
                 return RetainingHeadsFile.Load(headsFile, c, device, loaded.Model.Dtype);
-            default: throw new CliUsageException($"--compressor '{name}': expected retaining, query or random.");
         }
     }
 
@@ -216,30 +218,19 @@ internal static class AskCommand
     }
 
     private static int AskCluster(string endpoint, QueryContext context, string question, ParallelMode mode, int? anchor, string? passing,
-        string? compressor, BlockSplit? split, int maxNew, bool json, ApbCluster.Parallel.Kernels.CritiPrefillOptions? criti,
+        CompressorKind compressor, BlockSplit? split, int maxNew, bool json, ApbCluster.Parallel.Kernels.CritiPrefillOptions? criti,
         ApbCluster.Model.KvStores.ShadowKvOptions? shadowKv)
     {
         if (passing == "all") throw new CliUsageException("--passing all is for in-process runs; give a length with --cluster.");
         ApbOptions? apb = null;
-        if (mode == ParallelMode.Apb && (anchor != null || passing != null || compressor != null))
+        if (mode == ParallelMode.Apb && (anchor != null || passing != null || compressor != CompressorKind.Default))
         {
             // The router's ApbOptions carry explicit lengths; without any option it plans the paper's defaults.
             if (anchor is null || passing is null || !int.TryParse(passing, out int p) || p < 0)
                 throw new CliUsageException("with --cluster, give --anchor N and --passing N together (or neither, for the paper's defaults).");
-            string wire = compressor switch
-            {
-                null or "query" => "query-aware",
-                "retaining" => "retaining-heads",
-                "random" => "random",
-                _ => throw new CliUsageException($"--compressor '{compressor}': expected retaining, query or random."),
-            };
-            apb = new ApbOptions(anchor.Value, p, wire);
+            apb = new ApbOptions(anchor.Value, p, compressor);
         }
-        var attention = mode switch
-        {
-            ParallelMode.Dense => AttentionMode.Dense, ParallelMode.Ring => AttentionMode.Ring, ParallelMode.Ulysses => AttentionMode.Ulysses,
-            ParallelMode.Star => AttentionMode.Star, _ => AttentionMode.Apb,
-        };
+        var attention = QueryPlanning.ToAttention(mode);
         var splitMode = split switch { BlockSplit.Balanced => BlockSplitMode.Balanced, BlockSplit.Equal => BlockSplitMode.Equal, _ => BlockSplitMode.Default };
         // Without --prefill-attention the router's setting applies (apb.router.prefill-attention).
         var prefillAttention = criti is null ? null

@@ -27,15 +27,15 @@ internal sealed record PlanJson(
     public static PlanJson From(QueryPlanSummary p) => new(
         p.Mode.ToString().ToLowerInvariant(), p.HostsInRingOrder.Count, p.HostsInRingOrder, p.DocumentTokens, p.QuestionTokens,
         p.Split == BlockSplitMode.Balanced ? "balanced" : "equal", p.BlockLengths, p.AnchorLength, p.PassingLength,
-        p.BlockLengths.Sum() - p.DocumentTokens, string.IsNullOrEmpty(p.Compressor) ? null : p.Compressor);
+        p.BlockLengths.Sum() - p.DocumentTokens, p.Compressor is { } c ? CompressorNames.Name(c) : null);
 
-    /// <summary>The compressor's wire name (as SubmitQuery and the cluster's plan name it).</summary>
+    /// <summary>The compressor's protocol name (as the cluster's plan names it).</summary>
     public static string? CompressorName(ICompressor? c) => c switch
     {
         null => null,
-        QueryAwareCompressor => "query-aware",
-        RetainingHeadCompressor => "retaining-heads",
-        RandomCompressor => "random",
+        QueryAwareCompressor => CompressorNames.Name(CompressorKind.QueryAware),
+        RetainingHeadCompressor => CompressorNames.Name(CompressorKind.RetainingHeads),
+        RandomCompressor => CompressorNames.Name(CompressorKind.Random),
         _ => c.GetType().Name,
     };
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using ApbCluster.Contracts;
 using ApbCluster.Model.Tokenization;
 
 namespace ApbCluster.Cli.Commands;

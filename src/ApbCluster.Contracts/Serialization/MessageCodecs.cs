@@ -17,9 +17,9 @@ internal static class MessageCodecs
 {
     private static readonly MessageCodec[] All =
     [
-        // SQ1 (without the split and the prompt echo), SQ2 (without the prefill attention) and SQ3 (without the KV store)
-        // are retired; never reuse them.
-        Codec<SubmitQuery>("SQ4", (w, m, _) =>
+        // SQ1 (without the split and the prompt echo), SQ2 (without the prefill attention), SQ3 (without the KV store)
+        // and SQ4 (the compressor by name) are retired; never reuse them.
+        Codec<SubmitQuery>("SQ5", (w, m, _) =>
         {
             w.Write(m.QueryId);
             w.WriteNullable(m.Context.Text);
@@ -32,7 +32,7 @@ internal static class MessageCodecs
             {
                 w.Write(apb.AnchorLength);
                 w.Write(apb.PassingLength);
-                w.Write(apb.Compressor);
+                w.Write((byte)apb.Compressor);
             }
             w.Write((byte)m.Split);
             w.Write(m.EchoPrompt);
@@ -46,14 +46,15 @@ internal static class MessageCodecs
             // Read as is (not ReadEnum): the router validates the mode and answers QueryFailed naming the
             // value; rejecting it here would drop the query and leave the caller waiting for its idle timeout.
             (AttentionMode)r.ReadByte(),
-            r.ReadBoolean() ? new ApbOptions(r.ReadInt32(), r.ReadInt32(), r.ReadString()) : null,
+            // The compressor too is read as is, for the same reason.
+            r.ReadBoolean() ? new ApbOptions(r.ReadInt32(), r.ReadInt32(), (CompressorKind)r.ReadByte()) : null,
             (BlockSplitMode)r.ReadByte(),
             r.ReadBoolean(),
             ReadPrefillAttention(r),
             ReadKvStore(r))),
 
-        // QA1 (hosts, blocks, l_a, l_p only) is retired; never reuse it.
-        Codec<QueryAccepted>("QA2", (w, m, _) =>
+        // QA1 (hosts, blocks, l_a, l_p only) and QA2 (the compressor by name) are retired; never reuse them.
+        Codec<QueryAccepted>("QA3", (w, m, _) =>
         {
             w.Write(m.QueryId);
             w.WriteStrings(m.Plan.HostsInRingOrder);
@@ -64,11 +65,11 @@ internal static class MessageCodecs
             w.Write(m.Plan.DocumentTokens);
             w.Write(m.Plan.QuestionTokens);
             w.Write((byte)m.Plan.Split);
-            w.Write(m.Plan.Compressor);
+            w.WriteNullable(m.Plan.Compressor is { } c ? (byte)c : (long?)null);
         }, (r, _) => new QueryAccepted(
             r.ReadString(),
             new QueryPlanSummary(r.ReadStrings(), r.ReadInts(), r.ReadInt32(), r.ReadInt32(), ReadEnum<AttentionMode>(r), r.ReadInt32(),
-                r.ReadInt32(), ReadEnum<BlockSplitMode>(r), r.ReadString()))),
+                r.ReadInt32(), ReadEnum<BlockSplitMode>(r), ReadNullableEnum<CompressorKind>(r)))),
 
         Codec<PrefillProgress>("PP1", (w, m, _) =>
         {
@@ -196,43 +197,15 @@ internal static class MessageCodecs
             refs.Write(w, m.Router);
         }, (r, refs) => new HostRegistered(r.ReadString(), refs.Read(r))),
 
-        // RS1 (without the NCCL ring fields), RS2 (l_a and l_p instead of the plan), RS3 (without the prefill attention)
-        // and RS4 (without the KV store) are retired; never reuse them.
-        Codec<RunShard>("RS5", (w, m, refs) =>
+        // RS1 (without the NCCL ring fields), RS2 (l_a and l_p instead of the plan), RS3 (without the prefill attention),
+        // RS4 (without the KV store) and RS5 (the compressor by name) are retired; never reuse them.
+        Codec<RunShard>("RS6", (w, m, refs) =>
         {
             w.Write(m.QueryId);
             refs.Write(w, m.Coordinator);
-            w.Write(m.Rank);
-            w.Write(m.WorldSize);
-            w.WriteStrings(m.HostIds);
-            w.WriteStrings(m.DataEndpoints);
-            w.Write(m.NcclUniqueId is not null);
-            if (m.NcclUniqueId is { } id)
-            {
-                w.Write7BitEncodedInt(id.Length);
-                w.Write(id);
-            }
-            w.Write((byte)m.Mode);
-            w.WriteInts(m.Plan.BlockLengths);
-            w.Write(m.Plan.AnchorLength);
-            w.Write(m.Plan.PassingLength);
-            w.Write(m.Plan.TemplateOffset);
-            w.Write(m.Plan.EmbedQuestion);
-            w.Write(m.Compressor);
-            w.WriteInts(m.Document);
-            w.WriteInts(m.Question);
-            WriteGeneration(w, m.Generation);
-            w.Write(m.CollectiveTimeoutMs);
-            w.Write(m.NcclRingId);
-            w.Write(m.NcclReuse);
-            WritePrefillAttention(w, m.PrefillAttention);
-            WriteKvStore(w, m.KvStore);
-        }, (r, refs) => new RunShard(
-            r.ReadString(), refs.Read(r), r.ReadInt32(), r.ReadInt32(), r.ReadStrings(), r.ReadStrings(),
-            r.ReadBoolean() ? ReadBytes(r) : null,
-            ReadEnum<AttentionMode>(r), new ShardPlan(r.ReadInts(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadBoolean()), r.ReadString(),
-            r.ReadInts(), r.ReadInts(), ReadGeneration(r), r.ReadInt32(), r.ReadString(), r.ReadBoolean(), ReadPrefillAttention(r),
-            ReadKvStore(r))),
+            WriteRing(w, m.Ring);
+            WriteWork(w, m.Work);
+        }, (r, refs) => new RunShard(r.ReadString(), refs.Read(r), ReadRing(r), ReadWork(r))),
 
         Codec<ShardTokens>("ST1", (w, m, _) =>
         {
@@ -314,6 +287,64 @@ internal static class MessageCodecs
         return r.ReadBytes(n);
     }
 
+    private static void WriteRing(BinaryWriter w, ShardRing g)
+    {
+        w.Write(g.Rank);
+        w.Write(g.WorldSize);
+        w.WriteStrings(g.HostIds);
+        w.WriteStrings(g.DataEndpoints);
+        w.Write(g.CollectiveTimeoutMs);
+        w.Write(g.NcclUniqueId is not null);
+        if (g.NcclUniqueId is { } id)
+        {
+            w.Write7BitEncodedInt(id.Length);
+            w.Write(id);
+        }
+        w.Write(g.NcclRingId);
+        w.Write(g.NcclReuse);
+    }
+
+    private static ShardRing ReadRing(BinaryReader r) => new()
+    {
+        Rank = r.ReadInt32(),
+        WorldSize = r.ReadInt32(),
+        HostIds = r.ReadStrings(),
+        DataEndpoints = r.ReadStrings(),
+        CollectiveTimeoutMs = r.ReadInt32(),
+        NcclUniqueId = r.ReadBoolean() ? ReadBytes(r) : null,
+        NcclRingId = r.ReadString(),
+        NcclReuse = r.ReadBoolean(),
+    };
+
+    private static void WriteWork(BinaryWriter w, ShardWork k)
+    {
+        w.Write((byte)k.Mode);
+        w.WriteInts(k.Plan.BlockLengths);
+        w.Write(k.Plan.AnchorLength);
+        w.Write(k.Plan.PassingLength);
+        w.Write(k.Plan.TemplateOffset);
+        w.Write(k.Plan.EmbedQuestion);
+        w.Write((byte)k.Compressor);
+        w.WriteInts(k.Document);
+        w.WriteInts(k.Question);
+        WriteGeneration(w, k.Generation);
+        WritePrefillAttention(w, k.PrefillAttention);
+        WriteKvStore(w, k.KvStore);
+    }
+
+    // The router validated every choice before sending: a host rejects values it does not know.
+    private static ShardWork ReadWork(BinaryReader r) => new()
+    {
+        Mode = ReadEnum<AttentionMode>(r),
+        Plan = new ShardPlan(r.ReadInts(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadBoolean()),
+        Compressor = ReadEnum<CompressorKind>(r),
+        Document = r.ReadInts(),
+        Question = r.ReadInts(),
+        Generation = ReadGeneration(r),
+        PrefillAttention = ReadPrefillAttention(r),
+        KvStore = ReadKvStore(r),
+    };
+
     private static void WritePrefillAttention(BinaryWriter w, PrefillAttentionOptions? p)
     {
         w.Write(p is not null);
@@ -369,6 +400,13 @@ internal static class MessageCodecs
 
     private static HostStatus ReadHostStatus(BinaryReader r) =>
         new(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadString(), ReadEnum<HostState>(r), r.ReadInt64());
+
+    private static TEnum? ReadNullableEnum<TEnum>(BinaryReader r) where TEnum : struct, Enum
+    {
+        if (r.ReadNullableInt64() is not { } raw) return null;
+        var value = (TEnum)Enum.ToObject(typeof(TEnum), raw);
+        return Enum.IsDefined(value) ? value : throw new InvalidDataException($"unknown {typeof(TEnum).Name} value {raw}");
+    }
 
     /// <summary>Rejects enum values this node does not know instead of passing them on.</summary>
     private static TEnum ReadEnum<TEnum>(BinaryReader r) where TEnum : struct, Enum

@@ -2,8 +2,8 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using ApbCluster.Contracts;
-using ApbCluster.Runtime.DataPlane;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine.DataPlane;
+using ApbCluster.Engine;
 using ApbCluster.Runtime.Hosting;
 using ApbCluster.Runtime.Metrics;
 using ApbCluster.Runtime.Security;
@@ -142,19 +142,20 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
     {
         if (_running.ContainsKey(work.QueryId)) return; // duplicate delivery
         if (_cancelledWaiting.Remove(work.QueryId)) return; // cancelled while it waited in the stash
-        if (_running.Count >= _maxQueries || (CollectiveFactory.UsesNccl(work) && _running.Values.Any(r => r.UsesNccl)))
+        if (_running.Count >= _maxQueries || (CollectiveFactory.UsesNccl(work.Ring) && _running.Values.Any(r => r.UsesNccl)))
         {
             Stash.Stash(); // full (or still freeing a cancelled query): runs when one ends
             return;
         }
-        if (work.Rank < 0 || work.Rank >= work.WorldSize || work.DataEndpoints.Count != work.WorldSize || work.HostIds.Count != work.WorldSize)
+        var ring = work.Ring;
+        if (ring.Rank < 0 || ring.Rank >= ring.WorldSize || ring.DataEndpoints.Count != ring.WorldSize || ring.HostIds.Count != ring.WorldSize)
         {
-            work.Coordinator.Tell(new ShardFailed(work.QueryId, _hostId, $"host {_hostId}: malformed RunShard (rank {work.Rank} of {work.WorldSize})", _hostId, false));
+            work.Coordinator.Tell(new ShardFailed(work.QueryId, _hostId, $"host {_hostId}: malformed RunShard (rank {ring.Rank} of {ring.WorldSize})", _hostId, false));
             return;
         }
         Context.Watch(work.Coordinator);
         _running[work.QueryId] = ShardRun.Start(work, _hostId, _engine, _collectives, Self);
-        _log.Info("host {0} runs query {1} as rank {2} of {3} ({4} of at most {5} running)", _hostId, work.QueryId, work.Rank, work.WorldSize,
+        _log.Info("host {0} runs query {1} as rank {2} of {3} ({4} of at most {5} running)", _hostId, work.QueryId, ring.Rank, ring.WorldSize,
             _running.Count, _maxQueries);
         _router.Tell(Registration()); // its figures (and Busy when full), at once
     }

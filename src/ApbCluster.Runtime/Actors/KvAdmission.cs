@@ -1,6 +1,6 @@
 using ApbCluster.Contracts;
 using ApbCluster.Parallel.Plan;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine;
 
 namespace ApbCluster.Runtime.Actors;
 

@@ -6,7 +6,7 @@ using Akka.Event;
 using Akka.Remote;
 using ApbCluster.Contracts;
 using ApbCluster.Parallel.Plan;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine;
 
 namespace ApbCluster.Runtime.Actors;
 
@@ -162,7 +162,7 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         Send(new QueryAccepted(_query.QueryId, new QueryPlanSummary(
             _hosts.Select(h => h.HostId).ToList(), _plan.Blocks.Select(b => b.Length).ToList(), _plan.AnchorLength, _plan.PassingLength,
             QueryPlanning.ToAttention(_plan.Mode), _plan.DocumentLength, _plan.QuestionLength, QueryPlanning.ToContract(_plan.Split),
-            _plan.Mode == ParallelMode.Apb && _plan.PassingLength > 0 ? CompressorName() : "")));
+            _plan.Mode == ParallelMode.Apb && _plan.PassingLength > 0 ? Compressor : null)));
 
         var gpus = _hosts.Count(h => h.Device.StartsWith("cuda", StringComparison.Ordinal));
         if (gpus > 0 && gpus < _hosts.Count) Fail("the hosts mix CPU and GPU devices; a query's ranks must all use one data plane", null);
@@ -223,7 +223,8 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         Dispatch(reuse: false);
     }
 
-    private string CompressorName() => string.IsNullOrEmpty(_query.Apb?.Compressor) ? QueryPlanning.DefaultCompressor : _query.Apb.Compressor;
+    /// <summary>Resolved here, like every per-query choice, so the plan summary and the hosts name the same one.</summary>
+    private CompressorKind Compressor => CompressorNames.Resolve(_query.Apb?.Compressor ?? CompressorKind.Default);
 
     /// <summary>The anchor broadcast: every host gets the document, the question, its rank and the data plane.</summary>
     private void Dispatch(bool reuse = false)
@@ -233,10 +234,32 @@ public sealed class QueryRun : ReceiveActor, IWithTimers
         var ids = _hosts.Select(h => h.HostId).ToList();
         var endpoints = _hosts.Select(h => h.DataEndpoint).ToList();
         var ncclId = _ring is { } r && !reuse ? r.NcclId : null;
+        var work = new ShardWork
+        {
+            Mode = _query.Mode,
+            Plan = QueryPlanning.ToShard(_plan!),
+            Compressor = Compressor,
+            Document = _prompt!.Document,
+            Question = _prompt.Question,
+            Generation = _query.Generation,
+            PrefillAttention = _prefillAttention,
+            KvStore = _kvStore,
+        };
         for (int rank = 0; rank < _hosts.Count; rank++)
-            _hosts[rank].Host.Tell(new RunShard(_runId, Self, rank, _hosts.Count, ids, endpoints, ncclId, _query.Mode,
-                QueryPlanning.ToShard(_plan!), _query.Apb?.Compressor ?? "", _prompt!.Document, _prompt.Question,
-                _query.Generation, (int)_settings.CollectiveTimeout.TotalMilliseconds, _ring?.RingId ?? "", reuse, _prefillAttention, _kvStore));
+        {
+            var ring = new ShardRing
+            {
+                Rank = rank,
+                WorldSize = _hosts.Count,
+                HostIds = ids,
+                DataEndpoints = endpoints,
+                CollectiveTimeoutMs = (int)_settings.CollectiveTimeout.TotalMilliseconds,
+                NcclUniqueId = ncclId,
+                NcclRingId = _ring?.RingId ?? "",
+                NcclReuse = reuse,
+            };
+            _hosts[rank].Host.Tell(new RunShard(_runId, Self, ring, work));
+        }
         _log.Info("query {0}: {1} on {2}{3}", _query.QueryId, _plan, string.Join(" -> ", ids),
             _ring is null ? "" : reuse ? $" (NCCL ring {_ring.RingId}, warm)" : $" (new NCCL ring {_ring.RingId})");
     }

@@ -7,7 +7,6 @@ namespace ApbCluster.Runtime.Actors;
 /// <summary>Turns a SubmitQuery into token ids, or a clear reason why not (bad input never reaches a host).</summary>
 public static class QueryValidation
 {
-    public static readonly string[] Compressors = ["", "query-aware", "random", "retaining-heads"];
 
     /// <summary>The prompt as <see cref="PromptLayout"/> builds it in every path; <c>TemplateOffset</c> is where the
     /// anchor embeds the question.</summary>
@@ -66,7 +65,8 @@ public static class QueryValidation
         if (q.Apb is { } apb)
         {
             if (apb.AnchorLength < 0 || apb.PassingLength < 0) return (null, $"anchor ({apb.AnchorLength}) and passing ({apb.PassingLength}) lengths must not be negative");
-            if (!Compressors.Contains(apb.Compressor)) return (null, $"unknown compressor '{apb.Compressor}' (known: {string.Join(", ", Compressors.Skip(1))})");
+            if (!Enum.IsDefined(apb.Compressor))
+                return (null, $"unknown compressor {(byte)apb.Compressor} (known: {string.Join(", ", CompressorNames.Known)})");
         }
         if (string.IsNullOrEmpty(q.Question)) return (null, "the question is empty");
         if (s.Codec is not { } codec)

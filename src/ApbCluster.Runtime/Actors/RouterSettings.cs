@@ -1,4 +1,4 @@
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine;
 using HoconConfig = Akka.Configuration.Config;
 
 namespace ApbCluster.Runtime.Actors;

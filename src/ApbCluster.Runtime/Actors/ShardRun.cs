@@ -1,8 +1,8 @@
 using Akka.Actor;
 using ApbCluster.Contracts;
 using ApbCluster.NativeInterop;
-using ApbCluster.Runtime.DataPlane;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine.DataPlane;
+using ApbCluster.Engine;
 using ApbCluster.Runtime.Metrics;
 
 namespace ApbCluster.Runtime.Actors;
@@ -38,12 +38,12 @@ internal sealed class ShardRun : IShardEvents
 
     public IActorRef Coordinator => _work.Coordinator;
 
-    public int Rank => _work.Rank;
+    public int Rank => _work.Ring.Rank;
 
     public bool Aborted => _cts.IsCancellationRequested;
 
     /// <summary>The data plane is an NCCL ring (GPU hosts), not the TCP mesh.</summary>
-    public bool UsesNccl => CollectiveFactory.UsesNccl(_work);
+    public bool UsesNccl => CollectiveFactory.UsesNccl(_work.Ring);
 
     public static ShardRun Start(RunShard work, string hostId, IShardEngine engine, CollectiveFactory collectives, IActorRef host)
     {
@@ -51,7 +51,7 @@ internal sealed class ShardRun : IShardEvents
         var thread = new Thread(() => host.Tell(run.Execute(engine, collectives)))
         {
             IsBackground = true,
-            Name = $"shard {work.QueryId} rank {work.Rank}",
+            Name = $"shard {work.QueryId} rank {work.Ring.Rank}",
         };
         thread.Start();
         return run;
@@ -70,12 +70,12 @@ internal sealed class ShardRun : IShardEvents
         bool clean = false;
         try
         {
-            collective = collectives.Acquire(_work, _cts.Token);
+            collective = collectives.Acquire(_work.QueryId, _work.Ring, _cts.Token);
             Volatile.Write(ref _collective, collective);
             if (collective.Ring is { } ring) ApbMetrics.NcclRing(_hostId, ring.Reused);
             if (_cts.IsCancellationRequested) collective.AbortFromAnyThread("the query was cancelled or aborted"); // Abort ran before the write above
             _layerStarted = System.Diagnostics.Stopwatch.GetTimestamp();
-            var outcome = engine.Run(_work, collective.Collective, this, _cts.Token);
+            var outcome = engine.Run(_work.Work, collective.Collective, this, _cts.Token);
             clean = !_cts.IsCancellationRequested;
             return new Ended(QueryId, outcome, null, false);
         }
@@ -99,7 +99,7 @@ internal sealed class ShardRun : IShardEvents
 
     public void Token(long id)
     {
-        if (_work.Rank != _work.WorldSize - 1) return; // the last host streams; the others know the same ids
+        if (_work.Ring.Rank != _work.Ring.WorldSize - 1) return; // the last host streams; the others know the same ids
         Coordinator.Tell(new ShardTokens(QueryId, _chunk++, [(int)id]));
     }
 
@@ -109,7 +109,7 @@ internal sealed class ShardRun : IShardEvents
         var root = error is AggregateException a ? a.GetBaseException() : error;
         if (root is CollectiveException c)
         {
-            string? peer = c.Peer is { } p && p >= 0 && p < _work.HostIds.Count ? _work.HostIds[p] : null;
+            string? peer = c.Peer is { } p && p >= 0 && p < _work.Ring.HostIds.Count ? _work.Ring.HostIds[p] : null;
             var reason = peer is null ? c.Message : $"{c.Message} [peer {peer}]";
             return new ShardFailed(QueryId, _hostId, reason, peer, DataPlane: true);
         }

@@ -4,8 +4,8 @@ using Akka.TestKit.Xunit;
 using ApbCluster.Contracts;
 using ApbCluster.Parallel.Collectives;
 using ApbCluster.Runtime.Actors;
-using ApbCluster.Runtime.DataPlane;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine.DataPlane;
+using ApbCluster.Engine;
 using ApbCluster.Runtime.Tests.DataPlane;
 using static TorchSharp.torch;
 
@@ -24,7 +24,7 @@ public sealed class GpuHostRingTests() : TestKit(ClusterTestConfig.Hocon)
         public long KvBytes => 0;
         public DeviceMemory Memory() => new(1, 2);
 
-        public ShardOutcome Run(RunShard work, ICollective collective, IShardEvents events, CancellationToken ct)
+        public ShardOutcome Run(ShardWork work, ICollective collective, IShardEvents events, CancellationToken ct)
         {
             using var scope = NewDisposeScope();
             collective.AllGather(ones(1), "test gather");
@@ -56,8 +56,13 @@ public sealed class GpuHostRingTests() : TestKit(ClusterTestConfig.Hocon)
     }
 
     private static RunShard Work(string query, IActorRef coordinator, int rank, string ring, bool reuse) =>
-        new(query, coordinator, rank, 2, ["h0", "h1"], ["127.0.0.1:1", "127.0.0.1:2"], reuse ? null : FakeRings.Id(ring.Length), AttentionMode.Apb,
-            new ShardPlan([1, 1], 0, 0, 0, false), "", [1, 2], [3], GenerationOptions.Greedy(1), 5_000, ring, reuse);
+        new(query, coordinator,
+            new ShardRing
+            {
+                Rank = rank, WorldSize = 2, HostIds = ["h0", "h1"], DataEndpoints = ["127.0.0.1:1", "127.0.0.1:2"], CollectiveTimeoutMs = 5_000,
+                NcclUniqueId = reuse ? null : FakeRings.Id(ring.Length), NcclRingId = ring, NcclReuse = reuse,
+            },
+            new ShardWork { Mode = AttentionMode.Apb, Plan = new ShardPlan([1, 1], 0, 0, 0, false), Document = [1, 2], Question = [3], Generation = GenerationOptions.Greedy(1) });
 
     private void Run(IActorRef[] hosts, TestProbe coordinator, string query, string ring, bool reuse)
     {

@@ -2,8 +2,8 @@ using Akka.Actor;
 using Akka.TestKit.Xunit;
 using ApbCluster.Contracts;
 using ApbCluster.Runtime.Actors;
-using ApbCluster.Runtime.DataPlane;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine.DataPlane;
+using ApbCluster.Engine;
 
 namespace ApbCluster.Runtime.Tests.Actors;
 
@@ -61,8 +61,9 @@ public sealed class GpuHostTests() : TestKit(ClusterTestConfig.Hocon)
         var host = Sys.ActorOf(GpuHost.Props("node/gpu0", new NoModelEngine(), new CollectiveFactory(listener, "cpu"), router.Ref, TimeSpan.FromSeconds(30)));
         router.ExpectMsg<RegisterHost>();
 
-        host.Tell(new RunShard("q1", coordinator.Ref, 0, 1, ["node/gpu0"], [listener.Endpoint], null, AttentionMode.Dense, new ShardPlan([3], 0, 0, 0, false), "",
-            [1, 2, 3], [4], Contracts.GenerationOptions.Greedy(2), 1000));
+        host.Tell(new RunShard("q1", coordinator.Ref,
+            new ShardRing { Rank = 0, WorldSize = 1, HostIds = ["node/gpu0"], DataEndpoints = [listener.Endpoint], CollectiveTimeoutMs = 1000 },
+            new ShardWork { Mode = AttentionMode.Dense, Plan = new ShardPlan([3], 0, 0, 0, false), Document = [1, 2, 3], Question = [4], Generation = Contracts.GenerationOptions.Greedy(2) }));
         var failed = coordinator.ExpectMsg<ShardFailed>(TimeSpan.FromSeconds(10));
         Assert.False(failed.DataPlane);
         Assert.Equal("node/gpu0", failed.BlamedHost);
@@ -79,8 +80,9 @@ public sealed class GpuHostTests() : TestKit(ClusterTestConfig.Hocon)
         var coordinator = CreateTestProbe();
         using var listener = new DataPlaneListener("127.0.0.1", "127.0.0.1", 0);
         var host = Sys.ActorOf(GpuHost.Props("h", new NoModelEngine(), new CollectiveFactory(listener, "cpu"), CreateTestProbe().Ref, TimeSpan.FromSeconds(30)));
-        host.Tell(new RunShard("q1", coordinator.Ref, 5, 2, ["a", "b"], ["x:1", "y:2"], null, AttentionMode.Apb, new ShardPlan([1, 1], 0, 0, 0, false), "", [1], [1],
-            Contracts.GenerationOptions.Greedy(1), 1000));
+        host.Tell(new RunShard("q1", coordinator.Ref,
+            new ShardRing { Rank = 5, WorldSize = 2, HostIds = ["a", "b"], DataEndpoints = ["x:1", "y:2"], CollectiveTimeoutMs = 1000 },
+            new ShardWork { Mode = AttentionMode.Apb, Plan = new ShardPlan([1, 1], 0, 0, 0, false), Document = [1], Question = [1], Generation = Contracts.GenerationOptions.Greedy(1) }));
         Assert.Contains("malformed", coordinator.ExpectMsg<ShardFailed>().Reason);
     }
 
@@ -96,7 +98,7 @@ public sealed class GpuHostTests() : TestKit(ClusterTestConfig.Hocon)
         public DeviceMemory Memory() =>
             Interlocked.Increment(ref _calls) == 2 ? throw new InvalidOperationException("driver hiccup") : new DeviceMemory(1, 2);
 
-        public ShardOutcome Run(RunShard work, Parallel.Collectives.ICollective collective, IShardEvents events, CancellationToken ct) =>
+        public ShardOutcome Run(ShardWork work, Parallel.Collectives.ICollective collective, IShardEvents events, CancellationToken ct) =>
             throw new NotSupportedException();
 
         public void Dispose() => Disposed = true;

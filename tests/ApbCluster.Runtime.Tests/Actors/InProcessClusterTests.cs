@@ -2,8 +2,8 @@ using Akka.Actor;
 using Akka.TestKit.Xunit;
 using ApbCluster.Contracts;
 using ApbCluster.Runtime.Actors;
-using ApbCluster.Runtime.DataPlane;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine.DataPlane;
+using ApbCluster.Engine;
 using ApbCluster.Runtime.Tests.Engine;
 
 namespace ApbCluster.Runtime.Tests.Actors;

@@ -4,7 +4,7 @@ using Akka.TestKit.Xunit;
 using ApbCluster.Contracts;
 using ApbCluster.Model.Config;
 using ApbCluster.Runtime.Actors;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine;
 
 namespace ApbCluster.Runtime.Tests.Actors;
 

@@ -6,7 +6,7 @@ using ApbCluster.Model.Config;
 using ApbCluster.Model.KvStores;
 using ApbCluster.Runtime.Actors;
 using ApbCluster.Runtime.Config;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine;
 
 namespace ApbCluster.Runtime.Tests.Actors;
 
@@ -55,7 +55,7 @@ public sealed class KvStoreRoutingTests() : TestKit(ClusterTestConfig.Hocon)
         ExpectMsg<QueryAccepted>();
         foreach (var run in hosts.Select(h => h.ExpectMsg<RunShard>()))
         {
-            var o = ShadowKvWire.FromWire(run.KvStore);
+            var o = ShadowKvWire.FromWire(run.Work.KvStore);
             Assert.Equal(expected, o is null ? null : $"{o.Rank}/{o.Chunk}/{o.Budget}/{o.Outliers}/{o.Local}/{o.Values.ToString().ToLowerInvariant()}");
         }
     }

@@ -4,7 +4,7 @@ using Akka.TestKit.Xunit;
 using ApbCluster.Contracts;
 using ApbCluster.Model.Config;
 using ApbCluster.Runtime.Actors;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine;
 
 namespace ApbCluster.Runtime.Tests.Actors;
 
@@ -48,7 +48,7 @@ public sealed class NcclRingRoutingTests() : TestKit(ClusterTestConfig.Hocon)
 
     private void Finish(RunShard[] runs)
     {
-        foreach (var r in runs) r.Coordinator.Tell(new ShardFinished(r.QueryId, r.HostIds[r.Rank], r.Rank, 1, 2, 2));
+        foreach (var r in runs) r.Coordinator.Tell(new ShardFinished(r.QueryId, r.Ring.HostIds[r.Ring.Rank], r.Ring.Rank, 1, 2, 2));
         ExpectMsg<QueryCompleted>();
     }
 
@@ -78,10 +78,10 @@ public sealed class NcclRingRoutingTests() : TestKit(ClusterTestConfig.Hocon)
         var (router, hosts) = RouterWithGpus(2);
         var first = RunOnNewRing(router, hosts, "q1", Id1);
         hosts[1].ExpectNoMsg(TimeSpan.FromMilliseconds(100)); // only rank 0 makes the id
-        var ring = first[0].NcclRingId;
+        var ring = first[0].Ring.NcclRingId;
         Assert.False(string.IsNullOrEmpty(ring));
-        Assert.All(first, r => Assert.Equal((ring, false), (r.NcclRingId, r.NcclReuse)));
-        Assert.All(first, r => Assert.Equal(Id1, r.NcclUniqueId));
+        Assert.All(first, r => Assert.Equal((ring, false), (r.Ring.NcclRingId, r.Ring.NcclReuse)));
+        Assert.All(first, r => Assert.Equal(Id1, r.Ring.NcclUniqueId));
 
         router.Tell(Query("q2"));
         ExpectMsg<QueryAccepted>();
@@ -92,8 +92,8 @@ public sealed class NcclRingRoutingTests() : TestKit(ClusterTestConfig.Hocon)
             h.Reply(new NcclRingStatus("q2", $"h{Array.IndexOf(hosts, h)}", ring, true));
         }
         var second = hosts.Select(h => h.ExpectMsg<RunShard>()).ToArray();
-        Assert.All(second, r => Assert.Equal((ring, true), (r.NcclRingId, r.NcclReuse)));
-        Assert.All(second, r => Assert.Null(r.NcclUniqueId));
+        Assert.All(second, r => Assert.Equal((ring, true), (r.Ring.NcclRingId, r.Ring.NcclReuse)));
+        Assert.All(second, r => Assert.Null(r.Ring.NcclUniqueId));
         Finish(second);
         hosts[0].ExpectNoMsg(TimeSpan.FromMilliseconds(100)); // no NcclIdRequest, no drop
     }
@@ -102,7 +102,7 @@ public sealed class NcclRingRoutingTests() : TestKit(ClusterTestConfig.Hocon)
     public void A_member_that_no_longer_holds_the_ring_makes_the_query_form_a_new_one()
     {
         var (router, hosts) = RouterWithGpus(2);
-        var ring = RunOnNewRing(router, hosts, "q1", Id1)[0].NcclRingId;
+        var ring = RunOnNewRing(router, hosts, "q1", Id1)[0].Ring.NcclRingId;
 
         router.Tell(Query("q2"));
         ExpectMsg<QueryAccepted>();
@@ -113,10 +113,10 @@ public sealed class NcclRingRoutingTests() : TestKit(ClusterTestConfig.Hocon)
         var request = Expect<NcclIdRequest>(hosts[0], drops);
         hosts[0].Reply(new NcclIdReply(request.QueryId, Id2, null));
         var runs = hosts.Select(h => Expect<RunShard>(h, drops)).ToArray();
-        Assert.All(runs, r => Assert.False(r.NcclReuse));
-        Assert.All(runs, r => Assert.Equal(Id2, r.NcclUniqueId));
-        Assert.NotEqual(ring, runs[0].NcclRingId);
-        Assert.Equal(runs[0].NcclRingId, runs[1].NcclRingId);
+        Assert.All(runs, r => Assert.False(r.Ring.NcclReuse));
+        Assert.All(runs, r => Assert.Equal(Id2, r.Ring.NcclUniqueId));
+        Assert.NotEqual(ring, runs[0].Ring.NcclRingId);
+        Assert.Equal(runs[0].Ring.NcclRingId, runs[1].Ring.NcclRingId);
         Finish(runs);
         foreach (var h in hosts) Drain(h, drops);
         Assert.All(drops, d => Assert.Equal(ring, d.RingId)); // the old ring is given up, never the new one
@@ -126,7 +126,7 @@ public sealed class NcclRingRoutingTests() : TestKit(ClusterTestConfig.Hocon)
     public void A_failed_query_gives_its_ring_up_and_the_next_query_forms_a_new_one()
     {
         var (router, hosts) = RouterWithGpus(2);
-        var ring = RunOnNewRing(router, hosts, "q1", Id1)[0].NcclRingId;
+        var ring = RunOnNewRing(router, hosts, "q1", Id1)[0].Ring.NcclRingId;
         router.Tell(Query("q2"));
         ExpectMsg<QueryAccepted>();
         for (int i = 0; i < hosts.Length; i++)
@@ -144,14 +144,14 @@ public sealed class NcclRingRoutingTests() : TestKit(ClusterTestConfig.Hocon)
         }
 
         var next = RunOnNewRing(router, hosts, "q3", Id2);
-        Assert.NotEqual(ring, next[0].NcclRingId);
+        Assert.NotEqual(ring, next[0].Ring.NcclRingId);
     }
 
     [Fact]
     public void A_host_registering_as_a_new_actor_gives_the_ring_up()
     {
         var (router, hosts) = RouterWithGpus(2);
-        var ring = RunOnNewRing(router, hosts, "q1", Id1)[0].NcclRingId;
+        var ring = RunOnNewRing(router, hosts, "q1", Id1)[0].Ring.NcclRingId;
         var restarted = CreateTestProbe();
         Register(router, restarted, "h1", "cuda:1");
         Assert.Equal(ring, hosts[0].ExpectMsg<DropNcclRing>().RingId);
@@ -161,8 +161,8 @@ public sealed class NcclRingRoutingTests() : TestKit(ClusterTestConfig.Hocon)
         hosts[0].ExpectMsg<NcclIdRequest>(); // no check: the router has no ring for these hosts
         hosts[0].Reply(new NcclIdReply("q2", Id2, null));
         var runs = new[] { hosts[0].ExpectMsg<RunShard>(), restarted.ExpectMsg<RunShard>() };
-        Assert.All(runs, r => Assert.False(r.NcclReuse));
-        Assert.NotEqual(ring, runs[0].NcclRingId);
+        Assert.All(runs, r => Assert.False(r.Ring.NcclReuse));
+        Assert.NotEqual(ring, runs[0].Ring.NcclRingId);
     }
 
     [Fact]
@@ -172,8 +172,8 @@ public sealed class NcclRingRoutingTests() : TestKit(ClusterTestConfig.Hocon)
         router.Tell(Query("dense", AttentionMode.Dense));
         ExpectMsg<QueryAccepted>();
         var run = hosts[0].ExpectMsg<RunShard>();
-        Assert.Equal((1, "", false), (run.WorldSize, run.NcclRingId, run.NcclReuse));
-        Assert.Null(run.NcclUniqueId);
+        Assert.Equal((1, "", false), (run.Ring.WorldSize, run.Ring.NcclRingId, run.Ring.NcclReuse));
+        Assert.Null(run.Ring.NcclUniqueId);
         hosts[1].ExpectNoMsg(TimeSpan.FromMilliseconds(100));
     }
 }

@@ -6,7 +6,7 @@ using ApbCluster.Model.Config;
 using ApbCluster.Parallel.Kernels;
 using ApbCluster.Runtime.Actors;
 using ApbCluster.Runtime.Config;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine;
 
 namespace ApbCluster.Runtime.Tests.Actors;
 
@@ -55,7 +55,7 @@ public sealed class PrefillAttentionRoutingTests() : TestKit(ClusterTestConfig.H
         ExpectMsg<QueryAccepted>();
         foreach (var run in hosts.Select(h => h.ExpectMsg<RunShard>()))
         {
-            var p = run.PrefillAttention;
+            var p = run.Work.PrefillAttention;
             Assert.Equal(expected, p is null ? null : $"{p.Budget}/{p.Segment}/{p.Block}/{p.Threshold}");
             if (p is not null) Assert.Equal(PrefillAttentionKind.CritiPrefill, p.Kind);
         }

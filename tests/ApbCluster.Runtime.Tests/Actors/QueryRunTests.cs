@@ -4,7 +4,7 @@ using Akka.TestKit.Xunit;
 using ApbCluster.Contracts;
 using ApbCluster.Model.Config;
 using ApbCluster.Runtime.Actors;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine;
 
 namespace ApbCluster.Runtime.Tests.Actors;
 
@@ -39,6 +39,18 @@ public sealed class QueryRunTests() : TestKit(ClusterTestConfig.Hocon)
         return (router, probes);
     }
 
+    [Theory]
+    [InlineData(CompressorKind.Default, CompressorKind.QueryAware)]
+    [InlineData(CompressorKind.Random, CompressorKind.Random)]
+    [InlineData(CompressorKind.RetainingHeads, CompressorKind.RetainingHeads)]
+    public void The_router_resolves_the_compressor_and_the_plan_summary_and_every_host_name_the_same_one(CompressorKind asked, CompressorKind runs)
+    {
+        var (router, hosts) = RouterWithHosts(2);
+        router.Tell(Query("q1") with { Apb = new ApbOptions(2, 2, asked) });
+        Assert.Equal(runs, ExpectMsg<QueryAccepted>().Plan.Compressor);
+        Assert.All(hosts.Select(h => h.ExpectMsg<RunShard>()), r => Assert.Equal(runs, r.Work.Compressor));
+    }
+
     [Fact]
     public void A_query_is_planned_in_ring_order_and_every_host_gets_its_rank_and_the_whole_prompt()
     {
@@ -49,16 +61,16 @@ public sealed class QueryRunTests() : TestKit(ClusterTestConfig.Hocon)
         Assert.Equal(3, accepted.Plan.BlockLengths.Count);
 
         var runs = hosts.Select(h => h.ExpectMsg<RunShard>()).ToArray();
-        Assert.Equal([0, 1, 2], runs.Select(r => r.Rank));
+        Assert.Equal([0, 1, 2], runs.Select(r => r.Ring.Rank));
         var expectedDoc = new ByteTokenCodec(Tiny).Encode("The quick brown fox jumps over the lazy dog.", addBos: true);
         Assert.All(runs, r =>
         {
-            Assert.Equal(3, r.WorldSize);
-            Assert.Equal(["127.0.0.1:5000", "127.0.0.1:5001", "127.0.0.1:5002"], r.DataEndpoints);
-            Assert.Equal(expectedDoc, r.Document);
-            Assert.Equal(accepted.Plan.AnchorLength, r.Plan.AnchorLength);
-            Assert.Equal(accepted.Plan.BlockLengths, r.Plan.BlockLengths);
-            Assert.Null(r.NcclUniqueId);
+            Assert.Equal(3, r.Ring.WorldSize);
+            Assert.Equal(["127.0.0.1:5000", "127.0.0.1:5001", "127.0.0.1:5002"], r.Ring.DataEndpoints);
+            Assert.Equal(expectedDoc, r.Work.Document);
+            Assert.Equal(accepted.Plan.AnchorLength, r.Work.Plan.AnchorLength);
+            Assert.Equal(accepted.Plan.BlockLengths, r.Work.Plan.BlockLengths);
+            Assert.Null(r.Ring.NcclUniqueId);
         });
     }
 
@@ -202,7 +214,7 @@ public sealed class QueryRunTests() : TestKit(ClusterTestConfig.Hocon)
         hosts[2].ExpectMsg<RunShard>();
         Sys.Stop(hosts[2].Ref); // planned in the moment between its death and the router hearing of it
         Assert.Equal(["h0", "h1"], ExpectMsg<QueryAccepted>().Plan.HostsInRingOrder);
-        hosts[1].FishForMessage(m => m is RunShard { WorldSize: 2 }); // after the first run's RunShard and its cancel
+        hosts[1].FishForMessage(m => m is RunShard { Ring.WorldSize: 2 }); // after the first run's RunShard and its cancel
         // A second loss before the work began is told to the caller: the query is not replanned forever.
         Sys.Stop(hosts[1].Ref);
         Assert.Equal("h1", ExpectMsg<QueryFailed>().FailingHost);

@@ -43,13 +43,13 @@ public sealed class BadInputClusterTests
         yield return ("temperature negative", Good("bad-temp-neg") with { Generation = g with { Temperature = -1 } }, ["temperature -1"]);
         yield return ("top-p zero", Good("bad-top-p") with { Generation = g with { TopP = 0 } }, ["top-p 0"]);
         yield return ("top-p above 1", Good("bad-top-p-2") with { Generation = g with { TopP = 2 } }, ["top-p 2"]);
-        yield return ("anchor negative", Good("bad-anchor-neg") with { Apb = new ApbOptions(-1, 8, "") }, ["anchor (-1)", "must not be negative"]);
-        yield return ("passing negative", Good("bad-passing-neg") with { Apb = new ApbOptions(16, -3, "") }, ["passing (-3)", "must not be negative"]);
-        yield return ("anchor huge", Good("bad-anchor-huge") with { Apb = new ApbOptions(int.MaxValue, 8, "") }, ["cannot plan", "anchor length", "longer than a block"]);
-        yield return ("anchor longer than the block", Good("bad-anchor-block") with { Apb = new ApbOptions(10_000, 8, "") }, ["cannot plan", "l_a (10000)"]);
-        yield return ("passing longer than the block", Good("bad-passing-block") with { Apb = new ApbOptions(32, 10_000, "") }, ["cannot plan", "10000"]);
-        yield return ("passing huge", Good("bad-passing-huge") with { Apb = new ApbOptions(32, int.MaxValue, "") }, ["cannot plan", $"{int.MaxValue}"]);
-        yield return ("unknown compressor", Good("bad-compressor") with { Apb = new ApbOptions(32, 8, "zip") }, ["unknown compressor 'zip'"]);
+        yield return ("anchor negative", Good("bad-anchor-neg") with { Apb = new ApbOptions(-1, 8) }, ["anchor (-1)", "must not be negative"]);
+        yield return ("passing negative", Good("bad-passing-neg") with { Apb = new ApbOptions(16, -3) }, ["passing (-3)", "must not be negative"]);
+        yield return ("anchor huge", Good("bad-anchor-huge") with { Apb = new ApbOptions(int.MaxValue, 8) }, ["cannot plan", "anchor length", "longer than a block"]);
+        yield return ("anchor longer than the block", Good("bad-anchor-block") with { Apb = new ApbOptions(10_000, 8) }, ["cannot plan", "l_a (10000)"]);
+        yield return ("passing longer than the block", Good("bad-passing-block") with { Apb = new ApbOptions(32, 10_000) }, ["cannot plan", "10000"]);
+        yield return ("passing huge", Good("bad-passing-huge") with { Apb = new ApbOptions(32, int.MaxValue) }, ["cannot plan", $"{int.MaxValue}"]);
+        yield return ("unknown compressor", Good("bad-compressor") with { Apb = new ApbOptions(32, 8, (CompressorKind)9) }, ["unknown compressor 9", "retaining-heads"]);
         yield return ("empty query id", Good(" "), ["query id is empty"]);
     }
 
@@ -87,7 +87,7 @@ public sealed class BadInputClusterTests
         var other = raw.Serialize(probe with { Mode = AttentionMode.Ring });
         var modeAt = Enumerable.Range(0, bytes.Length).Single(i => bytes[i] != other[i]);
         bytes[modeAt] = 42;
-        var replies = await raw.SendAndCollect(new RawWire("SQ4", bytes), ReplyBound, quiet: TimeSpan.FromSeconds(1));
+        var replies = await raw.SendAndCollect(new RawWire("SQ5", bytes), ReplyBound, quiet: TimeSpan.FromSeconds(1));
         var modeFailure = Assert.IsType<QueryFailed>(Assert.Single(replies));
         output.WriteLine($"{"corrupted mode byte (42)",-32} -> {modeFailure.Reason}");
         Assert.Contains("unknown attention mode 42", modeFailure.Reason);
@@ -98,10 +98,10 @@ public sealed class BadInputClusterTests
         var good = raw.Serialize(Good("raw-good"));
         var malformed = new (string Name, RawWire Wire, string Reason, string QueryId)[]
         {
-            ("truncated SubmitQuery", new RawWire("SQ4", good[..(good.Length / 2)]), $"malformed 'SQ4' payload ({good.Length / 2} bytes)", "raw-good"),
+            ("truncated SubmitQuery", new RawWire("SQ5", good[..(good.Length / 2)]), $"malformed 'SQ5' payload ({good.Length / 2} bytes)", "raw-good"),
             ("unknown manifest", new RawWire("ZZ9", good), "unknown manifest 'ZZ9'", ""),
-            ("unknown format version", new RawWire("SQ4", [7, .. good[1..]]), "format version 7", "raw-good"),
-            ("empty payload", new RawWire("SQ4", []), "malformed 'SQ4' payload: it is empty", ""),
+            ("unknown format version", new RawWire("SQ5", [7, .. good[1..]]), "format version 7", "raw-good"),
+            ("empty payload", new RawWire("SQ5", []), "malformed 'SQ5' payload: it is empty", ""),
         };
         foreach (var (name, wire, reason, queryId) in malformed)
         {

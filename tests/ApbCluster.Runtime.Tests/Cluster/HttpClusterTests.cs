@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using ApbCluster.Admin;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine;
 using ApbCluster.Runtime.Tests.Http;
 using static ApbCluster.Runtime.Tests.Cluster.ClusterProcesses;
 

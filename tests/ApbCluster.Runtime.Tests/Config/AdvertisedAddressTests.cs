@@ -1,6 +1,6 @@
 using System.Net;
 using ApbCluster.Runtime.Config;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine;
 
 namespace ApbCluster.Runtime.Tests.Config;
 

@@ -1,5 +1,5 @@
 using ApbCluster.Runtime.Config;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine;
 using ApbCluster.Runtime.Hosting;
 
 namespace ApbCluster.Runtime.Tests.Config;

@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 using System.Text;
-using ApbCluster.Runtime.DataPlane;
+using ApbCluster.Engine.DataPlane;
 
 namespace ApbCluster.Runtime.Tests.DataPlane;
 

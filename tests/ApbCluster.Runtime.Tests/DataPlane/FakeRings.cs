@@ -1,5 +1,5 @@
 using ApbCluster.Parallel.Collectives;
-using ApbCluster.Runtime.DataPlane;
+using ApbCluster.Engine.DataPlane;
 using static TorchSharp.torch;
 
 namespace ApbCluster.Runtime.Tests.DataPlane;

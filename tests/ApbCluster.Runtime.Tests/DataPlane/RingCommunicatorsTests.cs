@@ -1,7 +1,7 @@
 using ApbCluster.Contracts;
 using ApbCluster.NativeInterop;
 using ApbCluster.Parallel.Collectives;
-using ApbCluster.Runtime.DataPlane;
+using ApbCluster.Engine.DataPlane;
 using static TorchSharp.torch;
 
 namespace ApbCluster.Runtime.Tests.DataPlane;
@@ -9,10 +9,17 @@ namespace ApbCluster.Runtime.Tests.DataPlane;
 /// <summary>A host's warm NCCL communicator (fake rings on CPU): reuse, and every way it is dropped.</summary>
 public sealed class RingCommunicatorsTests
 {
-    private static RunShard Work(string query, string ring, bool reuse, int rank = 0, int world = 1, byte[]? id = null) =>
-        new(query, Akka.Actor.ActorRefs.Nobody, rank, world, [.. Enumerable.Range(0, world).Select(i => $"h{i}")],
-            [.. Enumerable.Range(0, world).Select(i => $"127.0.0.1:{i + 1}")], reuse ? null : id ?? FakeRings.Id(ring.Length),
-            AttentionMode.Apb, new ShardPlan([.. Enumerable.Repeat(1, world)], 0, 0, 0, false), "", [1], [1], GenerationOptions.Greedy(1), 5_000, ring, reuse);
+    private static ShardRing Work(string ring, bool reuse, int rank = 0, int world = 1, byte[]? id = null) => new()
+    {
+        Rank = rank,
+        WorldSize = world,
+        HostIds = [.. Enumerable.Range(0, world).Select(i => $"h{i}")],
+        DataEndpoints = [.. Enumerable.Range(0, world).Select(i => $"127.0.0.1:{i + 1}")],
+        CollectiveTimeoutMs = 5_000,
+        NcclUniqueId = reuse ? null : id ?? FakeRings.Id(ring.Length),
+        NcclRingId = ring,
+        NcclReuse = reuse,
+    };
 
     [Fact]
     public void A_clean_run_keeps_the_communicator_and_the_next_query_on_the_ring_reuses_it()
@@ -21,14 +28,14 @@ public sealed class RingCommunicatorsTests
         using var rings = new RingCommunicators(fake.Join);
         Assert.False(rings.IsReady("r1"));
 
-        var first = rings.Acquire(Work("q1", "r1", reuse: false), CancellationToken.None);
+        var first = rings.Acquire("q1", Work("r1", reuse: false), CancellationToken.None);
         Assert.False(first.Reused);
         Assert.False(rings.IsReady("r1")); // in use: not offered to another query
         first.End(clean: true);
         Assert.True(rings.IsReady("r1"));
         Assert.False(rings.IsReady("r2"));
 
-        var second = rings.Acquire(Work("q2", "r1", reuse: true) with { CollectiveTimeoutMs = 7_000 }, CancellationToken.None);
+        var second = rings.Acquire("q2", Work("r1", reuse: true) with { CollectiveTimeoutMs = 7_000 }, CancellationToken.None);
         Assert.True(second.Reused);
         Assert.Same(first.Collective, second.Collective);
         Assert.Equal(TimeSpan.FromSeconds(7), second.Collective.Deadline); // each query's own timeout
@@ -42,13 +49,13 @@ public sealed class RingCommunicatorsTests
     {
         var fake = new FakeRings();
         using var rings = new RingCommunicators(fake.Join);
-        var lease = rings.Acquire(Work("q1", "r1", reuse: false), CancellationToken.None);
+        var lease = rings.Acquire("q1", Work("r1", reuse: false), CancellationToken.None);
         lease.End(clean: false);
         Assert.NotNull(((FakeRingCollective)lease.Collective).Aborted); // abort, never finalize
         Assert.False(((FakeRingCollective)lease.Collective).Disposed);
         Assert.False(rings.IsReady("r1"));
         Assert.Null(rings.CurrentRing);
-        var missing = Assert.Throws<RingMissingException>(() => rings.Acquire(Work("q2", "r1", reuse: true), CancellationToken.None));
+        var missing = Assert.Throws<RingMissingException>(() => rings.Acquire("q2", Work("r1", reuse: true), CancellationToken.None));
         Assert.Contains("r1", missing.Message);
     }
 
@@ -57,9 +64,9 @@ public sealed class RingCommunicatorsTests
     {
         var fake = new FakeRings();
         using var rings = new RingCommunicators(fake.Join);
-        var r1 = rings.Acquire(Work("q1", "r1", reuse: false), CancellationToken.None);
+        var r1 = rings.Acquire("q1", Work("r1", reuse: false), CancellationToken.None);
         r1.End(clean: true);
-        var r2 = rings.Acquire(Work("q2", "r2", reuse: false, id: FakeRings.Id(9)), CancellationToken.None);
+        var r2 = rings.Acquire("q2", Work("r2", reuse: false, id: FakeRings.Id(9)), CancellationToken.None);
         Assert.NotNull(((FakeRingCollective)r1.Collective).Aborted);
         Assert.NotSame(r1.Collective, r2.Collective);
         r2.End(clean: true);
@@ -72,14 +79,14 @@ public sealed class RingCommunicatorsTests
     {
         var fake = new FakeRings();
         using var rings = new RingCommunicators(fake.Join);
-        var idle = rings.Acquire(Work("q1", "r1", reuse: false), CancellationToken.None);
+        var idle = rings.Acquire("q1", Work("r1", reuse: false), CancellationToken.None);
         idle.End(clean: true);
         rings.Drop("r1", "host h1 was removed");
         Assert.True(rings.WaitForBackground(TimeSpan.FromSeconds(5)));
         Assert.Equal("host h1 was removed", ((FakeRingCollective)idle.Collective).Aborted);
         Assert.False(rings.IsReady("r1"));
 
-        var busy = rings.Acquire(Work("q2", "r2", reuse: false, id: FakeRings.Id(5)), CancellationToken.None);
+        var busy = rings.Acquire("q2", Work("r2", reuse: false, id: FakeRings.Id(5)), CancellationToken.None);
         rings.Drop("r2", "query failed");
         var comm = (FakeRingCollective)busy.Collective;
         Assert.Equal("query failed", comm.AbortRequested); // the shard thread carries it out
@@ -97,7 +104,7 @@ public sealed class RingCommunicatorsTests
         var fake = new FakeRings();
         using var rings = new RingCommunicators(fake.Join);
         fake.JoinGate.Reset();
-        var join = Task.Run(() => rings.Acquire(Work("q1", "r1", reuse: false), CancellationToken.None));
+        var join = Task.Run(() => rings.Acquire("q1", Work("r1", reuse: false), CancellationToken.None));
         Thread.Sleep(100);
         rings.Drop("r1", "member lost");
         fake.JoinGate.Set();
@@ -111,11 +118,11 @@ public sealed class RingCommunicatorsTests
     {
         var fake = new FakeRings();
         var rings = new RingCommunicators(fake.Join);
-        var lease = rings.Acquire(Work("q1", "r1", reuse: false), CancellationToken.None);
+        var lease = rings.Acquire("q1", Work("r1", reuse: false), CancellationToken.None);
         lease.End(clean: true);
         rings.Dispose();
         Assert.NotNull(((FakeRingCollective)lease.Collective).Aborted);
-        Assert.Throws<ObjectDisposedException>(() => rings.Acquire(Work("q2", "r1", reuse: true), CancellationToken.None));
+        Assert.Throws<ObjectDisposedException>(() => rings.Acquire("q2", Work("r1", reuse: true), CancellationToken.None));
     }
 
     [Fact]
@@ -126,7 +133,7 @@ public sealed class RingCommunicatorsTests
         var factory = new CollectiveFactory(listener, "cuda:0", fake.Join);
         using var cts = new CancellationTokenSource();
         // One rank is enough to exercise the lease (a 1-rank ring; the router never makes one, the factory allows it).
-        var q = factory.Acquire(Work("q1", "r1", reuse: false), cts.Token);
+        var q = factory.Acquire("q1", Work("r1", reuse: false), cts.Token);
         Assert.NotNull(q.Ring);
         cts.Cancel();
         var comm = (FakeRingCollective)q.Collective;
@@ -135,7 +142,7 @@ public sealed class RingCommunicatorsTests
         Assert.NotNull(comm.Aborted);
         Assert.False(factory.Rings.IsReady("r1"));
 
-        var next = factory.Acquire(Work("q2", "r2", reuse: false, id: FakeRings.Id(3)), CancellationToken.None);
+        var next = factory.Acquire("q2", Work("r2", reuse: false, id: FakeRings.Id(3)), CancellationToken.None);
         next.End(clean: true);
         cts.Cancel(); // already cancelled: nothing reaches the new ring
         Assert.True(factory.Rings.IsReady("r2"));
@@ -179,7 +186,7 @@ public sealed class RingCommunicatorsTests
         float[] RunOn(string query, bool reuse) =>
             Enumerable.Range(0, 2).Select(rank => Task.Factory.StartNew(() =>
             {
-                var q = factories[rank].Acquire(Work(query, "ring", reuse, rank, 2, FakeRings.Id(1)), CancellationToken.None);
+                var q = factories[rank].Acquire(query, Work("ring", reuse, rank, 2, FakeRings.Id(1)), CancellationToken.None);
                 try { return q.Collective.AllGather(full(1, (float)rank + 1), "sum").Sum(t => t.item<float>()); }
                 finally { q.End(clean: true); }
             }, TaskCreationOptions.LongRunning)).ToArray().Select(t => t.GetAwaiter().GetResult()).ToArray();
@@ -190,7 +197,7 @@ public sealed class RingCommunicatorsTests
         Assert.All(factories, f => Assert.Equal((1, 1), (f.Rings.Joins, f.Rings.Reuses)));
 
         // One GPU host: no ring, no NCCL; the warm ring stays as it was.
-        var one = factories[0].Acquire(Work("q3", "", reuse: false, 0, 1) with { NcclUniqueId = null }, CancellationToken.None);
+        var one = factories[0].Acquire("q3", Work("", reuse: false, 0, 1) with { NcclUniqueId = null }, CancellationToken.None);
         Assert.Null(one.Ring);
         Assert.Equal((1, TorchSharp.DeviceType.CUDA), (one.Collective.WorldSize, one.Collective.Device.type)); // an in-process group of one (no CUDA here to run it)
         one.End(clean: true);

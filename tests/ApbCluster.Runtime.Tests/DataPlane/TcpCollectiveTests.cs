@@ -1,6 +1,6 @@
 using ApbCluster.NativeInterop;
 using ApbCluster.Parallel.Collectives;
-using ApbCluster.Runtime.DataPlane;
+using ApbCluster.Engine.DataPlane;
 using static TorchSharp.torch;
 
 namespace ApbCluster.Runtime.Tests.DataPlane;

@@ -4,7 +4,7 @@ using ApbCluster.Parallel.Compression;
 using ApbCluster.Parallel.Phase2;
 using ApbCluster.Parallel.Serving;
 using ApbCluster.Parallel.Strategies;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine;
 using static TorchSharp.torch;
 
 namespace ApbCluster.Runtime.Tests.Engine;

@@ -1,6 +1,6 @@
 using ApbCluster.Contracts;
-using ApbCluster.Runtime.DataPlane;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine.DataPlane;
+using ApbCluster.Engine;
 
 namespace ApbCluster.Runtime.Tests.Engine;
 
@@ -47,9 +47,13 @@ public sealed class LlamaShardEngineTests
             var endpoints = listeners.Select(l => l.Endpoint).ToList();
             var runs = Enumerable.Range(0, 3).Select(rank => Task.Factory.StartNew(() =>
             {
-                var work = new RunShard("q", Akka.Actor.ActorRefs.Nobody, rank, 3, ["h0", "h1", "h2"], endpoints, null, mode,
-                    QueryPlanning.ToShard(plan), "", doc, question, Contracts.GenerationOptions.Greedy(maxNew), 10_000, PrefillAttention: attention);
-                var c = new CollectiveFactory(listeners[rank], "cpu").Acquire(work, CancellationToken.None);
+                var ring = new ShardRing { Rank = rank, WorldSize = 3, HostIds = ["h0", "h1", "h2"], DataEndpoints = endpoints, CollectiveTimeoutMs = 10_000 };
+                var work = new ShardWork
+                {
+                    Mode = mode, Plan = QueryPlanning.ToShard(plan), Document = doc, Question = question,
+                    Generation = Contracts.GenerationOptions.Greedy(maxNew), PrefillAttention = attention,
+                };
+                var c = new CollectiveFactory(listeners[rank], "cpu").Acquire("q", ring, CancellationToken.None);
                 try { return engines[rank].Run(work, c.Collective, recorders[rank], CancellationToken.None); }
                 finally { c.End(clean: true); }
             }, TaskCreationOptions.LongRunning)).ToArray();
@@ -77,10 +81,14 @@ public sealed class LlamaShardEngineTests
         var plan = InProcessReference.Plan(AttentionMode.Ring, 1, prompt);
         using var listener = new DataPlaneListener("127.0.0.1", "127.0.0.1", 0);
         using var engine = new LlamaShardEngine(spec, "cpu");
-        var work = new RunShard("q", Akka.Actor.ActorRefs.Nobody, 0, 1, ["h0"], [listener.Endpoint], null, AttentionMode.Ring,
-            QueryPlanning.ToShard(plan), "", prompt.Document.Select(x => (int)x).ToArray(), prompt.Question.Select(x => (int)x).ToArray(),
-            Contracts.GenerationOptions.Greedy(2), 10_000, PrefillAttention: new PrefillAttentionOptions(PrefillAttentionKind.CritiPrefill, 4, 4, 4, 0));
-        var c = new CollectiveFactory(listener, "cpu").Acquire(work, CancellationToken.None);
+        var ring = new ShardRing { Rank = 0, WorldSize = 1, HostIds = ["h0"], DataEndpoints = [listener.Endpoint], CollectiveTimeoutMs = 10_000 };
+        var work = new ShardWork
+        {
+            Mode = AttentionMode.Ring, Plan = QueryPlanning.ToShard(plan), Document = prompt.Document.Select(x => (int)x).ToArray(),
+            Question = prompt.Question.Select(x => (int)x).ToArray(), Generation = Contracts.GenerationOptions.Greedy(2),
+            PrefillAttention = new PrefillAttentionOptions(PrefillAttentionKind.CritiPrefill, 4, 4, 4, 0),
+        };
+        var c = new CollectiveFactory(listener, "cpu").Acquire("q", ring, CancellationToken.None);
         try
         {
             var e = Assert.ThrowsAny<Exception>(() => engine.Run(work, c.Collective, new Recorder(), CancellationToken.None));

@@ -1,5 +1,5 @@
 using ApbCluster.Model.Tokenization;
-using ApbCluster.Runtime.Engine;
+using ApbCluster.Engine;
 using ApbCluster.Runtime.Tests.Cluster;
 
 namespace ApbCluster.Runtime.Tests.Engine;

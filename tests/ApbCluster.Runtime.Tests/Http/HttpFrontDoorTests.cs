@@ -21,7 +21,7 @@ public sealed class HttpFrontDoorTests : Akka.TestKit.Xunit.TestKit
     {
         await base.InitializeAsync();
         var router = Sys.ActorOf(Props.Create(() => new FakeRouterForHttpMappingTests()));
-        _door = await HttpFrontDoor.StartAsync(Sys, router, Limits, "127.0.0.1", 0);
+        _door = await ApbCluster.Node.FrontDoorWiring.StartAsync(Sys, router, Limits);
         _http.BaseAddress = _door.Address;
     }
 

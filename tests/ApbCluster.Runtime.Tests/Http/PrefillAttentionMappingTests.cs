@@ -8,7 +8,8 @@ namespace ApbCluster.Runtime.Tests.Http;
 /// <summary>The chat request's prefill_attention and criti_* extension fields, mapped onto SubmitQuery.PrefillAttention.</summary>
 public class PrefillAttentionMappingTests
 {
-    private static readonly OpsSettings Limits = OpsSettings.Read(Akka.Configuration.ConfigurationFactory.ParseString(NodeConfig.ReadBaseline()));
+    private static readonly HttpSettings Limits =
+        ApbCluster.Node.FrontDoorWiring.Settings(OpsSettings.Read(Akka.Configuration.ConfigurationFactory.ParseString(NodeConfig.ReadBaseline())));
 
     private static (SubmitQuery? Query, OpenAiError? Error) Map(string extra)
     {

@@ -26,7 +26,8 @@ public static class SampleMessages
     [
         new SubmitQuery("q-1", QueryContext.FromText("long context ✓ ünïcode"), "What?",
             new GenerationOptions(128, 0.7f, 0.9f, 42, ["</s>", "\n\n"]), AttentionMode.Apb,
-            new ApbOptions(4096, 2048, "retaining-heads")),
+            new ApbOptions(4096, 2048, CompressorKind.RetainingHeads)),
+        new SubmitQuery("q-1b", QueryContext.FromText("doc"), "q", GenerationOptions.Greedy(2), AttentionMode.Apb, new ApbOptions(64, 32)),
         new SubmitQuery("q-2", QueryContext.FromTokens([0, 1, 128_000, int.MaxValue]), "",
             GenerationOptions.Greedy(1), AttentionMode.Dense, null),
         new SubmitQuery("q-3", QueryContext.FromText("doc"), "q", GenerationOptions.Greedy(2), AttentionMode.Apb, null, BlockSplitMode.Equal, true,
@@ -38,6 +39,8 @@ public static class SampleMessages
         new SubmitQuery("q-6", QueryContext.FromText("doc"), "q", GenerationOptions.Greedy(2), AttentionMode.Dense, null,
             KvStore: new KvStoreOptions(KvStoreKind.Full)),
         new QueryAccepted("q-1", new QueryPlanSummary(["h0", "h1", "h2"], [1000, 1000, 998], 4096, 2048)),
+        new QueryAccepted("q-2", new QueryPlanSummary(["h0", "h1"], [500, 502], 64, 32, AttentionMode.Apb, 1000, 12, BlockSplitMode.Balanced,
+            CompressorKind.QueryAware)),
         new PrefillProgress("q-1", "h1", 3, 32),
         new TokenChunk("q-1", 7, [11, 22, 33], " hello"),
         new QueryCompleted("q-1", "the answer", FinishReason.Stop,
@@ -62,16 +65,45 @@ public static class SampleMessages
         new HostRegistered("h0", someActor),
         new JoinChallenge("h0", "3f9a0c"),
         new HostRefused("h0", JoinRefusal.ModelMismatch, "host h0 serves another model"),
-        new RunShard("q-1", someActor, 1, 3, ["h0", "h1", "h2"], ["127.0.0.1:1", "127.0.0.1:2", "10.0.0.3:3"], null, AttentionMode.Apb, new ShardPlan([300, 150, 58], 64, 32, 16, true),
-            "query-aware", [1, 2, 3, 500], [7, 8], GenerationOptions.Greedy(8), 10_000),
-        new RunShard("q-2", someActor, 0, 2, ["x", "y"], ["a:1", "b:2"], [.. Enumerable.Range(0, 128).Select(i => (byte)i)], AttentionMode.Ring, new ShardPlan([4, 4], 0, 0, 0, false),
-            "", [], [1], new GenerationOptions(4, 0.5f, 0.9f, 7, ["x"]), 1, "ring-7f3a", false),
-        new RunShard("q-3", someActor, 1, 2, ["x", "y"], ["a:1", "b:2"], null, AttentionMode.Apb, new ShardPlan([1, 1], 16, 8, 1, false),
-            "retaining-heads", [3, 4], [5], GenerationOptions.Greedy(2), 10_000, "ring-7f3a", true),
-        new RunShard("q-4", someActor, 0, 1, ["x"], ["a:1"], null, AttentionMode.Dense, new ShardPlan([9], 0, 0, 0, false),
-            "", [3, 4], [5], GenerationOptions.Greedy(2), 10_000, "", false, new PrefillAttentionOptions(PrefillAttentionKind.CritiPrefill, 2048, 512, 32, 4096)),
-        new RunShard("q-5", someActor, 0, 1, ["x"], ["a:1"], null, AttentionMode.Dense, new ShardPlan([9], 0, 0, 0, false),
-            "", [3, 4], [5], GenerationOptions.Greedy(2), 10_000, "", false, null, new KvStoreOptions(KvStoreKind.ShadowKv, 160, 8, 2048, 48, 4, false)),
+        new RunShard("q-1", someActor,
+            new ShardRing { Rank = 1, WorldSize = 3, HostIds = ["h0", "h1", "h2"], DataEndpoints = ["127.0.0.1:1", "127.0.0.1:2", "10.0.0.3:3"], CollectiveTimeoutMs = 10_000 },
+            new ShardWork
+            {
+                Mode = AttentionMode.Apb, Plan = new ShardPlan([300, 150, 58], 64, 32, 16, true), Compressor = CompressorKind.QueryAware,
+                Document = [1, 2, 3, 500], Question = [7, 8], Generation = GenerationOptions.Greedy(8),
+            }),
+        new RunShard("q-2", someActor,
+            new ShardRing
+            {
+                Rank = 0, WorldSize = 2, HostIds = ["x", "y"], DataEndpoints = ["a:1", "b:2"], CollectiveTimeoutMs = 1,
+                NcclUniqueId = [.. Enumerable.Range(0, 128).Select(i => (byte)i)], NcclRingId = "ring-7f3a",
+            },
+            new ShardWork
+            {
+                Mode = AttentionMode.Ring, Plan = new ShardPlan([4, 4], 0, 0, 0, false), Document = [], Question = [1],
+                Generation = new GenerationOptions(4, 0.5f, 0.9f, 7, ["x"]),
+            }),
+        new RunShard("q-3", someActor,
+            new ShardRing { Rank = 1, WorldSize = 2, HostIds = ["x", "y"], DataEndpoints = ["a:1", "b:2"], CollectiveTimeoutMs = 10_000, NcclRingId = "ring-7f3a", NcclReuse = true },
+            new ShardWork
+            {
+                Mode = AttentionMode.Apb, Plan = new ShardPlan([1, 1], 16, 8, 1, false), Compressor = CompressorKind.RetainingHeads,
+                Document = [3, 4], Question = [5], Generation = GenerationOptions.Greedy(2),
+            }),
+        new RunShard("q-4", someActor,
+            new ShardRing { Rank = 0, WorldSize = 1, HostIds = ["x"], DataEndpoints = ["a:1"], CollectiveTimeoutMs = 10_000 },
+            new ShardWork
+            {
+                Mode = AttentionMode.Dense, Plan = new ShardPlan([9], 0, 0, 0, false), Document = [3, 4], Question = [5], Generation = GenerationOptions.Greedy(2),
+                PrefillAttention = new PrefillAttentionOptions(PrefillAttentionKind.CritiPrefill, 2048, 512, 32, 4096),
+            }),
+        new RunShard("q-5", someActor,
+            new ShardRing { Rank = 0, WorldSize = 1, HostIds = ["x"], DataEndpoints = ["a:1"], CollectiveTimeoutMs = 10_000 },
+            new ShardWork
+            {
+                Mode = AttentionMode.Apb, Plan = new ShardPlan([9], 0, 0, 0, false), Compressor = CompressorKind.Random, Document = [3, 4], Question = [5],
+                Generation = GenerationOptions.Greedy(2), KvStore = new KvStoreOptions(KvStoreKind.ShadowKv, 160, 8, 2048, 48, 4, false),
+            }),
         new ShardTokens("q-1", 3, [42]),
         new ShardFinished("q-1", "h2", 2, 12.5, 99.25, 8),
         new ShardFailed("q-1", "h0", "layer 2 passing block: peer h1 disconnected", "h1", true),

@@ -1,7 +1,7 @@
 using ApbCluster.Contracts;
 using ApbCluster.Parallel.Collectives;
 
-namespace ApbCluster.Runtime.Engine;
+namespace ApbCluster.Engine;
 
 /// <summary>
 /// The seam where the model maths plugs into a GpuHost: one engine owns one device, its model and
@@ -22,12 +22,13 @@ public interface IShardEngine : IDisposable
     long KvBytes { get; }
 
     /// <summary>
-    /// Runs this host's rank of one query (Phase 1 then Phase 2) over <paramref name="collective"/>,
+    /// Runs this host's rank of one query (Phase 1 then Phase 2) over <paramref name="collective"/> (its rank and
+    /// world size are this host's place in the ring),
     /// blocking. Called on several threads at once when the host runs several queries: it must be thread-safe. Reports each prefill layer and each generated token through <paramref name="events"/>.
     /// The shard's KV lives only for the call: it is freed on return, failure or cancellation.
     /// Cancellation (or an aborted collective) ends the call with an exception.
     /// </summary>
-    ShardOutcome Run(RunShard work, ICollective collective, IShardEvents events, CancellationToken ct);
+    ShardOutcome Run(ShardWork work, ICollective collective, IShardEvents events, CancellationToken ct);
 }
 
 public readonly record struct DeviceMemory(long UsedBytes, long TotalBytes);

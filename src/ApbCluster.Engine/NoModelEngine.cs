@@ -2,7 +2,7 @@ using System.Diagnostics;
 using ApbCluster.Contracts;
 using ApbCluster.Parallel.Collectives;
 
-namespace ApbCluster.Runtime.Engine;
+namespace ApbCluster.Engine;
 
 /// <summary>
 /// A host without a model (no APB_MODEL / APB_MODEL_DIR): reports the "cpu" device and this
@@ -20,7 +20,7 @@ public sealed class NoModelEngine : IShardEngine
 
     public DeviceMemory Memory() => ProcessMemory();
 
-    public ShardOutcome Run(RunShard work, ICollective collective, IShardEvents events, CancellationToken ct) =>
+    public ShardOutcome Run(ShardWork work, ICollective collective, IShardEvents events, CancellationToken ct) =>
         throw new NotSupportedException(Refusal);
 
     public void Dispose()

@@ -1,7 +1,7 @@
 using ApbCluster.Model.Config;
 using ApbCluster.Parallel.Plan;
 
-namespace ApbCluster.Runtime.Engine;
+namespace ApbCluster.Engine;
 
 /// <summary>
 /// How much KV a query leaves on each host, from its plan alone (the router admits by it before any host is

@@ -4,7 +4,7 @@ using ApbCluster.Model.Layers;
 using ApbCluster.Model.Loading;
 using static TorchSharp.torch;
 
-namespace ApbCluster.Runtime.Engine;
+namespace ApbCluster.Engine;
 
 /// <summary>
 /// Which model a node serves: a checkpoint directory (APB_MODEL_DIR), or a named shape with seeded

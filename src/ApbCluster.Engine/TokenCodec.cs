@@ -3,7 +3,7 @@ using ApbCluster.Model.Config;
 using ApbCluster.Model.Tokenization;
 using ApbCluster.Parallel.Serving;
 
-namespace ApbCluster.Runtime.Engine;
+namespace ApbCluster.Engine;
 
 /// <summary>
 /// The router's tokenizer: text in, ids out, and ids back to text as they stream. The router

@@ -13,7 +13,7 @@ using TorchSharp;
 using ModelGeneration = ApbCluster.Model.Generation;
 using static TorchSharp.torch;
 
-namespace ApbCluster.Runtime.Engine;
+namespace ApbCluster.Engine;
 
 /// <summary>
 /// The real engine: owns one LlamaModel on its device and runs its rank of a query through
@@ -91,9 +91,9 @@ public sealed class LlamaShardEngine : IShardEngine
             ? new CritiPrefillOptions { Budget = budget, Segment = segment, Block = block, Threshold = threshold }.Validate("criti-")
             : null;
 
-    public ShardOutcome Run(RunShard work, ICollective collective, IShardEvents events, CancellationToken ct)
+    public ShardOutcome Run(ShardWork work, ICollective collective, IShardEvents events, CancellationToken ct)
     {
-        var plan = QueryPlanning.FromShard(work, _model.Config);
+        var plan = QueryPlanning.FromShard(work, collective.WorldSize, _model.Config);
         var strategy = ParallelRun.For(plan.Mode, Compressor(work));
         var clock = Stopwatch.StartNew();
         double prefillMs = 0;
@@ -139,7 +139,7 @@ public sealed class LlamaShardEngine : IShardEngine
     }
 
     /// <summary>The query's decode store; a ShadowKV store reports what it keeps instead of the shard's full K/V.</summary>
-    private Func<HostShard, LlamaModel, ApbCluster.Model.KvStores.IKvStore>? KvStoreOf(RunShard work)
+    private Func<HostShard, LlamaModel, ApbCluster.Model.KvStores.IKvStore>? KvStoreOf(ShardWork work)
     {
         if (KvStoreFactory.For(ShadowKvWire.FromWire(work.KvStore)) is not { } build) return null;
         return (shard, model) =>
@@ -150,16 +150,15 @@ public sealed class LlamaShardEngine : IShardEngine
         };
     }
 
-    private ICompressor? Compressor(RunShard work)
+    private ICompressor? Compressor(ShardWork work)
     {
         if (work.Mode != AttentionMode.Apb || work.Plan.PassingLength == 0) return null;
-        var name = string.IsNullOrEmpty(work.Compressor) ? QueryPlanning.DefaultCompressor : work.Compressor;
-        return name switch
+        return CompressorNames.Resolve(work.Compressor) switch
         {
-            "query-aware" => new QueryAwareCompressor(),
-            "random" => new RandomCompressor(0),
-            "retaining-heads" => _retainingHeads ?? throw new ArgumentException(_noHeadsReason),
-            _ => throw new ArgumentException($"unknown compressor '{name}' (known: query-aware, random, retaining-heads)"),
+            CompressorKind.QueryAware => new QueryAwareCompressor(),
+            CompressorKind.Random => new RandomCompressor(0),
+            CompressorKind.RetainingHeads => _retainingHeads ?? throw new ArgumentException(_noHeadsReason),
+            var kind => throw new ArgumentException(CompressorNames.Name(kind)),
         };
     }
 

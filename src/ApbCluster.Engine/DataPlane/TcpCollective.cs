@@ -3,7 +3,7 @@ using ApbCluster.NativeInterop;
 using ApbCluster.Parallel.Collectives;
 using static TorchSharp.torch;
 
-namespace ApbCluster.Runtime.DataPlane;
+namespace ApbCluster.Engine.DataPlane;
 
 /// <summary>
 /// <see cref="ICollective"/> across processes over a full TCP mesh (one connection per pair of ranks),

@@ -1,7 +1,7 @@
 using ApbCluster.Contracts;
 using ApbCluster.Model.KvStores;
 
-namespace ApbCluster.Runtime.Engine;
+namespace ApbCluster.Engine;
 
 /// <summary>ShadowKV's parameters as a resolved <see cref="KvStoreOptions"/> on the wire (every field set) and back.</summary>
 public static class ShadowKvWire

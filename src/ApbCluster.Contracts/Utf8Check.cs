@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Text;
 
-namespace ApbCluster.Model.Tokenization;
+namespace ApbCluster.Contracts;
 
 /// <summary>
 /// Where bytes stop being UTF-8 text. Decoding them anyway turns each bad byte into U+FFFD and the

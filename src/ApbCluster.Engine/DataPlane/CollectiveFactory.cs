@@ -4,11 +4,11 @@ using ApbCluster.NativeInterop.Nccl;
 using ApbCluster.Parallel.Collectives;
 using static TorchSharp.torch;
 
-namespace ApbCluster.Runtime.DataPlane;
+namespace ApbCluster.Engine.DataPlane;
 
 /// <summary>
 /// Builds one query's data plane for one rank. GPU ranks of a multi-host query use the NCCL ring the router
-/// named (<see cref="RunShard.NcclRingId"/>): its communicator is kept warm across queries by
+/// named (<see cref="ShardRing.NcclRingId"/>): its communicator is kept warm across queries by
 /// <see cref="Rings"/> and every query starts with <see cref="RingHandshake"/>. A GPU query on one host needs
 /// no NCCL (a one-rank in-process group). CPU hosts use the TCP mesh through this host's
 /// <see cref="DataPlaneListener"/>, made and disposed per query.
@@ -39,19 +39,19 @@ public sealed class CollectiveFactory : IDisposable
     private int Gpu => _device.StartsWith("cuda:", StringComparison.Ordinal) ? int.Parse(_device[5..]) : 0;
 
     /// <summary>Blocking; call on the thread that runs the rank (NCCL binds the calling thread's CUDA device).</summary>
-    public QueryCollective Acquire(RunShard work, CancellationToken ct)
+    public QueryCollective Acquire(string queryId, ShardRing ring, CancellationToken ct)
     {
-        var deadline = TimeSpan.FromMilliseconds(work.CollectiveTimeoutMs);
+        var deadline = TimeSpan.FromMilliseconds(ring.CollectiveTimeoutMs);
         // The run's thread is new for every query: make this host's GPU its current device (NCCL binds the joining
         // thread's device; an unqualified synchronize means the current one).
         if (IsCuda && _realNccl) CudaRuntime.SetDevice(Gpu);
-        if (UsesNccl(work))
+        if (UsesNccl(ring))
         {
-            var lease = Rings.Acquire(work.NcclRingId.Length > 0 ? work : work with { NcclRingId = $"query:{work.QueryId}" }, ct);
+            var lease = Rings.Acquire(queryId, ring.NcclRingId.Length > 0 ? ring : ring with { NcclRingId = $"query:{queryId}" }, ct);
             var collective = QueryCollective.ForRing(lease, ct);
             try
             {
-                RingHandshake.Verify(lease.Collective, work.QueryId, lease.RingId, work.HostIds);
+                RingHandshake.Verify(lease.Collective, queryId, lease.RingId, ring.HostIds);
             }
             catch
             {
@@ -60,13 +60,13 @@ public sealed class CollectiveFactory : IDisposable
             }
             return collective;
         }
-        if (IsCuda && work.WorldSize == 1)
+        if (IsCuda && ring.WorldSize == 1)
             return QueryCollective.Owned(InProcessCollectiveGroup.Create(1, deadline, [new Device(_device)])[0]);
-        return QueryCollective.Owned(TcpCollective.ConnectAsync(_listener, work.QueryId, work.Rank, work.DataEndpoints, deadline, ct).GetAwaiter().GetResult());
+        return QueryCollective.Owned(TcpCollective.ConnectAsync(_listener, queryId, ring.Rank, ring.DataEndpoints, deadline, ct).GetAwaiter().GetResult());
     }
 
     /// <summary>The rank runs over an NCCL ring (the router handed out a ring, or at least a unique id).</summary>
-    public static bool UsesNccl(RunShard work) => work.NcclRingId.Length > 0 || work.NcclUniqueId is not null;
+    public static bool UsesNccl(ShardRing ring) => ring.NcclRingId.Length > 0 || ring.NcclUniqueId is not null;
 
     /// <summary>Rank 0 of a new GPU ring makes the NCCL unique id the other ranks join with.</summary>
     public static byte[] NewNcclId() => NcclCommunicator.CreateUniqueId().ToBytes();

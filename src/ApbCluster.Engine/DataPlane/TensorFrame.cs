@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using static TorchSharp.torch;
 
-namespace ApbCluster.Runtime.DataPlane;
+namespace ApbCluster.Engine.DataPlane;
 
 /// <summary>
 /// One tensor on a data connection: a length-prefixed frame

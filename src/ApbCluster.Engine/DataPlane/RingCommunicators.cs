@@ -1,7 +1,7 @@
 using ApbCluster.Contracts;
 using ApbCluster.Parallel.Collectives;
 
-namespace ApbCluster.Runtime.DataPlane;
+namespace ApbCluster.Engine.DataPlane;
 
 /// <summary>Joins one rank of an NCCL ring (blocking, on the calling thread; <paramref name="ct"/> aborts a
 /// join still waiting for the other ranks).</summary>
@@ -62,21 +62,21 @@ public sealed class RingCommunicators : IDisposable
     }
 
     /// <summary>
-    /// The communicator for <paramref name="work"/>'s ring, marked in use until the lease ends. Reuse: the held
+    /// The communicator for <paramref name="ring"/>, marked in use until the lease ends. Reuse: the held
     /// one, or <see cref="RingMissingException"/> when it is gone. Join: aborts any held communicator, then joins
     /// (blocking until every rank joined or the deadline). Call on the thread that will use it.
     /// </summary>
-    public RingLease Acquire(RunShard work, CancellationToken ct)
+    public RingLease Acquire(string queryId, ShardRing ring, CancellationToken ct)
     {
-        var deadline = TimeSpan.FromMilliseconds(work.CollectiveTimeoutMs);
+        var deadline = TimeSpan.FromMilliseconds(ring.CollectiveTimeoutMs);
         Entry? old;
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (work.NcclReuse)
+            if (ring.NcclReuse)
             {
-                if (_cached is not { } e || e.RingId != work.NcclRingId || e.Dropped || e.Comm.IsAborted)
-                    throw new RingMissingException(work.NcclRingId, _cached?.RingId);
+                if (_cached is not { } e || e.RingId != ring.NcclRingId || e.Dropped || e.Comm.IsAborted)
+                    throw new RingMissingException(ring.NcclRingId, _cached?.RingId);
                 if (e.InUse) throw new InvalidOperationException($"the communicator of ring {e.RingId} is already in use by another run");
                 e.InUse = true;
                 e.Comm.Deadline = deadline;
@@ -84,25 +84,25 @@ public sealed class RingCommunicators : IDisposable
                 return new RingLease(this, e, reused: true);
             }
             if (_cached is { InUse: true } busy)
-                throw new InvalidOperationException($"the communicator of ring {busy.RingId} is still in use; cannot join ring {work.NcclRingId}");
+                throw new InvalidOperationException($"the communicator of ring {busy.RingId} is still in use; cannot join ring {ring.NcclRingId}");
             old = _cached;
             _cached = null;
         }
-        if (old is not null) AbortQuietly(old.Comm, $"replaced by ring {work.NcclRingId}");
+        if (old is not null) AbortQuietly(old.Comm, $"replaced by ring {ring.NcclRingId}");
         // One NCCL teardown or setup at a time in this process: wait for a dropped communicator's abort.
         Task background;
         lock (_gate) background = _background;
         background.Wait(deadline);
-        if (work.NcclUniqueId is not { } id) throw new ArgumentException($"RunShard {work.QueryId} joins ring {work.NcclRingId} without an NCCL unique id");
-        var comm = _join(id, work.Rank, work.WorldSize, deadline, ct);
+        if (ring.NcclUniqueId is not { } id) throw new ArgumentException($"RunShard {queryId} joins ring {ring.NcclRingId} without an NCCL unique id");
+        var comm = _join(id, ring.Rank, ring.WorldSize, deadline, ct);
         string? refused = null;
         lock (_gate)
         {
             if (_disposed) refused = "the host is stopping";
-            else if (_dropped.Contains(work.NcclRingId)) refused = $"ring {work.NcclRingId} was dropped while joining";
+            else if (_dropped.Contains(ring.NcclRingId)) refused = $"ring {ring.NcclRingId} was dropped while joining";
             else
             {
-                var entry = new Entry(work.NcclRingId, comm) { InUse = true };
+                var entry = new Entry(ring.NcclRingId, comm) { InUse = true };
                 _cached = entry;
                 Joins++;
                 return new RingLease(this, entry, reused: false);

@@ -3,7 +3,7 @@ using ApbCluster.Model.Config;
 using ApbCluster.Parallel.Plan;
 using ApbCluster.Parallel.Serving;
 
-namespace ApbCluster.Runtime.Engine;
+namespace ApbCluster.Engine;
 
 /// <summary>
 /// The one place a query's plan is made: the router plans (with the served defaults: cost-balanced blocks for apb
@@ -12,9 +12,6 @@ namespace ApbCluster.Runtime.Engine;
 /// </summary>
 public static class QueryPlanning
 {
-    /// <summary>The compressor used when the caller names none (training-free, works for any model).</summary>
-    public const string DefaultCompressor = "query-aware";
-
     public static ParallelMode ToParallel(AttentionMode mode) => mode switch
     {
         AttentionMode.Dense => ParallelMode.Dense,
@@ -56,11 +53,12 @@ public static class QueryPlanning
     public static ShardPlan ToShard(ApbPlan plan) =>
         new(plan.Blocks.Select(b => b.Length).ToArray(), plan.AnchorLength, plan.PassingLength, plan.TemplateOffset, plan.EmbedQuestion);
 
-    /// <summary>A host's copy of the router's plan, validated again (a malformed RunShard fails its query, not the host).</summary>
-    public static ApbPlan FromShard(RunShard work, ModelConfig? model) => ApbPlan.Create(new PlanRequest
+    /// <summary>A host's copy of the router's plan for <paramref name="hosts"/> ranks, validated again (a malformed
+    /// RunShard fails its query, not the host).</summary>
+    public static ApbPlan FromShard(ShardWork work, int hosts, ModelConfig? model) => ApbPlan.Create(new PlanRequest
     {
         Mode = ToParallel(work.Mode),
-        Hosts = work.WorldSize,
+        Hosts = hosts,
         DocumentLength = work.Document.Count,
         QuestionLength = work.Question.Count,
         TemplateOffset = work.Plan.TemplateOffset,

@@ -1,6 +1,6 @@
 using ApbCluster.Parallel.Collectives;
 
-namespace ApbCluster.Runtime.DataPlane;
+namespace ApbCluster.Engine.DataPlane;
 
 /// <summary>
 /// One query's data plane on one rank, as the shard thread uses it: the collective, how to stop it from the

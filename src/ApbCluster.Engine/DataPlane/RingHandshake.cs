@@ -4,7 +4,7 @@ using ApbCluster.NativeInterop;
 using ApbCluster.Parallel.Collectives;
 using static TorchSharp.torch;
 
-namespace ApbCluster.Runtime.DataPlane;
+namespace ApbCluster.Engine.DataPlane;
 
 /// <summary>
 /// The first collective of every query on an NCCL ring: each rank all-gathers a 64-bit key of (query id, ring
