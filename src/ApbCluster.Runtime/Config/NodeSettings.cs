@@ -1,3 +1,5 @@
+using ApbCluster.Parallel.Serving;
+
 namespace ApbCluster.Runtime.Config;
 
 /// <summary>The effective node settings after baseline, file and environment overlay.</summary>
@@ -19,7 +21,8 @@ public sealed record NodeSettings(
     int DataPort,
     TimeSpan TestLayerDelay,
     int MaxQueries = 4,
-    long KvMemory = 0)
+    long KvMemory = 0,
+    PrefillPolicy PrefillPolicy = PrefillPolicy.Concurrent)
 {
     public bool HasRole(string role) => Roles.Contains(role);
 

@@ -7,6 +7,7 @@ using ApbCluster.Parallel.Compression;
 using ApbCluster.Parallel.Phase2;
 using ApbCluster.Parallel.Plan;
 using ApbCluster.Parallel.Kernels;
+using ApbCluster.Parallel.Serving;
 using ApbCluster.Parallel.Strategies;
 using TorchSharp;
 using ModelGeneration = ApbCluster.Model.Generation;
@@ -28,12 +29,16 @@ public sealed class LlamaShardEngine : IShardEngine
     private readonly string _noHeadsReason = "";
     private readonly TimeSpan _layerDelay;
     private readonly long _kvBudget;
+    private readonly PrefillGate _gate;
     private long _kvBytes;
 
     /// <param name="layerDelay">Test-only: sleep after each prefill layer (makes prefill slow enough to kill a host mid-way).</param>
     /// <param name="kvBudget">Bytes of KV this host may hold (apb.gpu-host.kv-memory); 0: what its device or process has free.</param>
-    public LlamaShardEngine(ModelSpec spec, string device, TimeSpan layerDelay = default, long kvBudget = 0)
+    /// <param name="prefillPolicy">How a new query's prefill shares the host with running decodes (apb.gpu-host.prefill-policy).</param>
+    public LlamaShardEngine(ModelSpec spec, string device, TimeSpan layerDelay = default, long kvBudget = 0,
+        PrefillPolicy prefillPolicy = PrefillPolicy.Concurrent)
     {
+        _gate = new PrefillGate(prefillPolicy);
         if (kvBudget < 0) throw new ArgumentOutOfRangeException(nameof(kvBudget), kvBudget, "a KV budget is not negative");
         _kvBudget = kvBudget;
         Device = device;
@@ -65,6 +70,8 @@ public sealed class LlamaShardEngine : IShardEngine
 
     public LlamaModel Model => _model;
 
+    public PrefillGate Gate => _gate;
+
     /// <summary>With a KV budget: the KV held against the budget (so the router admits queries by it); otherwise the
     /// device's (or on CPU the process's) memory.</summary>
     public DeviceMemory Memory()
@@ -91,6 +98,7 @@ public sealed class LlamaShardEngine : IShardEngine
         var clock = Stopwatch.StartNew();
         double prefillMs = 0;
         long heldBytes = 0; // this query's part of KvBytes, which sums every running query's shard
+        using var turn = _gate.Enter();
         var request = new PrefillRequest(work.Document.Select(x => (long)x).ToArray(), work.Question.Select(x => (long)x).ToArray())
         {
             CritiPrefill = CritiPrefillOf(work.PrefillAttention),
@@ -99,7 +107,11 @@ public sealed class LlamaShardEngine : IShardEngine
                 if (_layerDelay > TimeSpan.Zero) ct.WaitHandle.WaitOne(_layerDelay);
                 ct.ThrowIfCancellationRequested();
                 events.LayerDone(layer, total);
-                if (layer != total) return;
+                if (layer != total)
+                {
+                    turn.BeforePrefillLayer(ct);
+                    return;
+                }
                 prefillMs = clock.Elapsed.TotalMilliseconds;
                 heldBytes = ShardBytes(plan, collective.Rank);
                 Interlocked.Add(ref _kvBytes, heldBytes);
@@ -113,12 +125,14 @@ public sealed class LlamaShardEngine : IShardEngine
             OnToken = id =>
             {
                 ct.ThrowIfCancellationRequested();
+                turn.Decoded();
                 events.Token(id);
             },
         };
         using var scope = NewDisposeScope(); // frees the shard's KV however the run ends
         try
         {
+            turn.BeforePrefillLayer(ct);
             var (shard, result) = ParallelRun.Host(collective, _model, plan, strategy, request, options);
             shard.Dispose();
             return new ShardOutcome(prefillMs > 0 ? prefillMs : clock.Elapsed.TotalMilliseconds, clock.Elapsed.TotalMilliseconds, result.Tokens.Length);
