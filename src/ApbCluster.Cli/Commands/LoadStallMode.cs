@@ -29,9 +29,11 @@ internal static class LoadStallMode
         var trials = new List<StallTrial>();
         for (int i = 0; i < s.Repeat; i++)
         {
-            var running = new SubmitQuery($"stall-run-{Guid.NewGuid():N}", QueryContext.FromTokens(AskCommand.SyntheticContext(RunningContextTokens, s.Seed + 2 * i)),
+            // The same running query every trial (greedy: the same tokens, so an end-of-sequence id cannot cut one trial short and
+            // not another); a different document arrives each time.
+            var running = new SubmitQuery($"stall-run-{Guid.NewGuid():N}", QueryContext.FromTokens(AskCommand.SyntheticContext(RunningContextTokens, s.Seed)),
                 s.Question, GenerationOptions.Greedy(s.DecodeTokens), s.Mode, null);
-            var arriving = new SubmitQuery($"stall-new-{Guid.NewGuid():N}", QueryContext.FromTokens(AskCommand.SyntheticContext(s.ContextTokens, s.Seed + 2 * i + 1)),
+            var arriving = new SubmitQuery($"stall-new-{Guid.NewGuid():N}", QueryContext.FromTokens(AskCommand.SyntheticContext(s.ContextTokens, s.Seed + 1 + i)),
                 s.Question, GenerationOptions.Greedy(s.ArrivingMaxNew), s.Mode, null);
             trials.Add(await runner.RunAsync(running, arriving, s.ArriveAfter, CancellationToken.None));
         }

@@ -45,7 +45,7 @@ internal sealed class StallRunner(ClusterQueryClient client, TimeSpan queryBound
         {
             var alone = await first;
             return new StallTrial(tokenMs, double.NaN, null, null,
-                alone.Error ?? $"the running query ended after {tokenMs.Count} tokens, before --arrive-after {arriveAfter}", null, null);
+                alone.Error ?? $"the running query ended after {tokenMs.Count} tokens, before --arrive-after {arriveAfter}{EndOfSequence(running, tokenMs.Count)}", null, null);
         }
         double arrivalMs = clock.Elapsed.TotalMilliseconds;
         double? firstTokenMs = null;
@@ -54,9 +54,13 @@ internal sealed class StallRunner(ClusterQueryClient client, TimeSpan queryBound
         var firstDone = await first;
         var error = firstDone.Error is { } e1 ? $"running query: {e1}" : second.Error is { } e2 ? $"arriving query: {e2}" : null;
         if (error is null && tokenMs[^1] <= firstTokenMs)
-            error = $"the running query ended ({tokenMs.Count} tokens) before the arriving query's first token: raise --decode-tokens";
+            error = $"the running query ended ({tokenMs.Count} tokens) before the arriving query's first token: " +
+                    (tokenMs.Count < running.Generation.MaxNewTokens ? EndOfSequence(running, tokenMs.Count)[2..] : "raise --decode-tokens");
         return new StallTrial(tokenMs, arrivalMs, firstTokenMs, arrivingDone, error, firstDone.Done, second.Done);
     }
+
+    private static string EndOfSequence(SubmitQuery running, int tokens) => tokens < running.Generation.MaxNewTokens
+        ? "; the model chose an end-of-sequence token before --decode-tokens: try another --seed" : "";
 
     /// <summary>Streams one query, calling <paramref name="onToken"/> (id, client ms) for each token as it arrives.</summary>
     private async Task<(QueryCompleted? Done, string? Error)> ConsumeAsync(SubmitQuery query, Stopwatch clock, Action<int, double> onToken,

@@ -70,6 +70,7 @@ public sealed class LlamaShardEngine : IShardEngine
 
     public LlamaModel Model => _model;
 
+    /// <summary>This host's prefill policy and what it has made prefills wait.</summary>
     public PrefillGate Gate => _gate;
 
     /// <summary>With a KV budget: the KV held against the budget (so the router admits queries by it); otherwise the
@@ -125,8 +126,8 @@ public sealed class LlamaShardEngine : IShardEngine
             OnToken = id =>
             {
                 ct.ThrowIfCancellationRequested();
-                turn.Decoded();
                 events.Token(id);
+                turn.Decoded(); // after the token is out: a prefill waiting for this step may then go on
             },
         };
         using var scope = NewDisposeScope(); // frees the shard's KV however the run ends
