@@ -65,20 +65,6 @@ for round in $(seq 1 "$ROUNDS"); do for policy in $POLICIES; do
   cleanup
 done; done
 
-# summary.md: every round's trials of a policy pooled (nearest-rank percentiles, as apb load prints them)
-python3 - "$OUT" $POLICIES > "$OUT/summary.md" <<'PY'
-import glob, json, math, sys
-out, policies = sys.argv[1], sys.argv[2:]
-def pct(v, p):
-    v = sorted(v)
-    return v[max(0, min(len(v) - 1, math.ceil(p * len(v)) - 1))] if v else float('nan')
-print('| policy | trials | gap before, median | gap during prefill, max | p95 | gaps during | arriving TTFT, median |')
-print('|---|---:|---:|---:|---:|---:|---:|')
-for policy in policies:
-    trials = [t for f in sorted(glob.glob(f'{out}/stall-{policy}-*.json')) for t in json.load(open(f))['trials'] if t['error'] is None]
-    before = [g for t in trials for g in t['before_gaps_ms']]; during = [g for t in trials for g in t['during_gaps_ms']]
-    ttft = [t['arriving_ttft_ms'] for t in trials]
-    print(f'| {policy} | {len(trials)} | {pct(before, .5):.1f} ms | {max(during, default=float("nan")):.1f} ms | {pct(during, .95):.1f} ms '
-          f'| {len(during)} | {pct(ttft, .5):.0f} ms |')
-PY
+# summary.md: every round's trials of a policy pooled
+python3 docs/benchmarks/scripts/prefill-stall-summary.py "$OUT" $POLICIES > "$OUT/summary.md"
 cat "$OUT/summary.md"
