@@ -8,6 +8,7 @@ using ApbCluster.Parallel.Compression;
 using ApbCluster.Parallel.Phase2;
 using ApbCluster.Parallel.Plan;
 using ApbCluster.Parallel.Kernels;
+using ApbCluster.Parallel.Serving;
 using ApbCluster.Parallel.Strategies;
 using TorchSharp;
 using ModelGeneration = ApbCluster.Model.Generation;
@@ -30,13 +31,17 @@ public sealed class LlamaShardEngine : IShardEngine
     private readonly TimeSpan _layerDelay;
     private readonly long _kvBudget;
     private readonly DecodeBatcher? _batcher;
+    private readonly PrefillGate _gate;
     private long _kvBytes;
 
     /// <param name="layerDelay">Test-only: sleep after each prefill layer (makes prefill slow enough to kill a host mid-way).</param>
     /// <param name="kvBudget">Bytes of KV this host may hold (apb.gpu-host.kv-memory); 0: what its device or process has free.</param>
+    /// <param name="prefillPolicy">How a new query's prefill shares the host with running decodes (apb.gpu-host.prefill-policy).</param>
     /// <param name="batchDecode">Running queries' Phase-2 steps share each layer's dense parts (apb.gpu-host.batch-decode).</param>
-    public LlamaShardEngine(ModelSpec spec, string device, TimeSpan layerDelay = default, long kvBudget = 0, bool batchDecode = false)
+    public LlamaShardEngine(ModelSpec spec, string device, TimeSpan layerDelay = default, long kvBudget = 0,
+        PrefillPolicy prefillPolicy = PrefillPolicy.Concurrent, bool batchDecode = false)
     {
+        _gate = new PrefillGate(prefillPolicy);
         if (kvBudget < 0) throw new ArgumentOutOfRangeException(nameof(kvBudget), kvBudget, "a KV budget is not negative");
         _kvBudget = kvBudget;
         Device = device;
@@ -72,6 +77,9 @@ public sealed class LlamaShardEngine : IShardEngine
     /// <summary>What cross-query decode batching did on this host (zeros when it is off or only one query ran at a time).</summary>
     public DecodeBatchStats DecodeBatching => _batcher?.Stats ?? default;
 
+    /// <summary>This host's prefill policy and what it has made prefills wait.</summary>
+    public PrefillGate Gate => _gate;
+
     /// <summary>With a KV budget: the KV held against the budget (so the router admits queries by it); otherwise the
     /// device's (or on CPU the process's) memory.</summary>
     public DeviceMemory Memory()
@@ -98,6 +106,7 @@ public sealed class LlamaShardEngine : IShardEngine
         var clock = Stopwatch.StartNew();
         double prefillMs = 0;
         long heldBytes = 0; // this query's part of KvBytes, which sums every running query's shard
+        using var turn = _gate.Enter();
         var request = new PrefillRequest(work.Document.Select(x => (long)x).ToArray(), work.Question.Select(x => (long)x).ToArray())
         {
             CritiPrefill = CritiPrefillOf(work.PrefillAttention),
@@ -106,7 +115,11 @@ public sealed class LlamaShardEngine : IShardEngine
                 if (_layerDelay > TimeSpan.Zero) ct.WaitHandle.WaitOne(_layerDelay);
                 ct.ThrowIfCancellationRequested();
                 events.LayerDone(layer, total);
-                if (layer != total) return;
+                if (layer != total)
+                {
+                    turn.BeforePrefillLayer(ct);
+                    return;
+                }
                 prefillMs = clock.Elapsed.TotalMilliseconds;
                 heldBytes = ShardBytes(plan, collective.Rank);
                 Interlocked.Add(ref _kvBytes, heldBytes);
@@ -122,11 +135,13 @@ public sealed class LlamaShardEngine : IShardEngine
             {
                 ct.ThrowIfCancellationRequested();
                 events.Token(id);
+                turn.Decoded(); // after the token is out: a prefill waiting for this step may then go on
             },
         };
         using var scope = NewDisposeScope(); // frees the shard's KV however the run ends
         try
         {
+            turn.BeforePrefillLayer(ct);
             var (shard, result) = ParallelRun.Host(collective, _model, plan, strategy, request, options);
             shard.Dispose();
             return new ShardOutcome(prefillMs > 0 ? prefillMs : clock.Elapsed.TotalMilliseconds, clock.Elapsed.TotalMilliseconds, result.Tokens.Length);

@@ -85,6 +85,17 @@ public class UsageErrorTests
     }
 
     [Fact]
+    public void Load_stall_refuses_options_that_cannot_measure_before_connecting()
+    {
+        // No router listens on port 9: each error must come from the options, before any connection is tried.
+        AssertUsage(ApbProcess.Run("load", "--cluster", "127.0.0.1:9", "--stall", "--decode-tokens", "8", "--arrive-after", "8"), "--decode-tokens 8", "--arrive-after 8");
+        AssertUsage(ApbProcess.Run("load", "--cluster", "127.0.0.1:9", "--stall", "--arrive-after", "1"), "--arrive-after 1");
+        AssertUsage(ApbProcess.Run("load", "--cluster", "127.0.0.1:9", "--stall", "--repeat", "0"), "--repeat 0");
+        AssertUsage(ApbProcess.Run("load", "--cluster", "127.0.0.1:9", "--stall", "--queries", "3"), "--queries", "--stall");
+        AssertUsage(ApbProcess.Run("load", "--cluster", "127.0.0.1:9", "--decode-tokens", "300"), "--decode-tokens", "--stall");
+    }
+
+    [Fact]
     public void Context_files_must_be_utf8_text_and_not_empty()
     {
         var latin1 = TempFile([.. Encoding.UTF8.GetBytes("caf"), 0xE9, .. Encoding.UTF8.GetBytes(" au lait")]);

@@ -11,7 +11,8 @@ namespace ApbCluster.Cli.Commands;
 /// `apb load`: N queries with different documents (seeded synthetic contexts) sent to a running cluster at once;
 /// prints time to first token p50/p95, aggregate tokens/s and each query's queue/start/finish on the router's clock,
 /// then runs every query again alone, one at a time, and fails (exit 1) if any answer's ids differ (greedy decoding
-/// must not depend on what else ran beside it).
+/// must not depend on what else ran beside it). With --stall it measures instead how a new prefill stalls a running
+/// decode (<see cref="LoadStallMode"/>).
 /// </summary>
 internal static class LoadCommand
 {
@@ -28,8 +29,12 @@ internal static class LoadCommand
         var noCheck = new Option<bool>("--no-check") { Description = "skip running each query again alone to compare the answers" };
         var queryTimeout = new Option<int>("--query-timeout") { Description = "seconds one query may take before it is cancelled", DefaultValueFactory = _ => 300 };
         var output = new Option<string?>("--out") { Description = "also write the report as JSON to this file" };
+        var stall = new Option<bool>("--stall") { Description = "measure how long a new query's prefill stalls a running decode (instead of N concurrent queries)" };
+        var decodeTokens = new Option<int>("--decode-tokens") { Description = "with --stall: tokens the running query decodes", DefaultValueFactory = _ => 256 };
+        var arriveAfter = new Option<int>("--arrive-after") { Description = "with --stall: the running query's tokens before the long document is sent", DefaultValueFactory = _ => 16 };
+        var repeat = new Option<int>("--repeat") { Description = "with --stall: trials, one after another", DefaultValueFactory = _ => 3 };
         var cmd = new Command("load", "Send N concurrent queries to a running cluster: TTFT p50/p95, tokens/s, overlap, and answers equal to each query run alone.")
-            { cluster, queries, concurrency, contextTokens, maxNew, question, mode, seed, noCheck, queryTimeout, output };
+            { cluster, queries, concurrency, contextTokens, maxNew, question, mode, seed, noCheck, queryTimeout, output, stall, decodeTokens, arriveAfter, repeat };
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             int n = pr.GetValue(queries), c = pr.GetValue(concurrency) ?? pr.GetValue(queries);
@@ -42,27 +47,72 @@ internal static class LoadCommand
             var outFile = pr.GetValue(output);
             if (outFile is not null && Path.GetDirectoryName(Path.GetFullPath(outFile)) is { } dir && !Directory.Exists(dir))
                 throw new CliUsageException($"--out '{outFile}': folder '{dir}' does not exist.");
+            if (pr.GetValue(stall))
+            {
+                foreach (var notStall in new Option[] { queries, concurrency, noCheck })
+                    if (pr.GetResult(notStall) is { Implicit: false })
+                        throw new CliUsageException($"{notStall.Name} is not for --stall (it sends its own two queries per trial).");
+                var settings = StallSettings(pr, attention, decodeTokens, arriveAfter, repeat, contextTokens, maxNew, question, seed, queryTimeout);
+                return WithStdout(stdout => StallAsync(pr.GetValue(cluster)!, settings, outFile, stdout));
+            }
+            foreach (var stallOnly in new Option[] { decodeTokens, arriveAfter, repeat })
+                if (pr.GetResult(stallOnly) is { Implicit: false })
+                    throw new CliUsageException($"{stallOnly.Name} is for --stall.");
             var run = Enumerable.Range(0, n).Select(i => new SubmitQuery($"load-{Guid.NewGuid():N}",
                 QueryContext.FromTokens(AskCommand.SyntheticContext(pr.GetValue(contextTokens), pr.GetValue(seed) + i)), pr.GetValue(question)!,
                 GenerationOptions.Greedy(pr.GetValue(maxNew)), attention, null)).ToList();
-            var stdout = Console.Out;
-            Console.SetOut(Console.Error); // the client's ActorSystem logs to Console.Out: keep stdout for the report
-            try { return RunAsync(pr.GetValue(cluster)!, run, c, !pr.GetValue(noCheck), TimeSpan.FromSeconds(pr.GetValue(queryTimeout)), outFile, stdout).GetAwaiter().GetResult(); }
-            finally { Console.SetOut(stdout); }
+            return WithStdout(stdout => RunAsync(pr.GetValue(cluster)!, run, c, !pr.GetValue(noCheck), TimeSpan.FromSeconds(pr.GetValue(queryTimeout)), outFile, stdout));
         }));
         return cmd;
+    }
+
+    /// <summary>The client's ActorSystem logs to Console.Out: the run gets the real stdout for its report, the logs go to stderr.</summary>
+    private static int WithStdout(Func<TextWriter, Task<int>> run)
+    {
+        var stdout = Console.Out;
+        Console.SetOut(Console.Error);
+        try { return run(stdout).GetAwaiter().GetResult(); }
+        finally { Console.SetOut(stdout); }
+    }
+
+    private static LoadStallMode.Settings StallSettings(ParseResult pr, AttentionMode attention, Option<int> decodeTokens, Option<int> arriveAfter,
+        Option<int> repeat, Option<int> contextTokens, Option<int> maxNew, Option<string> question, Option<int> seed, Option<int> queryTimeout)
+    {
+        int decode = pr.GetValue(decodeTokens), after = pr.GetValue(arriveAfter), trials = pr.GetValue(repeat);
+        if (after < 2) throw new CliUsageException($"--arrive-after {after}: must be at least 2 (the gaps before the arrival are the baseline).");
+        if (decode <= after) throw new CliUsageException($"--decode-tokens {decode}: must be more than --arrive-after {after} (the running query must still decode when the document arrives).");
+        if (trials < 1) throw new CliUsageException($"--repeat {trials}: must be at least 1.");
+        if (pr.GetValue(contextTokens) < 1) throw new CliUsageException($"--context-tokens {pr.GetValue(contextTokens)}: must be at least 1.");
+        return new LoadStallMode.Settings(decode, after, pr.GetValue(contextTokens), pr.GetValue(maxNew), trials, pr.GetValue(question)!, attention,
+            pr.GetValue(seed), TimeSpan.FromSeconds(pr.GetValue(queryTimeout)));
+    }
+
+    private static async Task<int> StallAsync(string endpoint, LoadStallMode.Settings settings, string? outFile, TextWriter stdout)
+    {
+        await using var client = ClusterQueryClient.Connect([endpoint], new ClusterQueryClientOptions { IdleTimeout = settings.QueryBound });
+        if (!await RouterAnswersAsync(client, endpoint)) return CliRun.Failed;
+        return await LoadStallMode.RunAsync(client, endpoint, settings, outFile, stdout);
+    }
+
+    private static async Task<bool> RouterAnswersAsync(ClusterQueryClient client, string endpoint)
+    {
+        try
+        {
+            await client.StatusAsync(TimeSpan.FromSeconds(15));
+            return true;
+        }
+        catch (Exception)
+        {
+            Console.Error.WriteLine($"error: no router answered at {endpoint} within 15 s (--cluster: a router node's CLUSTER_IP:CLUSTER_PORT).");
+            return false;
+        }
     }
 
     private static async Task<int> RunAsync(string endpoint, IReadOnlyList<SubmitQuery> queries, int concurrency, bool check, TimeSpan bound,
         string? outFile, TextWriter stdout)
     {
         await using var client = ClusterQueryClient.Connect([endpoint], new ClusterQueryClientOptions { IdleTimeout = bound });
-        try { await client.StatusAsync(TimeSpan.FromSeconds(15)); }
-        catch (Exception)
-        {
-            Console.Error.WriteLine($"error: no router answered at {endpoint} within 15 s (--cluster: a router node's CLUSTER_IP:CLUSTER_PORT).");
-            return CliRun.Failed;
-        }
+        if (!await RouterAnswersAsync(client, endpoint)) return CliRun.Failed;
         var runner = new LoadRunner(client, bound);
         Console.Error.WriteLine($"load: {queries.Count} queries, {concurrency} at a time, to {endpoint}");
         var wall = Stopwatch.StartNew();

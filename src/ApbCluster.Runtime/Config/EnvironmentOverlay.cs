@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Akka.Configuration;
+using ApbCluster.Parallel.Serving;
 using HoconConfig = Akka.Configuration.Config;
 
 namespace ApbCluster.Runtime.Config;
@@ -65,6 +66,8 @@ public static partial class EnvironmentOverlay
             hocon.AppendLine($"apb.gpu-host.max-queries = {ParseCount("APB_MAX_QUERIES", maxQueries, max: 1024)}");
         if (Get(env, "APB_BATCH_DECODE") is { } batchDecode)
             hocon.AppendLine($"apb.gpu-host.batch-decode = {ParseSwitch("APB_BATCH_DECODE", batchDecode)}");
+        if (Get(env, "APB_PREFILL_POLICY") is { } prefillPolicy)
+            hocon.AppendLine($"apb.gpu-host.prefill-policy = {Quote(ParsePrefillPolicy(prefillPolicy))}");
         if (Get(env, "APB_KV_MEMORY") is { } kvMemory)
             hocon.AppendLine($"apb.gpu-host.kv-memory = {ParseByteSize("APB_KV_MEMORY", kvMemory)}");
         if (Get(env, "APB_ROUTER_MAX_IN_FLIGHT") is { } inFlight)
@@ -141,6 +144,9 @@ public static partial class EnvironmentOverlay
                  (value == "cuda" || (value[4] == ':' && int.TryParse(value[5..], NumberStyles.None, CultureInfo.InvariantCulture, out _))));
         return ok ? value : throw new NodeConfigException($"APB_DEVICE='{value}' is not a device (expected cpu, cuda or cuda:N)");
     }
+
+    private static string ParsePrefillPolicy(string value) => PrefillPolicies.TryParse(value, out var policy) ? policy.Word()
+        : throw new NodeConfigException($"APB_PREFILL_POLICY='{value}' is not a prefill policy (expected {PrefillPolicies.Words})");
 
     private static string ParseLogLevel(string value)
     {

@@ -1,6 +1,7 @@
 using System.Collections;
 using System.Text;
 using Akka.Configuration;
+using ApbCluster.Parallel.Serving;
 using HoconConfig = Akka.Configuration.Config;
 
 namespace ApbCluster.Runtime.Config;
@@ -103,7 +104,7 @@ public sealed class NodeConfig
         sb.AppendLine($"apb-node admin   : {(s.AdminPort == 0 ? "disabled" : $"{s.AdminHost}:{s.AdminPort}")}");
         sb.AppendLine($"apb-node metrics : {(Ops.MetricsPort == 0 ? "disabled" : $"http://{Ops.MetricsHost}:{Ops.MetricsPort}/metrics")}");
         if (s.HasRole(NodeRoles.GpuHost))
-            sb.AppendLine($"apb-node gpu-host: {s.VirtualHosts} host(s) on {s.Device}, model '{(s.Model.Length > 0 ? s.Model : s.ModelDir)}', data port {(s.DataPort == 0 ? "ephemeral" : s.DataPort)}");
+            sb.AppendLine($"apb-node gpu-host: {s.VirtualHosts} host(s) on {s.Device}, model '{(s.Model.Length > 0 ? s.Model : s.ModelDir)}', data port {(s.DataPort == 0 ? "ephemeral" : s.DataPort)}, prefill policy {s.PrefillPolicy.Word()}");
         sb.AppendLine($"apb-node join    : {(Join.Secret is not null ? $"join secret set{(Join.Previous is not null ? " (previous one accepted too)" : "")}" : Join.AllowInsecure ? "INSECURE: no join secret, any host may register (apb.cluster.allow-insecure-join)" : "no join secret (the node will not start)")}");
         sb.Append($"apb-node config  : {string.Join(" > ", Sources)}");
         if (SeedWarning() is { } warning) sb.Append($"\napb-node WARNING : {warning}");
@@ -143,6 +144,13 @@ public sealed class NodeConfig
             : throw new NodeConfigException($"apb.gpu-host.kv-memory = {bytes}: must not be negative");
     }
 
+    private static PrefillPolicy PrefillPolicyOf(HoconConfig c)
+    {
+        var word = c.GetString("apb.gpu-host.prefill-policy", "concurrent");
+        return PrefillPolicies.TryParse(word, out var policy) ? policy
+            : throw new NodeConfigException($"apb.gpu-host.prefill-policy = '{word}': expected {PrefillPolicies.Words}");
+    }
+
     private static NodeSettings ReadSettings(HoconConfig c, string systemName)
     {
         var hostname = c.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1");
@@ -170,6 +178,7 @@ public sealed class NodeConfig
             TestLayerDelay: c.GetTimeSpan("apb.gpu-host.test-layer-delay", TimeSpan.Zero),
             MaxQueries: Positive(c.GetInt("apb.gpu-host.max-queries", 4), "apb.gpu-host.max-queries"),
             KvMemory: KvMemoryOf(c),
-            BatchDecode: c.GetBoolean("apb.gpu-host.batch-decode", false));
+            BatchDecode: c.GetBoolean("apb.gpu-host.batch-decode", false),
+            PrefillPolicy: PrefillPolicyOf(c));
     }
 }

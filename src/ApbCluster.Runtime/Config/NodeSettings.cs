@@ -1,3 +1,5 @@
+using ApbCluster.Parallel.Serving;
+
 namespace ApbCluster.Runtime.Config;
 
 /// <summary>The effective node settings after baseline, file and environment overlay.</summary>
@@ -20,7 +22,8 @@ public sealed record NodeSettings(
     TimeSpan TestLayerDelay,
     int MaxQueries = 4,
     long KvMemory = 0,
-    bool BatchDecode = false)
+    bool BatchDecode = false,
+    PrefillPolicy PrefillPolicy = PrefillPolicy.Concurrent)
 {
     public bool HasRole(string role) => Roles.Contains(role);
 

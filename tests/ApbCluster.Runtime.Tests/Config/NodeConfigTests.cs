@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using ApbCluster.Contracts.Serialization;
+using ApbCluster.Parallel.Serving;
 using ApbCluster.Runtime.Config;
 using ApbCluster.Runtime.Logging;
 
@@ -54,6 +55,7 @@ public sealed class NodeConfigTests
     [InlineData("APB_DEVICE", "tpu", "APB_DEVICE='tpu' is not a device")]
     [InlineData("APB_LOG_LEVEL", "chatty", "APB_LOG_LEVEL='chatty'")]
     [InlineData("APB_BATCH_DECODE", "sometimes", "APB_BATCH_DECODE='sometimes' must be on or off")]
+    [InlineData("APB_PREFILL_POLICY", "fifo", "APB_PREFILL_POLICY='fifo' is not a prefill policy (expected concurrent or decode-first)")]
     [InlineData("APB_CONFIG", "/nonexistent/ops.hocon", "'/nonexistent/ops.hocon' (from APB_CONFIG) does not exist")]
     public void Bad_values_fail_with_the_variable_named(string name, string value, string expected)
     {
@@ -89,6 +91,27 @@ public sealed class NodeConfigTests
             File.WriteAllText(file, "akka.cluster.roles = [oracle]");
             var error = Assert.Throws<NodeConfigException>(() => Load(("APB_CONFIG", file)));
             Assert.Contains("akka.cluster.roles has unknown role 'oracle'", error.Message);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public void Prefill_policy_is_concurrent_by_default_and_bound_from_the_environment_or_a_file()
+    {
+        Assert.Equal(PrefillPolicy.Concurrent, Load().Settings.PrefillPolicy);
+        var fromEnv = Load(("APB_PREFILL_POLICY", "Decode-First"));
+        Assert.Equal(PrefillPolicy.DecodeFirst, fromEnv.Settings.PrefillPolicy);
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, "apb.gpu-host.prefill-policy = decode-first");
+            Assert.Equal(PrefillPolicy.DecodeFirst, Load(("APB_CONFIG", file)).Settings.PrefillPolicy);
+            File.WriteAllText(file, "apb.gpu-host.prefill-policy = newest-first");
+            var error = Assert.Throws<NodeConfigException>(() => Load(("APB_CONFIG", file)));
+            Assert.Equal("apb.gpu-host.prefill-policy = 'newest-first': expected concurrent or decode-first", error.Message);
         }
         finally
         {
