@@ -19,7 +19,8 @@ public sealed record NodeSettings(
     int DataPort,
     TimeSpan TestLayerDelay,
     int MaxQueries = 4,
-    long KvMemory = 0)
+    long KvMemory = 0,
+    long HostKvMemory = 0)
 {
     public bool HasRole(string role) => Roles.Contains(role);
 
