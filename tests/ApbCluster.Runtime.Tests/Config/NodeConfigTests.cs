@@ -52,6 +52,7 @@ public sealed class NodeConfigTests
     [InlineData("APB_DEVICE", "tpu", "APB_DEVICE='tpu' is not a device")]
     [InlineData("APB_LOG_LEVEL", "chatty", "APB_LOG_LEVEL='chatty'")]
     [InlineData("APB_CONFIG", "/nonexistent/ops.hocon", "'/nonexistent/ops.hocon' (from APB_CONFIG) does not exist")]
+    [InlineData("APB_HOST_KV_MEMORY", "3 gigs", "APB_HOST_KV_MEMORY='3 gigs' is not a size")]
     public void Bad_values_fail_with_the_variable_named(string name, string value, string expected)
     {
         var error = Assert.Throws<NodeConfigException>(() => Load((name, value)));
@@ -70,6 +71,25 @@ public sealed class NodeConfigTests
             Assert.Equal(7000, config.Settings.AdminPort);
             Assert.Equal(TimeSpan.FromSeconds(3), config.Hocon.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after"));
             Assert.Equal(3, config.Sources.Count);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public void Kv_budgets_come_from_the_environment_or_a_file_and_a_bad_one_is_named()
+    {
+        var config = Load(("APB_KV_MEMORY", "12GiB"), ("APB_HOST_KV_MEMORY", "64GiB"));
+        Assert.Equal((12L << 30, 64L << 30), (config.Settings.KvMemory, config.Settings.HostKvMemory));
+        Assert.Equal(0, Load().Settings.HostKvMemory); // none: the machine's memory
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, "apb.gpu-host.host-kv-memory = -5");
+            var error = Assert.Throws<NodeConfigException>(() => Load(("APB_CONFIG", file)));
+            Assert.Contains("apb.gpu-host.host-kv-memory = -5: must not be negative", error.Message);
         }
         finally
         {
