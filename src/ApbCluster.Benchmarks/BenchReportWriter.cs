@@ -85,6 +85,21 @@ public static class BenchReportWriter
                 "Fits: sequences of that context that fit beside the weights while one more prompt can be prefilled (an estimate from free memory).");
             sb.AppendLine();
         }
+        if (r.Serve.Count > 0)
+        {
+            sb.AppendLine("## Concurrent queries (APB, virtual hosts on one device)");
+            sb.AppendLine();
+            sb.AppendLine("| hosts | queries | context | steps | batch decode | decode tokens/s (all queries) | ms/token per query (median) | shared calls / batched calls | widest | decodes overlapped | GPU GiB |");
+            sb.AppendLine("|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|");
+            foreach (var s in r.Serve)
+                sb.AppendLine(string.Format(inv, "| {0} | {1} | {2} | {3} | {4} | {5:F1} | {6:F2} | {7} / {8} | {9} | {10} | {11:F1} |", s.Hosts, s.Queries, s.Context, s.Steps,
+                    s.BatchDecode ? string.Format(inv, "on, wait {0:0.##} ms", s.BatchWaitMs) : "off", s.DecodeTokensPerSecond, s.MsPerTokenMedian, s.SharedCalls, s.Calls, s.Widest, s.DecodesOverlapped ? "yes" : "no", s.GpuGiB));
+            sb.AppendLine();
+            sb.AppendLine("Every query runs prefill then Phase 2 on every host (each with its own collectives and KV), all queries started " +
+                "together. Decode tokens/s: tokens after each query's first, over the window from the first query's first token to the last " +
+                "query's last. Batch decode on: each host's running queries share each layer's projections and MLP (DecodeBatcher).");
+            sb.AppendLine();
+        }
         foreach (var n in r.Notes) sb.AppendLine("- " + n);
         return sb.ToString();
     }

@@ -49,4 +49,8 @@ public sealed record BenchReport(
     DateTimeOffset Started,
     List<PrefillMeasurement> Prefill,
     List<DecodeMeasurement> Decode,
-    List<string> Notes);
+    List<string> Notes)
+{
+    /// <summary>Concurrent queries on virtual hosts, decode batched across them or not (<see cref="ServeBench"/>).</summary>
+    public List<ServeMeasurement> Serve { get; init; } = [];
+}

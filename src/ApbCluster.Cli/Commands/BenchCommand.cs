@@ -43,6 +43,9 @@ internal static class BenchCommand
         var decodeContext = new Option<string?>("--decode-context") { Description = "also time decode at these contexts, e.g. 32k,128k (each sequence its own context of that length)" };
         var decodeBatch = new Option<string>("--decode-batch") { Description = "sequences decoding together, e.g. 1,4,16 or 1,max (max: as many as fit; ms per step and aggregate tokens/s of each)", DefaultValueFactory = _ => "1" };
         var kv = new KvStoreCliOptions();
+        var serveQueries = new Option<string?>("--serve-queries") { Description = "also run this many APB queries at once on --hosts virtual hosts (default 2) on one device, e.g. 1,4: decode tokens/s with batch decode off and on" };
+        var serveWait = new Option<string>("--serve-batch-wait") { Description = "milliseconds a host's decode batch holds for queries still waiting on their peers, e.g. 0,1 (each a run with batch decode on)", DefaultValueFactory = _ => "0" };
+        var serveContext = new Option<string>("--serve-context") { Description = "document tokens of each --serve-queries query", DefaultValueFactory = _ => "32k" };
         var decodeSteps = new Option<int>("--decode-steps") { Description = "decode steps to time", DefaultValueFactory = _ => 32 };
         var ttft = new Option<bool>("--ttft") { Description = "parallel modes: also time prefill to first token (question pass and first decode step included), as a query's time to first token" };
         var calibrate = new Option<bool>("--calibrate") { Description = "also measure the attention and token rates of the balanced split's cost model on this device" };
@@ -52,7 +55,7 @@ internal static class BenchCommand
         var cmd = new Command("bench", "Benchmark prefill/decode at a real model shape with random weights.")
         {
             shape, lengths, modes, gpus, hosts, anchorDivisor, anchor, passing, split, apbKernel, collectiveTimeout, device, dtype, warmup,
-            repeats, decodeContext, decodeBatch, decodeSteps, ttft, calibrate, isolate, childOut, output,
+            repeats, decodeContext, decodeBatch, decodeSteps, serveQueries, serveContext, serveWait, ttft, calibrate, isolate, childOut, output,
         };
         criti.AddTo(cmd);
         kv.AddTo(cmd);
@@ -60,7 +63,10 @@ internal static class BenchCommand
         {
             var config = ModelShapes.Get(pr.GetValue(shape)!);
             // A decode-only run (--decode-context without --lengths) skips the prefill table.
-            bool prefillAsked = pr.GetResult(lengths) is { Implicit: false } || pr.GetValue(decodeContext) is null;
+            bool prefillAsked = pr.GetResult(lengths) is { Implicit: false } || (pr.GetValue(decodeContext) is null && pr.GetValue(serveQueries) is null);
+            var serveCounts = pr.GetValue(serveQueries) is { } sq ? ParseCounts(sq, "--serve-queries") : [];
+            if (serveCounts.Contains(0)) throw new CliUsageException("--serve-queries takes whole numbers of queries (max is for --decode-batch).");
+            int serveTokens = ParseLengths(pr.GetValue(serveContext)!, "--serve-context") is [var st] ? st : throw new CliUsageException("--serve-context takes one length, e.g. 32k.");
             var lens = prefillAsked ? ParseLengths(pr.GetValue(lengths)!, "--lengths") : [];
             var modeList = pr.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             foreach (var m in modeList) ParseMode(m);
@@ -100,6 +106,11 @@ internal static class BenchCommand
                 RunPrefill(report, config, dt, gpuList, pr.GetValue(hosts) ?? gpuList.Length, modeList, lens, apbSettings, pr.GetValue(warmup),
                     pr.GetValue(repeats), pr.GetValue(ttft), TimeSpan.FromSeconds(pr.GetValue(collectiveTimeout)), critiOptions);
 
+            if (serveCounts.Length > 0)
+            {
+                using var model = LlamaModel.CreateRandom(config, gpuList[0], dt, seed: 1);
+                RunServe(report, model, pr.GetValue(hosts) ?? 2, serveCounts, serveTokens, pr.GetValue(decodeSteps), ParseWaits(pr.GetValue(serveWait)!));
+            }
             if (pr.GetValue(decodeContext) is { } || pr.GetValue(calibrate))
             {
                 using var model = LlamaModel.CreateRandom(config, gpuList[0], dt, seed: 1);
@@ -186,6 +197,38 @@ internal static class BenchCommand
             report.Notes.Add($"decode attention ran per sequence: the one-call ragged kernel failed ({why})");
     }
 
+    /// <summary>Each count of concurrent queries with batch decode off, then on (one query: off only, the same path).</summary>
+    private static void RunServe(BenchReport report, LlamaModel model, int hosts, int[] counts, int context, int steps, TimeSpan[] waits)
+    {
+        foreach (int n in counts)
+            foreach (var wait in n == 1 ? new TimeSpan?[] { null } : [null, .. waits.Select(w => (TimeSpan?)w)])
+            {
+                bool batch = wait is not null;
+                Console.Error.Write($"  {n} APB queries of {context} tokens on {hosts} virtual hosts, batch decode {(batch ? $"on (wait {wait!.Value.TotalMilliseconds} ms)" : "off")} ... ");
+                try
+                {
+                    var m = ServeBench.Run(model, hosts, n, context, steps, batch, seed: 11, wait ?? default);
+                    report.Serve.Add(m);
+                    Console.Error.WriteLine($"{m.DecodeTokensPerSecond:F1} decode tokens/s, {m.MsPerTokenMedian:F2} ms/token per query, {m.SharedCalls}/{m.Calls} shared calls");
+                }
+                catch (Exception e) when (e is not CliUsageException)
+                {
+                    string reason = e.Message.Split('\n')[0];
+                    report.Notes.Add($"{n} concurrent queries (batch decode {(batch ? "on" : "off")}) failed: {reason}");
+                    Console.Error.WriteLine("failed: " + reason);
+                }
+            }
+    }
+
+    private static TimeSpan[] ParseWaits(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var ms = parts.Select(p => double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v >= 0 && v <= 1000 ? v : -1).ToArray();
+        if (ms.Length == 0 || ms.Contains(-1))
+            throw new CliUsageException($"--serve-batch-wait '{text}': expected milliseconds from 0 to 1000, separated by commas, e.g. 0,1.");
+        return ms.Select(TimeSpan.FromMilliseconds).ToArray();
+    }
+
     /// <summary>A comma-separated list of positive counts or "max" (as 0), e.g. "1,4,16" or "1,max".</summary>
     private static int[] ParseCounts(string text, string option)
     {
@@ -206,10 +249,10 @@ internal static class BenchCommand
         for (int i = 0; i < args.Length; i++)
         {
             // Drop what the child gets anew or must not do: its configuration, output, decode and calibration.
-            if (args[i] is "--lengths" or "--modes" or "--out" or "-o" or "--isolate" or "--decode-context") { i++; continue; }
+            if (args[i] is "--lengths" or "--modes" or "--out" or "-o" or "--isolate" or "--decode-context" or "--serve-queries") { i++; continue; }
             if (args[i] is "--calibrate") continue;
             if (args[i].StartsWith("--lengths=") || args[i].StartsWith("--modes=") || args[i].StartsWith("--out=") || args[i].StartsWith("--isolate=")
-                || args[i].StartsWith("--decode-context=")) continue;
+                || args[i].StartsWith("--decode-context=") || args[i].StartsWith("--serve-queries=")) continue;
             keep.Add(args[i]);
         }
         var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardError = false, RedirectStandardOutput = true, UseShellExecute = false };

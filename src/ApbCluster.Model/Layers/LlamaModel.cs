@@ -136,7 +136,9 @@ public sealed class LlamaModel : nn.Module
     /// <paramref name="h"/> is consumed: it is freed once the first layer is done (at long prompts it is GBs).
     /// </summary>
     /// <param name="onLayer">Called after each layer with (layers done, layers): progress, and a place to cancel.</param>
-    public Tensor RunLayers(Tensor h, RopeAngles angles, IAttentionBackend attention, PhaseTimer? timer = null, Action<int, int>? onLayer = null)
+    /// <param name="runner">Runs the layers' dense parts (batched with other sequences); null: this call runs them.</param>
+    public Tensor RunLayers(Tensor h, RopeAngles angles, IAttentionBackend attention, PhaseTimer? timer = null, Action<int, int>? onLayer = null,
+        ILayerRunner? runner = null)
     {
         timer ??= PhaseTimer.Disabled;
         var layers = Layers;
@@ -145,10 +147,11 @@ public sealed class LlamaModel : nn.Module
             // Per-layer scope: a layer's intermediates (GBs at long prompts) are freed before the next layer.
             using var layerScope = NewDisposeScope();
             QkvProjection p;
-            using (timer.Measure(PhaseTimer.Qkv)) p = layers[i].Project(h, angles);
+            using (timer.Measure(PhaseTimer.Qkv)) p = runner?.Project(layers[i], h, angles) ?? layers[i].Project(h, angles);
             var attn = attention.Attend(i, h, p);
             var previous = h;
-            using (timer.Measure(PhaseTimer.Mlp)) h = layers[i].Finish(h, attn).MoveToOuterDisposeScope();
+            using (timer.Measure(PhaseTimer.Mlp))
+                h = (runner?.Finish(layers[i], h, attn) ?? layers[i].Finish(h, attn)).MoveToOuterDisposeScope();
             previous.Dispose();
             onLayer?.Invoke(i + 1, layers.Count);
         }

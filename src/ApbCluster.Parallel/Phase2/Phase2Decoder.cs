@@ -24,6 +24,9 @@ public sealed record Phase2Options
     /// <summary>How the host's shard is kept for decoding (ShadowKV, ...); null: every key, as prefilled. The store is
     /// built after prefill and disposed when Phase 2 ends; it may free what it no longer needs from the shard.</summary>
     public Func<HostShard, LlamaModel, IKvStore>? KvStore { get; init; }
+    /// <summary>The host's batcher: this query's decode steps share their layers' dense parts with the host's other
+    /// running queries (<see cref="DecodeBatcher"/>); null: the query runs them alone.</summary>
+    public DecodeBatcher? Batcher { get; init; }
 }
 
 /// <summary>Generated ids (identical on every host), the time of the question pass and of each decode step.</summary>
@@ -39,9 +42,10 @@ public sealed record Phase2Result(long[] Tokens, TimeSpan QuestionTime, IReadOnl
 /// </summary>
 public static class Phase2Decoder
 {
-    public static Phase2Result Run(ICollective c, LlamaModel model, HostShard shard, int documentLength, long[] question, Phase2Options? options = null)
+    public static Phase2Result Run(ICollective collective, LlamaModel model, HostShard shard, int documentLength, long[] question, Phase2Options? options = null)
     {
         options ??= new Phase2Options();
+        var c = collective;
         if (question.Length == 0) throw new ArgumentException("Phase 2 needs at least one question token (the prompt's last token gives the first logits).");
         using var noGrad = no_grad();
         var timer = new PhaseTimer(options.Timing, model.Device);
@@ -51,6 +55,10 @@ public static class Phase2Decoder
         using var own = last ? model.CreateCache(1, question.Length + options.MaxNewTokens) : null;
         using var sampler = last && options.Sampling is { } g ? new Sampler(g, model.Device) : null;
         using var context = options.KvStore?.Invoke(shard, model) ?? new FullKvStore(shard.Keys, shard.Values);
+        // Seated only now: the host's batches wait for seated queries that compute, and building a store (ShadowKV's
+        // factorisation) is seconds of work that must not hold the others' steps.
+        using var seat = options.Batcher?.Join();
+        if (seat is not null) c = new SeatedCollective(collective, seat);
 
         var tokens = new List<long>();
         var steps = new List<TimeSpan>();
@@ -63,7 +71,7 @@ public static class Phase2Decoder
             long next;
             using (var scope = NewDisposeScope())
             {
-                var hidden = Step(c, model, context, own, input, position, timer);
+                var hidden = Step(c, model, context, own, input, position, timer, seat);
                 long id = -1;
                 if (last)
                 {
@@ -85,13 +93,14 @@ public static class Phase2Decoder
     }
 
     /// <summary>One pass of <paramref name="ids"/> at positions from <paramref name="position"/>: final hidden [1, s, hidden].</summary>
-    private static Tensor Step(ICollective c, LlamaModel model, IKvStore context, KvCache? own, long[] ids, long position, PhaseTimer timer)
+    private static Tensor Step(ICollective c, LlamaModel model, IKvStore context, KvCache? own, long[] ids, long position, PhaseTimer timer,
+        ILayerRunner? runner)
     {
         var device = model.Device;
         var positions = TorchConstants.Positions(position, position + ids.Length, device);
         var h = model.Embed(tensor(ids, dtype: ScalarType.Int64).reshape(1, -1).to(device));
         var angles = model.Rope.Angles(positions, h.dtype); // once for all layers
-        return model.RunLayers(h, angles, new ShardAttention(c, context, own, model.Scale, timer), timer);
+        return model.RunLayers(h, angles, new ShardAttention(c, context, own, model.Scale, timer), timer, runner: runner);
     }
 
     /// <summary>Phase 2's attention: the host's context, the last host's own new tokens, merged across hosts.</summary>

@@ -19,7 +19,7 @@ public static partial class EnvironmentOverlay
         "APB_CONFIG", "APB_SYSTEM_NAME", "APB_ADMIN_HOST", "APB_ADMIN_PORT", "APB_ADMIN_TOKEN",
         "APB_VIRTUAL_HOSTS", "APB_DEVICE", "APB_MODEL_DIR", "APB_LOG_LEVEL",
         "APB_MODEL", "APB_DATA_PORT", "APB_ROUTER_QUEUE", "APB_QUERY_TIMEOUT", "APB_COLLECTIVE_TIMEOUT", "APB_TEST_LAYER_DELAY_MS",
-        "APB_MAX_QUERIES", "APB_KV_MEMORY", "APB_ROUTER_MAX_IN_FLIGHT",
+        "APB_MAX_QUERIES", "APB_BATCH_DECODE", "APB_KV_MEMORY", "APB_ROUTER_MAX_IN_FLIGHT",
         .. OpsVariables,
         .. SecurityVariables,
     ];
@@ -63,6 +63,8 @@ public static partial class EnvironmentOverlay
             hocon.AppendLine($"apb.gpu-host.test-layer-delay = {ParseCount("APB_TEST_LAYER_DELAY_MS", delay, max: 60_000)}ms");
         if (Get(env, "APB_MAX_QUERIES") is { } maxQueries)
             hocon.AppendLine($"apb.gpu-host.max-queries = {ParseCount("APB_MAX_QUERIES", maxQueries, max: 1024)}");
+        if (Get(env, "APB_BATCH_DECODE") is { } batchDecode)
+            hocon.AppendLine($"apb.gpu-host.batch-decode = {ParseSwitch("APB_BATCH_DECODE", batchDecode)}");
         if (Get(env, "APB_KV_MEMORY") is { } kvMemory)
             hocon.AppendLine($"apb.gpu-host.kv-memory = {ParseByteSize("APB_KV_MEMORY", kvMemory)}");
         if (Get(env, "APB_HOST_KV_MEMORY") is { } hostKvMemory)

@@ -170,6 +170,7 @@ public sealed class NodeConfig
             TestLayerDelay: c.GetTimeSpan("apb.gpu-host.test-layer-delay", TimeSpan.Zero),
             MaxQueries: Positive(c.GetInt("apb.gpu-host.max-queries", 4), "apb.gpu-host.max-queries"),
             KvMemory: ByteSizeOf(c, "apb.gpu-host.kv-memory"),
+            BatchDecode: c.GetBoolean("apb.gpu-host.batch-decode", true),
             HostKvMemory: ByteSizeOf(c, "apb.gpu-host.host-kv-memory"));
     }
 }

@@ -20,6 +20,7 @@ public sealed record NodeSettings(
     TimeSpan TestLayerDelay,
     int MaxQueries = 4,
     long KvMemory = 0,
+    bool BatchDecode = true,
     long HostKvMemory = 0)
 {
     public bool HasRole(string role) => Roles.Contains(role);

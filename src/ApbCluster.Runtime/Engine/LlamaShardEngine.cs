@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ApbCluster.Contracts;
+using ApbCluster.Model.Forward;
 using ApbCluster.Model.Layers;
 using ApbCluster.NativeInterop.Cuda;
 using ApbCluster.Parallel.Collectives;
@@ -30,12 +31,15 @@ public sealed class LlamaShardEngine : IShardEngine
     private readonly long _kvBudget;
     private readonly long _hostKvBudget;
     private readonly KvLedger _kv = new();
+    private readonly DecodeBatcher? _batcher;
 
     /// <param name="layerDelay">Test-only: sleep after each prefill layer (makes prefill slow enough to kill a host mid-way).</param>
     /// <param name="kvBudget">Bytes of KV this host may hold (apb.gpu-host.kv-memory); 0: what its device or process has free.</param>
+    /// <param name="batchDecode">Running queries' Phase-2 steps share each layer's dense parts (apb.gpu-host.batch-decode).</param>
     /// <param name="hostKvBudget">Bytes of ShadowKV values this host may keep in host memory (apb.gpu-host.host-kv-memory);
     /// 0: what the machine has free.</param>
-    public LlamaShardEngine(ModelSpec spec, string device, TimeSpan layerDelay = default, long kvBudget = 0, long hostKvBudget = 0)
+    public LlamaShardEngine(ModelSpec spec, string device, TimeSpan layerDelay = default, long kvBudget = 0, bool batchDecode = true,
+        long hostKvBudget = 0)
     {
         if (kvBudget < 0) throw new ArgumentOutOfRangeException(nameof(kvBudget), kvBudget, "a KV budget is not negative");
         if (hostKvBudget < 0) throw new ArgumentOutOfRangeException(nameof(hostKvBudget), hostKvBudget, "a host KV budget is not negative");
@@ -44,6 +48,7 @@ public sealed class LlamaShardEngine : IShardEngine
         Device = device;
         ModelName = spec.Name;
         _layerDelay = layerDelay;
+        _batcher = batchDecode ? new DecodeBatcher() : null;
         _model = spec.Load(new Device(device));
         (_retainingHeads, _noHeadsReason) = LoadRetainingHeads(spec, _model);
     }
@@ -71,6 +76,9 @@ public sealed class LlamaShardEngine : IShardEngine
     public long HostKvBytes => _kv.HostBytes;
 
     public LlamaModel Model => _model;
+
+    /// <summary>What cross-query decode batching did on this host (zeros when it is off or only one query ran at a time).</summary>
+    public DecodeBatchStats DecodeBatching => _batcher?.Stats ?? default;
 
     /// <summary>With a KV budget: the KV held against the budget (so the router admits queries by it); otherwise the
     /// device's (or on CPU the process's) memory.</summary>
@@ -121,6 +129,7 @@ public sealed class LlamaShardEngine : IShardEngine
             MaxNewTokens = work.Generation.MaxNewTokens,
             Sampling = work.Generation.Temperature > 0 ? SamplerOptions(work.Generation) : null,
             KvStore = KvStoreOf(work, built => Hold(held, store = built)),
+            Batcher = _batcher,
             OnToken = id =>
             {
                 ct.ThrowIfCancellationRequested();
