@@ -90,7 +90,8 @@ public sealed class LlamaShardEngineTests
     {
         var spec = ModelSpec.Parse(InProcessReference.Model, null)!;
         using var listener = new DataPlaneListener("127.0.0.1", "127.0.0.1", 0);
-        using var engine = new LlamaShardEngine(spec, "cpu", hostKvBudget: 64L << 20);
+        // Unbatched: a query held in its token callback would hold a shared decode step's other queries too.
+        using var engine = new LlamaShardEngine(spec, "cpu", batchDecode: false, hostKvBudget: 64L << 20);
         var shadow = new ShadowKvOptions { Rank = 8, Chunk = 4, Budget = 16, Outliers = 2, Local = 1, Values = ShadowKvValues.Host };
         RunShard Work(string id, int sentences, KvStoreOptions? kv)
         {
@@ -110,7 +111,7 @@ public sealed class LlamaShardEngineTests
         }, TaskCreationOptions.LongRunning)).ToArray();
         try
         {
-            Assert.All(gates, g => Assert.True(g.Reached.Wait(TimeSpan.FromMinutes(5)), "a query never reached its first token"));
+            Assert.All(gates, g => Assert.True(g.Reached.Wait(TimeSpan.FromMinutes(3)), "a query never reached its first token"));
             // Both at their first token: the full query's shard (CPU fp32: 4 layers x 2 kv heads x 16 x K,V x 4 bytes =
             // 1 KiB per document token) plus the ShadowKV store's device part; its values count as host memory.
             var (device, host) = ShadowKvStore.EstimateBytes(sparse.Document.Count, engine.Model.Config, shadow);
