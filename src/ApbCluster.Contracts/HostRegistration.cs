@@ -11,6 +11,8 @@ namespace ApbCluster.Contracts;
 /// whose fingerprint differs from its own. JoinProof answers the router's <see cref="JoinChallenge"/>: an
 /// HMAC-SHA256 with the cluster's join secret over JoinNonce (the router's), the host id, its actor and data
 /// addresses and the fingerprint, so the secret itself never crosses the wire. Empty before the first challenge.
+/// HostMemory* is the host memory ShadowKV values may take (the budget apb.gpu-host.host-kv-memory, or the machine's
+/// memory) and HostKvBytes the values held there now, beside the device's Memory* and KvBytes.
 /// </summary>
 public sealed record RegisterHost(
     string HostId,
@@ -24,7 +26,10 @@ public sealed record RegisterHost(
     string DataEndpoint,
     string ModelFingerprint = "",
     string JoinNonce = "",
-    string JoinProof = "") : IApbMessage;
+    string JoinProof = "",
+    long HostMemoryUsedBytes = 0,
+    long HostMemoryTotalBytes = 0,
+    long HostKvBytes = 0) : IApbMessage;
 
 /// <summary>Internal: the router asks a host to prove it holds the join secret, over this nonce (one per router
 /// incarnation, so a proof seen on the wire does not work for the next router).</summary>

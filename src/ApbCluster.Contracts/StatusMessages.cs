@@ -16,7 +16,8 @@ public enum HostState : byte
     Failed = 5,
 }
 
-/// <summary>One GPU host (one device, or one virtual host on CPU).</summary>
+/// <summary>One GPU host (one device, or one virtual host on CPU): its device memory and the KV held there, and the host
+/// memory ShadowKV values may take (budget or machine) and the values held there.</summary>
 public sealed record HostStatus(
     string HostId,
     string Address,
@@ -25,7 +26,10 @@ public sealed record HostStatus(
     long MemoryTotalBytes,
     string Model,
     HostState State,
-    long KvBytes);
+    long KvBytes,
+    long HostMemoryUsedBytes = 0,
+    long HostMemoryTotalBytes = 0,
+    long HostKvBytes = 0);
 
 /// <summary>Hosts in ring order, plus the router's queue and in-flight counts.</summary>
 public sealed record ClusterStatus(

@@ -18,8 +18,14 @@ public interface IShardEngine : IDisposable
 
     DeviceMemory Memory();
 
-    /// <summary>Bytes of KV held now: the sum of the running queries' shards (0 when idle).</summary>
+    /// <summary>Bytes of KV held now on the device: the sum of the running queries' shards or ShadowKV stores (0 when idle).</summary>
     long KvBytes { get; }
+
+    /// <summary>The host memory ShadowKV values may take: (held, budget) with apb.gpu-host.host-kv-memory, else the machine's.</summary>
+    DeviceMemory HostMemory();
+
+    /// <summary>Bytes of ShadowKV values held now in host memory, summed over the running queries (0 when idle).</summary>
+    long HostKvBytes { get; }
 
     /// <summary>
     /// Runs this host's rank of one query (Phase 1 then Phase 2) over <paramref name="collective"/> (its rank and
@@ -31,6 +37,7 @@ public interface IShardEngine : IDisposable
     ShardOutcome Run(ShardWork work, ICollective collective, IShardEvents events, CancellationToken ct);
 }
 
+/// <summary>Used and total bytes of one memory: a device's, or the host's.</summary>
 public readonly record struct DeviceMemory(long UsedBytes, long TotalBytes);
 
 /// <summary>Callbacks from the engine's thread; implementations must be thread-safe (they Tell actors).</summary>

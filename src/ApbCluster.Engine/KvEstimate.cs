@@ -1,4 +1,5 @@
 using ApbCluster.Model.Config;
+using ApbCluster.Model.KvStores;
 using ApbCluster.Parallel.Plan;
 
 namespace ApbCluster.Engine;
@@ -27,6 +28,25 @@ public static class KvEstimate
             bytes[rank] = tokens * BytesPerToken(model, devices[rank]);
         }
         return bytes;
+    }
+
+    /// <summary>Each rank's (device, host) bytes for a query decoding from ShadowKV stores: a host's store over its
+    /// document tokens (<see cref="ShadowKvStore.EstimateBytes"/>: values on the host count as host bytes), and on the
+    /// last host the question's and new tokens' own KV, which stays full. The full shard a host prefills is converted
+    /// layer by layer right after prefill and is not counted.</summary>
+    public static (long[] Device, long[] Host) PerRank(ApbPlan plan, int maxNewTokens, ModelConfig model, IReadOnlyList<string> devices,
+        ShadowKvOptions shadowKv)
+    {
+        var (device, host) = (new long[plan.Hosts], new long[plan.Hosts]);
+        for (int rank = 0; rank < plan.Hosts; rank++)
+        {
+            long tokens = plan.LocalPositions(rank).Count(p => p < plan.DocumentLength);
+            // The store keeps the dtype the host runs: fp32 on CPU whatever the checkpoint says.
+            var hosted = model with { TorchDtype = DtypeSize(model, devices[rank]) == 4 ? "float32" : model.TorchDtype };
+            (device[rank], host[rank]) = ShadowKvStore.EstimateBytes(tokens, hosted, shadowKv);
+            if (rank == plan.Hosts - 1) device[rank] += (plan.QuestionLength + maxNewTokens) * BytesPerToken(model, devices[rank]);
+        }
+        return (device, host);
     }
 
     private static int DtypeSize(ModelConfig model, string device) =>

@@ -30,20 +30,25 @@ public sealed class LlamaShardEngine : IShardEngine
     private readonly string _noHeadsReason = "";
     private readonly TimeSpan _layerDelay;
     private readonly long _kvBudget;
+    private readonly long _hostKvBudget;
+    private readonly KvLedger _kv = new();
     private readonly DecodeBatcher? _batcher;
     private readonly PrefillGate _gate;
-    private long _kvBytes;
 
     /// <param name="layerDelay">Test-only: sleep after each prefill layer (makes prefill slow enough to kill a host mid-way).</param>
     /// <param name="kvBudget">Bytes of KV this host may hold (apb.gpu-host.kv-memory); 0: what its device or process has free.</param>
     /// <param name="prefillPolicy">How a new query's prefill shares the host with running decodes (apb.gpu-host.prefill-policy).</param>
     /// <param name="batchDecode">Running queries' Phase-2 steps share each layer's dense parts (apb.gpu-host.batch-decode).</param>
+    /// <param name="hostKvBudget">Bytes of ShadowKV values this host may keep in host memory (apb.gpu-host.host-kv-memory);
+    /// 0: what the machine has free.</param>
     public LlamaShardEngine(ModelSpec spec, string device, TimeSpan layerDelay = default, long kvBudget = 0,
-        PrefillPolicy prefillPolicy = PrefillPolicy.Concurrent, bool batchDecode = false)
+        PrefillPolicy prefillPolicy = PrefillPolicy.Concurrent, bool batchDecode = false, long hostKvBudget = 0)
     {
         _gate = new PrefillGate(prefillPolicy);
         if (kvBudget < 0) throw new ArgumentOutOfRangeException(nameof(kvBudget), kvBudget, "a KV budget is not negative");
+        if (hostKvBudget < 0) throw new ArgumentOutOfRangeException(nameof(hostKvBudget), hostKvBudget, "a host KV budget is not negative");
         _kvBudget = kvBudget;
+        _hostKvBudget = hostKvBudget;
         Device = device;
         ModelName = spec.Name;
         _layerDelay = layerDelay;
@@ -70,7 +75,9 @@ public sealed class LlamaShardEngine : IShardEngine
 
     public string ModelName { get; }
 
-    public long KvBytes => Interlocked.Read(ref _kvBytes);
+    public long KvBytes => _kv.DeviceBytes;
+
+    public long HostKvBytes => _kv.HostBytes;
 
     public LlamaModel Model => _model;
 
@@ -93,6 +100,9 @@ public sealed class LlamaShardEngine : IShardEngine
         return new DeviceMemory((long)(total - free), (long)total);
     }
 
+    /// <summary>With a host KV budget: the values held against it; otherwise the machine's memory.</summary>
+    public DeviceMemory HostMemory() => _hostKvBudget > 0 ? new DeviceMemory(HostKvBytes, _hostKvBudget) : HostMemoryInfo.Read();
+
     /// <summary>The router's resolved prefill attention as the strategies take it (null: full attention).</summary>
     public static CritiPrefillOptions? CritiPrefillOf(PrefillAttentionOptions? p) =>
         p is { Kind: PrefillAttentionKind.CritiPrefill, Budget: { } budget, Segment: { } segment, Block: { } block, Threshold: { } threshold }
@@ -105,8 +115,10 @@ public sealed class LlamaShardEngine : IShardEngine
         var strategy = ParallelRun.For(plan.Mode, Compressor(work));
         var clock = Stopwatch.StartNew();
         double prefillMs = 0;
-        long heldBytes = 0; // this query's part of KvBytes, which sums every running query's shard
         using var turn = _gate.Enter();
+        using var held = _kv.Open(); // this query's part of KvBytes and HostKvBytes, which sum every running query's KV
+        ApbCluster.Model.KvStores.IKvStore? store = null; // its ShadowKV store, once built
+        int tokens = 0;
         var request = new PrefillRequest(work.Document.Select(x => (long)x).ToArray(), work.Question.Select(x => (long)x).ToArray())
         {
             CritiPrefill = CritiPrefillOf(work.PrefillAttention),
@@ -121,19 +133,19 @@ public sealed class LlamaShardEngine : IShardEngine
                     return;
                 }
                 prefillMs = clock.Elapsed.TotalMilliseconds;
-                heldBytes = ShardBytes(plan, collective.Rank);
-                Interlocked.Add(ref _kvBytes, heldBytes);
+                held.Set(ShardBytes(plan, collective.Rank), 0);
             },
         };
         var options = new Phase2Options
         {
             MaxNewTokens = work.Generation.MaxNewTokens,
             Sampling = work.Generation.Temperature > 0 ? SamplerOptions(work.Generation) : null,
-            KvStore = KvStoreOf(work),
+            KvStore = KvStoreOf(work, built => Hold(held, store = built)),
             Batcher = _batcher,
             OnToken = id =>
             {
                 ct.ThrowIfCancellationRequested();
+                if (++tokens == 1 && store is not null) Hold(held, store); // its first step filled the per-step V caches
                 events.Token(id);
                 turn.Decoded(); // after the token is out: a prefill waiting for this step may then go on
             },
@@ -148,22 +160,26 @@ public sealed class LlamaShardEngine : IShardEngine
         }
         finally
         {
-            Interlocked.Add(ref _kvBytes, -heldBytes);
             if (_model.Device.type == TorchSharp.DeviceType.CUDA) cuda.synchronize(_model.Device); // this host's GPU, not the thread's current one
         }
     }
 
-    /// <summary>The query's decode store; a ShadowKV store reports what it keeps instead of the shard's full K/V.</summary>
-    private Func<HostShard, LlamaModel, ApbCluster.Model.KvStores.IKvStore>? KvStoreOf(ShardWork work)
+    /// <summary>The query's decode store (null: the full shard); <paramref name="built"/> sees a ShadowKV store as soon
+    /// as it replaced the shard.</summary>
+    private static Func<HostShard, LlamaModel, ApbCluster.Model.KvStores.IKvStore>? KvStoreOf(ShardWork work,
+        Action<ApbCluster.Model.KvStores.IKvStore> built)
     {
         if (KvStoreFactory.For(ShadowKvWire.FromWire(work.KvStore)) is not { } build) return null;
         return (shard, model) =>
         {
             var store = build(shard, model);
-            Interlocked.Exchange(ref _kvBytes, store.DeviceBytes);
+            built(store);
             return store;
         };
     }
+
+    /// <summary>The store's device and host bytes replace the query's share (the full shard it was built from).</summary>
+    private static void Hold(KvLedger.Hold held, ApbCluster.Model.KvStores.IKvStore store) => held.Set(store.DeviceBytes, store.HostBytes);
 
     private ICompressor? Compressor(ShardWork work)
     {

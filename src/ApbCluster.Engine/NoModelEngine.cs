@@ -20,6 +20,10 @@ public sealed class NoModelEngine : IShardEngine
 
     public DeviceMemory Memory() => ProcessMemory();
 
+    public long HostKvBytes => 0;
+
+    public DeviceMemory HostMemory() => HostMemoryInfo.Read();
+
     public ShardOutcome Run(ShardWork work, ICollective collective, IShardEvents events, CancellationToken ct) =>
         throw new NotSupportedException(Refusal);
 

@@ -79,6 +79,54 @@ public class ModelVerbTests
     }
 
     [Fact]
+    public void GenerateFromALosslessShadowKvStoreEqualsTheFullGenerateAndASparseOneStillGenerates()
+    {
+        string prompt = string.Join(' ', Enumerable.Repeat("the quick brown fox", 30));
+        JsonElement Generate(params string[] extra)
+        {
+            var r = ApbProcess.Run(["generate", "--model", Llama.Value, "--prompt", prompt, "--max-new-tokens", "8", "--json", .. extra]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            return doc.RootElement.Clone();
+        }
+        static int[] Ids(JsonElement e) => e.GetProperty("token_ids").EnumerateArray().Select(t => t.GetInt32()).ToArray();
+        // Rank and budget beyond the prompt: every key rebuilt exactly, so greedy decoding picks the same tokens.
+        string[] lossless = ["--kv", "shadowkv", "--shadow-rank", "100000", "--shadow-chunk", "4", "--shadow-budget", "100000", "--shadow-outliers", "2", "--shadow-local", "1"];
+        var full = Generate();
+        Assert.Equal(Ids(full), Ids(Generate(lossless)));
+        Assert.Equal(Ids(full), Ids(Generate([.. lossless, "--shadow-values", "host"])));
+
+        // A stop string ends both the same way: the text cut before it, finish "stop".
+        string text = full.GetProperty("text").GetString()!;
+        Assert.True(text.Trim().Length >= 2, $"the full run generated too little text to stop in: '{text}'");
+        string stop = text.Trim()[1..2];
+        var (fullStop, shadowStop) = (Generate("--stop", stop), Generate([.. lossless, "--stop", stop]));
+        Assert.Equal(fullStop.GetProperty("text").GetString(), shadowStop.GetProperty("text").GetString());
+        Assert.Equal(("stop", "stop"), (fullStop.GetProperty("finish_reason").GetString(), shadowStop.GetProperty("finish_reason").GetString()));
+
+        // Sparse: rank 4, 2 chunks a step; still 8 tokens (or an end of sequence), and the store's size on stderr.
+        var sparse = ApbProcess.Run("generate", "--model", Llama.Value, "--prompt", prompt, "-n", "8", "--kv", "shadowkv", "--shadow-rank", "4",
+            "--shadow-budget", "16", "--shadow-outliers", "1", "--shadow-values", "host");
+        Assert.True(sparse.ExitCode == 0, sparse.Stderr);
+        Assert.Contains("kv: shadowkv (rank 4, chunk 8, budget 16, outliers 1, local 4, values on host)", sparse.Stderr);
+        Assert.Matches(@"shadowkv store of \d+ tokens: \d+\.\d MiB on the device, \d+\.\d MiB in host memory", sparse.Stderr);
+    }
+
+    [Theory]
+    [InlineData("--kv shadowkv --shadow-budget 100", "--shadow-budget 100: must be a multiple of --shadow-chunk (8)")]
+    [InlineData("--kv shadowkv --shadow-rank 0", "--shadow-rank 0: must be positive")]
+    [InlineData("--kv shadowkv --shadow-values gpu", "--shadow-values 'gpu': expected device or host")]
+    [InlineData("--kv sparse", "--kv 'sparse': expected full or shadowkv")]
+    [InlineData("--shadow-rank 64", "--shadow-rank applies with --kv shadowkv")]
+    public void BadKvStoreOptionsOnGenerateAreUsageErrors(string options, string message)
+    {
+        var r = ApbProcess.Run(["generate", "--model", Llama.Value, "--prompt", "x", .. options.Split(' ')]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("error: " + message, r.Stderr);
+        Assert.Equal("", r.Stdout);
+    }
+
+    [Fact]
     public void GenerateStreamsTextAndReportsTimingsOnStderr()
     {
         var r = ApbProcess.Run("generate", "--model", Llama.Value, "--prompt", "abc", "-n", "4");

@@ -6,7 +6,8 @@ using ApbCluster.Parallel.Strategies;
 
 namespace ApbCluster.Cli.Commands;
 
-/// <summary>`apb generate`: dense generation on one device, streamed to stdout.</summary>
+/// <summary>`apb generate`: dense generation on one device, streamed to stdout; with --kv shadowkv decoding reads a
+/// ShadowKV store of the prompt (<see cref="ShadowKvGenerate"/>).</summary>
 internal static class GenerateCommand
 {
     public static Command Create()
@@ -17,16 +18,19 @@ internal static class GenerateCommand
         var chat = new Option<bool>("--chat") { Description = "wrap the prompt as a user message in the model's chat template" };
         var g = new GenerationCliOptions();
         var attention = new PrefillAttentionCliOptions();
+        var kv = new KvStoreCliOptions();
         var json = new Option<bool>("--json") { Description = "one JSON object on stdout instead of streamed text" };
         var cmd = new Command("generate", "Generate text after a prompt (dense attention, one device).") { prompt, promptFile, chat, json };
         m.AddTo(cmd);
         g.AddTo(cmd);
         attention.AddTo(cmd);
+        kv.AddTo(cmd);
         cmd.SetAction(pr => CliRun.Guard(() =>
         {
             string text = PromptText(pr.GetValue(prompt), pr.GetValue(promptFile));
             var options = g.Parse(pr);
             var criti = attention.Parse(pr);
+            var shadowKv = kv.Parse(pr);
             using var loaded = m.Load(pr);
             var tok = loaded.Folder.Tokenizer;
             IReadOnlyList<int> ids = pr.GetValue(chat)
@@ -36,11 +40,25 @@ internal static class GenerateCommand
             Console.Error.WriteLine($"prompt: {ids.Count} tokens");
 
             var model = loaded.Model;
-            // CritiPrefill prefills through the dense strategy; full attention keeps the model's own forward.
-            using var generator = new Generator(model, t => tok.Decode(t, skipSpecial: true),
-                criti is null ? null : (ids, cache) => DensePrefill.IntoCache(model, ids, cache, criti));
             bool asJson = pr.GetValue(json);
-            var result = generator.Generate(ids, options, asJson ? null : t => Console.Out.Write(t.Text));
+            Action<GeneratedToken>? stream = asJson ? null : t => Console.Out.Write(t.Text);
+            string Decode(IReadOnlyList<int> t) => tok.Decode(t, skipSpecial: true);
+            GenerationResult result;
+            if (shadowKv is not null)
+            {
+                Console.Error.WriteLine($"kv: {shadowKv}");
+                var (shadowResult, store, device, host) = ShadowKvGenerate.Run(model, ids, options, shadowKv, criti, Decode, stream);
+                result = shadowResult;
+                if (store is not null)
+                    Console.Error.WriteLine($"shadowkv store of {store.Length} tokens: {device / 1048576.0:F1} MiB on the device, {host / 1048576.0:F1} MiB in host memory");
+            }
+            else
+            {
+                // CritiPrefill prefills through the dense strategy; full attention keeps the model's own forward.
+                using var generator = new Generator(model, Decode,
+                    criti is null ? null : (ids, cache) => DensePrefill.IntoCache(model, ids, cache, criti));
+                result = generator.Generate(ids, options, stream);
+            }
             // OpenAI's words, as every surface: the end-of-sequence token is a "stop" too.
             var finish = result.FinishReason == Model.Generation.FinishReason.Eos ? "stop" : result.FinishReason;
             if (asJson)

@@ -151,7 +151,8 @@ internal static class MessageCodecs
 
         Codec<GetClusterStatus>("GS1", (_, _, _) => { }, (_, _) => GetClusterStatus.Instance),
 
-        Codec<ClusterStatus>("CS1", (w, m, _) =>
+        // CS1 (hosts without their host memory) is retired; never reuse it.
+        Codec<ClusterStatus>("CS2", (w, m, _) =>
         {
             w.Write(m.RouterAddress);
             w.WriteList(m.Hosts, WriteHostStatus);
@@ -159,8 +160,9 @@ internal static class MessageCodecs
             w.Write(m.InFlight);
         }, (r, _) => new ClusterStatus(r.ReadString(), r.ReadList(ReadHostStatus), r.ReadInt32(), r.ReadInt32())),
 
-        // RH1 (without DataEndpoint) and RH2 (without the model fingerprint and the join proof) are retired; never reuse them.
-        Codec<RegisterHost>("RH3", (w, m, refs) =>
+        // RH1 (without DataEndpoint), RH2 (without the model fingerprint and the join proof) and RH3 (without the host
+        // memory) are retired; never reuse them.
+        Codec<RegisterHost>("RH4", (w, m, refs) =>
         {
             w.Write(m.HostId);
             refs.Write(w, m.Host);
@@ -174,9 +176,13 @@ internal static class MessageCodecs
             w.Write(m.ModelFingerprint);
             w.Write(m.JoinNonce);
             w.Write(m.JoinProof);
+            w.Write(m.HostMemoryUsedBytes);
+            w.Write(m.HostMemoryTotalBytes);
+            w.Write(m.HostKvBytes);
         }, (r, refs) => new RegisterHost(
             r.ReadString(), refs.Read(r), r.ReadString(), r.ReadInt64(), r.ReadInt64(),
-            r.ReadString(), ReadEnum<HostState>(r), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString())),
+            r.ReadString(), ReadEnum<HostState>(r), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(),
+            r.ReadInt64(), r.ReadInt64(), r.ReadInt64())),
 
         Codec<JoinChallenge>("JC1", (w, m, _) =>
         {
@@ -396,10 +402,14 @@ internal static class MessageCodecs
         w.Write(h.Model);
         w.Write((byte)h.State);
         w.Write(h.KvBytes);
+        w.Write(h.HostMemoryUsedBytes);
+        w.Write(h.HostMemoryTotalBytes);
+        w.Write(h.HostKvBytes);
     }
 
     private static HostStatus ReadHostStatus(BinaryReader r) =>
-        new(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadString(), ReadEnum<HostState>(r), r.ReadInt64());
+        new(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadString(), ReadEnum<HostState>(r), r.ReadInt64(),
+            r.ReadInt64(), r.ReadInt64(), r.ReadInt64());
 
     private static TEnum? ReadNullableEnum<TEnum>(BinaryReader r) where TEnum : struct, Enum
     {

@@ -6,7 +6,7 @@ namespace ApbCluster.Model.Generation;
 /// trailing U+FFFD (an unfinished UTF-8 character) and any tail that could start a stop string,
 /// and cuts the text before the first stop string.
 /// </summary>
-internal sealed class TextTracker(Func<IReadOnlyList<int>, string>? decode, IReadOnlyList<string> stopStrings)
+public sealed class TextTracker(Func<IReadOnlyList<int>, string>? decode, IReadOnlyList<string> stopStrings)
 {
     private readonly List<int> _ids = [];
     private readonly int _longestStop = stopStrings.Count == 0 ? 0 : stopStrings.Max(s => s.Length);

@@ -218,16 +218,20 @@ public sealed class GpuHost : ReceiveActor, IWithTimers, IWithUnboundedStash
 
     private RegisterHost Registration()
     {
-        var memory = _engine.Memory();
+        var (memory, host) = (_engine.Memory(), _engine.HostMemory());
         return _credentials.Sign(
-            new RegisterHost(_hostId, Self, _engine.Device, memory.UsedBytes, memory.TotalBytes, _engine.ModelName, State, _engine.KvBytes, _collectives.Endpoint),
+            new RegisterHost(_hostId, Self, _engine.Device, memory.UsedBytes, memory.TotalBytes, _engine.ModelName, State, _engine.KvBytes, _collectives.Endpoint)
+            {
+                HostMemoryUsedBytes = host.UsedBytes, HostMemoryTotalBytes = host.TotalBytes, HostKvBytes = _engine.HostKvBytes,
+            },
             ((ExtendedActorSystem)Context.System).Provider.DefaultAddress);
     }
 
     private HostStatus LocalStatus()
     {
-        var memory = _engine.Memory();
+        var (memory, host) = (_engine.Memory(), _engine.HostMemory());
         return new HostStatus(_hostId, Cluster.Get(Context.System).SelfAddress.ToString(), _engine.Device, memory.UsedBytes,
-            memory.TotalBytes, _engine.ModelName, _registeredWith is null ? HostState.Starting : State, _engine.KvBytes);
+            memory.TotalBytes, _engine.ModelName, _registeredWith is null ? HostState.Starting : State, _engine.KvBytes,
+            host.UsedBytes, host.TotalBytes, _engine.HostKvBytes);
     }
 }

@@ -58,7 +58,8 @@ public sealed class HostRegistry
             .ThenBy(e => e.Registration.HostId, StringComparer.Ordinal)
             .Select(e => new HostStatus(e.Registration.HostId, e.Address.ToString(), e.Registration.Device,
                 e.Registration.MemoryUsedBytes, e.Registration.MemoryTotalBytes, e.Registration.Model,
-                e.Reachable && !e.Gone ? e.Registration.State : HostState.Unreachable, e.Registration.KvBytes))
+                e.Reachable && !e.Gone ? e.Registration.State : HostState.Unreachable, e.Registration.KvBytes,
+                e.Registration.HostMemoryUsedBytes, e.Registration.HostMemoryTotalBytes, e.Registration.HostKvBytes))
             .ToList();
 
     /// <summary>Hosts a query may be planned on, in ring order: reachable, and Ready or Busy (Busy ones are

@@ -6,31 +6,44 @@ namespace ApbCluster.Runtime.Actors;
 
 /// <summary>
 /// The router's book of KV memory: a query starts only when every host it is planned on can hold its shard
-/// (<see cref="KvEstimate"/>). A host can hold, at most, its reported total less what it uses apart from KV (with
+/// (<see cref="KvEstimate"/>), or its ShadowKV store, in device memory, and the store's values in host memory when
+/// they live there. A host can hold, at most, its reported total less what it uses apart from KV (with
 /// apb.gpu-host.kv-memory: that budget); free is that less the larger of the KV it last reported and the KV of the
 /// queries this router admitted there and has not seen end (a registration lags behind an admission, and after a
-/// hand-over only the report knows). Multi-host GPU queries share a host's one warm NCCL communicator, so they also
-/// wait for any other such query on the same hosts. Not thread-safe: the router actor's.
+/// hand-over only the report knows). Host memory is booked the same way against the host's reported host memory
+/// (apb.gpu-host.host-kv-memory, or the machine's). Multi-host GPU queries share a host's one warm NCCL communicator,
+/// so they also wait for any other such query on the same hosts. Not thread-safe: the router actor's.
 /// </summary>
 internal sealed class KvAdmission
 {
-    /// <param name="Bytes">KV per planned host, in ring order.</param>
+    /// <param name="Bytes">KV in device memory per planned host, in ring order.</param>
     /// <param name="Nccl">The ranks talk over an NCCL ring.</param>
-    public sealed record Need(IReadOnlyList<string> HostIds, long[] Bytes, bool Nccl);
+    /// <param name="HostBytes">ShadowKV values in host memory per planned host (null: none).</param>
+    public sealed record Need(IReadOnlyList<string> HostIds, long[] Bytes, bool Nccl, long[]? HostBytes = null)
+    {
+        public long HostBytesOf(int i) => HostBytes?[i] ?? 0;
+    }
 
     private readonly Dictionary<string, Need> _admitted = new();
 
-    /// <summary>The query's KV per planned host; null when the router cannot plan it (no model config, or a plan
-    /// error the run itself reports).</summary>
+    /// <summary>The query's KV per planned host; null when the router cannot plan it (no model config, or a plan or
+    /// KV store error the run itself reports).</summary>
     public static Need? Estimate(SubmitQuery query, QueryValidation.Prompt prompt, IReadOnlyList<RegisterHost> planned, RouterSettings settings)
     {
         if (settings.Model is not { } model || planned.Count == 0) return null;
+        var (kvStore, kvError) = QueryValidation.KvStore(query, settings);
+        if (kvError is not null) return null;
         try
         {
             var plan = QueryPlanning.Plan(query.Mode, planned.Count, prompt.Document.Length, prompt.Question.Length, prompt.TemplateOffset,
                 query.Apb?.AnchorLength, query.Apb?.PassingLength, QueryPlanning.ToSplit(query.Split, settings.DefaultSplit), model);
-            var bytes = KvEstimate.PerRank(plan, query.Generation.MaxNewTokens, model, planned.Select(h => h.Device).ToList());
-            return new Need(planned.Select(h => h.HostId).ToList(), bytes, QueryRun.NeedsNcclRing(planned));
+            var (hostIds, devices, nccl) = (planned.Select(h => h.HostId).ToList(), planned.Select(h => h.Device).ToList(), QueryRun.NeedsNcclRing(planned));
+            if (ShadowKvWire.FromWire(kvStore) is { } shadowKv)
+            {
+                var (device, host) = KvEstimate.PerRank(plan, query.Generation.MaxNewTokens, model, devices, shadowKv);
+                return new Need(hostIds, device, nccl, host);
+            }
+            return new Need(hostIds, KvEstimate.PerRank(plan, query.Generation.MaxNewTokens, model, devices), nccl);
         }
         catch (Exception e) when (e is PlanException or ArgumentException)
         {
@@ -42,15 +55,24 @@ internal sealed class KvAdmission
     public static long Capacity(RegisterHost host) =>
         Math.Max(0, host.MemoryTotalBytes - Math.Max(0, host.MemoryUsedBytes - host.KvBytes));
 
+    /// <summary>The most ShadowKV values <paramref name="host"/> could keep in host memory with no query running.</summary>
+    public static long HostCapacity(RegisterHost host) =>
+        Math.Max(0, host.HostMemoryTotalBytes - Math.Max(0, host.HostMemoryUsedBytes - host.HostKvBytes));
+
     /// <summary>Why the query could not run even on an idle cluster; null when it could.</summary>
     public static string? NeverFits(Need need, IReadOnlyList<RegisterHost> hosts)
     {
         for (int i = 0; i < need.HostIds.Count; i++)
         {
             var host = hosts.FirstOrDefault(h => h.HostId == need.HostIds[i]);
-            if (host is null || need.Bytes[i] <= Capacity(host)) continue;
-            return $"the query needs {KvEstimate.Format(need.Bytes[i])} of KV on host {host.HostId}, which can hold at most " +
-                   $"{KvEstimate.Format(Capacity(host))} (a shorter context, fewer new tokens or more hosts would fit)";
+            if (host is null) continue;
+            if (need.Bytes[i] > Capacity(host))
+                return $"the query needs {KvEstimate.Format(need.Bytes[i])} of KV on host {host.HostId}, which can hold at most " +
+                       $"{KvEstimate.Format(Capacity(host))} (a shorter context, fewer new tokens or more hosts would fit)";
+            if (need.HostBytesOf(i) > HostCapacity(host))
+                return $"the query needs {KvEstimate.Format(need.HostBytesOf(i))} of host memory for its ShadowKV values on host " +
+                       $"{host.HostId}, which can hold at most {KvEstimate.Format(HostCapacity(host))} of them (values on the device, " +
+                       "a shorter context or more hosts would fit)";
         }
         return null;
     }
@@ -67,9 +89,12 @@ internal sealed class KvAdmission
         {
             var host = hosts.FirstOrDefault(h => h.HostId == need.HostIds[i]);
             if (host is null) continue;
-            var free = Free(host);
+            var (free, hostFree) = Free(host);
             if (need.Bytes[i] > free)
                 return $"{KvEstimate.Format(need.Bytes[i])} of KV on host {host.HostId} ({KvEstimate.Format(Math.Max(0, free))} free now)";
+            if (need.HostBytesOf(i) > hostFree)
+                return $"{KvEstimate.Format(need.HostBytesOf(i))} of host memory for ShadowKV values on host {host.HostId} " +
+                       $"({KvEstimate.Format(Math.Max(0, hostFree))} free now)";
         }
         return null;
     }
@@ -78,12 +103,17 @@ internal sealed class KvAdmission
 
     public void Release(string queryId) => _admitted.Remove(queryId);
 
-    private long Free(RegisterHost host)
+    /// <summary>(device, host memory) free for KV on <paramref name="host"/>.</summary>
+    private (long Device, long Host) Free(RegisterHost host)
     {
-        long reserved = 0;
+        long reserved = 0, reservedHost = 0;
         foreach (var a in _admitted.Values)
             for (int i = 0; i < a.HostIds.Count; i++)
-                if (a.HostIds[i] == host.HostId) reserved += a.Bytes[i];
-        return Capacity(host) - Math.Max(host.KvBytes, reserved);
+                if (a.HostIds[i] == host.HostId)
+                {
+                    reserved += a.Bytes[i];
+                    reservedHost += a.HostBytesOf(i);
+                }
+        return (Capacity(host) - Math.Max(host.KvBytes, reserved), HostCapacity(host) - Math.Max(host.HostKvBytes, reservedHost));
     }
 }

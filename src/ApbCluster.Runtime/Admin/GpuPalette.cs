@@ -48,9 +48,11 @@ public static class GpuPalette
         var rows = status.Hosts.Select(h => (IReadOnlyList<string>)
         [
             h.HostId, h.Address, h.Device, $"{TextTable.Bytes(h.MemoryUsedBytes)} / {TextTable.Bytes(h.MemoryTotalBytes)}",
-            h.Model.Length == 0 ? "-" : h.Model, TextTable.Bytes(h.KvBytes), h.State.ToString(),
+            h.Model.Length == 0 ? "-" : h.Model, TextTable.Bytes(h.KvBytes),
+            $"{TextTable.Bytes(h.HostMemoryUsedBytes)} / {TextTable.Bytes(h.HostMemoryTotalBytes)}", TextTable.Bytes(h.HostKvBytes), h.State.ToString(),
         ]);
-        var text = status.Hosts.Count == 0 ? "no GPU hosts registered" : TextTable.Render(["HOST", "ADDRESS", "DEVICE", "MEMORY", "MODEL", "KV", "STATE"], rows);
+        var text = status.Hosts.Count == 0 ? "no GPU hosts registered"
+            : TextTable.Render(["HOST", "ADDRESS", "DEVICE", "MEMORY", "MODEL", "KV", "HOST MEMORY", "KV ON HOST", "STATE"], rows);
         return AdminResponse.Ok(text, JsonSerializer.SerializeToNode(status.Hosts, AdminJson.Options));
     }
 }

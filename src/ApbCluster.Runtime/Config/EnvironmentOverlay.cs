@@ -70,6 +70,8 @@ public static partial class EnvironmentOverlay
             hocon.AppendLine($"apb.gpu-host.prefill-policy = {Quote(ParsePrefillPolicy(prefillPolicy))}");
         if (Get(env, "APB_KV_MEMORY") is { } kvMemory)
             hocon.AppendLine($"apb.gpu-host.kv-memory = {ParseByteSize("APB_KV_MEMORY", kvMemory)}");
+        if (Get(env, "APB_HOST_KV_MEMORY") is { } hostKvMemory)
+            hocon.AppendLine($"apb.gpu-host.host-kv-memory = {ParseByteSize("APB_HOST_KV_MEMORY", hostKvMemory)}");
         if (Get(env, "APB_ROUTER_MAX_IN_FLIGHT") is { } inFlight)
             hocon.AppendLine($"apb.router.max-in-flight = {ParseCount("APB_ROUTER_MAX_IN_FLIGHT", inFlight, max: 100_000)}");
         if (Get(env, "APB_LOG_LEVEL") is { } level)

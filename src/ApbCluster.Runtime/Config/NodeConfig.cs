@@ -132,16 +132,16 @@ public sealed class NodeConfig
         value >= 1 ? value : throw new NodeConfigException($"{key} = {value}: must be at least 1");
 
     /// <summary>A byte size (e.g. 512MiB, 12GiB); 0 or absent: no budget.</summary>
-    private static long KvMemoryOf(HoconConfig c)
+    private static long ByteSizeOf(HoconConfig c, string key)
     {
         long? bytes;
-        try { bytes = c.GetByteSize("apb.gpu-host.kv-memory"); }
+        try { bytes = c.GetByteSize(key); }
         catch (Exception e) when (e is FormatException or OverflowException or Akka.Configuration.ConfigurationException)
         {
-            throw new NodeConfigException($"apb.gpu-host.kv-memory = '{c.GetString("apb.gpu-host.kv-memory")}' is not a size in bytes (e.g. 512MiB, 12GiB, or 0 for none)");
+            throw new NodeConfigException($"{key} = '{c.GetString(key)}' is not a size in bytes (e.g. 512MiB, 12GiB, or 0 for none)");
         }
         return bytes is null or 0 ? 0 : bytes > 0 ? bytes.Value
-            : throw new NodeConfigException($"apb.gpu-host.kv-memory = {bytes}: must not be negative");
+            : throw new NodeConfigException($"{key} = {bytes}: must not be negative");
     }
 
     private static PrefillPolicy PrefillPolicyOf(HoconConfig c)
@@ -177,8 +177,9 @@ public sealed class NodeConfig
             DataPort: c.GetInt("apb.data-plane.port", 0),
             TestLayerDelay: c.GetTimeSpan("apb.gpu-host.test-layer-delay", TimeSpan.Zero),
             MaxQueries: Positive(c.GetInt("apb.gpu-host.max-queries", 4), "apb.gpu-host.max-queries"),
-            KvMemory: KvMemoryOf(c),
+            KvMemory: ByteSizeOf(c, "apb.gpu-host.kv-memory"),
             BatchDecode: c.GetBoolean("apb.gpu-host.batch-decode", false),
-            PrefillPolicy: PrefillPolicyOf(c));
+            PrefillPolicy: PrefillPolicyOf(c),
+            HostKvMemory: ByteSizeOf(c, "apb.gpu-host.host-kv-memory"));
     }
 }

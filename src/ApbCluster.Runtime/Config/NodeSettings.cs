@@ -23,7 +23,8 @@ public sealed record NodeSettings(
     int MaxQueries = 4,
     long KvMemory = 0,
     bool BatchDecode = false,
-    PrefillPolicy PrefillPolicy = PrefillPolicy.Concurrent)
+    PrefillPolicy PrefillPolicy = PrefillPolicy.Concurrent,
+    long HostKvMemory = 0)
 {
     public bool HasRole(string role) => Roles.Contains(role);
 

@@ -109,7 +109,8 @@ public sealed class ApbNode : IAsyncDisposable
     {
         if (model is null) return new NoModelEngine();
         var device = settings.Device == "cuda" ? $"cuda:{index}" : settings.Device;
-        return new LlamaShardEngine(model, device, settings.TestLayerDelay, settings.KvMemory, settings.PrefillPolicy, settings.BatchDecode);
+        return new LlamaShardEngine(model, device, settings.TestLayerDelay, settings.KvMemory, settings.PrefillPolicy, settings.BatchDecode,
+            settings.HostKvMemory);
     }
 
     private static AdminServer StartAdmin(NodeSettings settings, ActorSystem system, IActorRef proxy, IReadOnlyList<IActorRef> hosts, int expectedHosts)

@@ -63,6 +63,15 @@ public static class ApbMetrics
     private static readonly Gauge HostMemoryTotal = Prometheus.Metrics.CreateGauge(
         "apb_host_gpu_memory_total_bytes", "Device memory of a GPU host.", "host");
 
+    private static readonly Gauge HostKvHostBytes = Prometheus.Metrics.CreateGauge(
+        "apb_host_kv_host_bytes", "ShadowKV values a GPU host holds in host memory.", "host");
+
+    private static readonly Gauge HostHostMemoryUsed = Prometheus.Metrics.CreateGauge(
+        "apb_host_host_memory_used_bytes", "Host memory in use as ShadowKV values see it (held against apb.gpu-host.host-kv-memory, or the machine's).", "host");
+
+    private static readonly Gauge HostHostMemoryTotal = Prometheus.Metrics.CreateGauge(
+        "apb_host_host_memory_total_bytes", "Host memory ShadowKV values may take (apb.gpu-host.host-kv-memory, or the machine's).", "host");
+
     private static readonly Gauge HostsRegistered = Prometheus.Metrics.CreateGauge(
         "apb_router_hosts", "GPU hosts registered with the router.");
 
@@ -125,6 +134,9 @@ public static class ApbMetrics
                 HostKvBytes.RemoveLabelled(gone);
                 HostMemoryUsed.RemoveLabelled(gone);
                 HostMemoryTotal.RemoveLabelled(gone);
+                HostKvHostBytes.RemoveLabelled(gone);
+                HostHostMemoryUsed.RemoveLabelled(gone);
+                HostHostMemoryTotal.RemoveLabelled(gone);
                 KnownHosts.Remove(gone);
             }
             foreach (var h in hosts)
@@ -140,6 +152,9 @@ public static class ApbMetrics
         HostKvBytes.WithLabels(host.HostId).Set(host.KvBytes);
         HostMemoryUsed.WithLabels(host.HostId).Set(host.MemoryUsedBytes);
         HostMemoryTotal.WithLabels(host.HostId).Set(host.MemoryTotalBytes);
+        HostKvHostBytes.WithLabels(host.HostId).Set(host.HostKvBytes);
+        HostHostMemoryUsed.WithLabels(host.HostId).Set(host.HostMemoryUsedBytes);
+        HostHostMemoryTotal.WithLabels(host.HostId).Set(host.HostMemoryTotalBytes);
     }
 
     public static void NcclAbort(string hostId) => NcclAborts.WithLabels(hostId).Inc();

@@ -23,6 +23,8 @@ public sealed class GpuHostRingTests() : TestKit(ClusterTestConfig.Hocon)
         public string ModelName => "ring-test";
         public long KvBytes => 0;
         public DeviceMemory Memory() => new(1, 2);
+        public long HostKvBytes => 0;
+        public DeviceMemory HostMemory() => new(3, 4);
 
         public ShardOutcome Run(ShardWork work, ICollective collective, IShardEvents events, CancellationToken ct)
         {

@@ -98,6 +98,9 @@ public sealed class GpuHostTests() : TestKit(ClusterTestConfig.Hocon)
         public DeviceMemory Memory() =>
             Interlocked.Increment(ref _calls) == 2 ? throw new InvalidOperationException("driver hiccup") : new DeviceMemory(1, 2);
 
+        public long HostKvBytes => 0;
+        public DeviceMemory HostMemory() => new(3, 4);
+
         public ShardOutcome Run(ShardWork work, Parallel.Collectives.ICollective collective, IShardEvents events, CancellationToken ct) =>
             throw new NotSupportedException();
 

@@ -31,7 +31,8 @@ public sealed class KvStoreRoutingTests() : TestKit(ClusterTestConfig.Hocon)
         var probes = Enumerable.Range(0, hosts).Select(_ => CreateTestProbe()).ToArray();
         for (int i = 0; i < hosts; i++)
         {
-            router.Tell(new RegisterHost($"h{i}", probes[i].Ref, "cpu", 1L << 30, 64L << 30, "random:tiny:7", HostState.Ready, 0, $"127.0.0.1:{5000 + i}"), probes[i].Ref);
+            router.Tell(new RegisterHost($"h{i}", probes[i].Ref, "cpu", 1L << 30, 64L << 30, "random:tiny:7", HostState.Ready, 0, $"127.0.0.1:{5000 + i}")
+                { HostMemoryTotalBytes = 64L << 30 }, probes[i].Ref); // room for values kept in host memory
             probes[i].ExpectMsg<HostRegistered>();
         }
         return (router, probes);

@@ -10,7 +10,8 @@ namespace ApbCluster.Runtime.Tests.Cluster;
 /// overlap, and each answer's ids equal the same query run alone afterwards (greedy). Admission by KV memory (hosts
 /// with a small apb.gpu-host.kv-memory budget): a query too large for an idle cluster is refused at once with the
 /// figures; two that each fit alone but not together run one after the other. A prefill layer delay on the hosts
-/// makes each query last long enough for overlap (or its absence) to be seen.
+/// makes each query last long enough for overlap (or its absence) to be seen. With ShadowKV (and a host KV budget too)
+/// a query too large for full KV is admitted and answers, and one whose values exceed the hosts' budget is refused.
 /// </summary>
 [Collection(LoopbackClusterCollection.Name)]
 public sealed class ConcurrentQueriesClusterTests
@@ -88,6 +89,45 @@ public sealed class ConcurrentQueriesClusterTests
         // The budget is reported as each host's memory, and nothing is held once both ended.
         var status = await client.StatusAsync(TimeSpan.FromSeconds(10));
         Assert.All(status.Hosts, h => Assert.Equal(2L << 20, h.MemoryTotalBytes));
+        Assert.True(cluster.AllRunning, cluster.Outputs());
+    }
+
+    [Fact]
+    public async Task Kv_admission_admits_a_shadowkv_query_too_large_for_full_kv_and_refuses_one_whose_values_exceed_host_memory()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var output = TestContext.Current.TestOutputHelper!;
+        using var cluster = await LoopbackCluster.StartAsync(hostNodes: 2,
+            hostEnv: new Dictionary<string, string> { ["APB_KV_MEMORY"] = "2MiB", ["APB_HOST_KV_MEMORY"] = "3MiB" }, ct: ct);
+        await using var client = cluster.Connect(idleTimeout: Bound);
+        // Rank 4 of tiny's 32, 8 chunks a step, values in host memory: per document token about 300 B on the device and
+        // 512 B of values in host memory, against 1 KiB of full KV (CPU fp32).
+        var shadowKv = new KvStoreOptions(KvStoreKind.ShadowKv, Rank: 4, Chunk: 8, Budget: 64, Outliers: 4, Local: 4, ValuesOnHost: true);
+
+        // 8000 document tokens, 4000 per host: 3.9 MiB of full KV on each, beyond its 2 MiB.
+        var full = Assert.IsType<QueryFailed>(Assert.Single(await client.AskAsync(Query("full", 8000, seed: 1, maxNew: 4) with { Split = BlockSplitMode.Equal }, ct).ToListAsync(ct)));
+        output.WriteLine(full.Reason);
+        Assert.Matches(@"needs 3\.9 MiB of KV on host \S+, which can hold at most 2\.0 MiB", full.Reason);
+
+        // The same query from ShadowKV stores: about 1.2 MiB on each device and 1.9 MiB of values in each host's 3 MiB.
+        var shadow = await AskAsync(client, Query("shadow", 8000, seed: 1, maxNew: 4) with { Split = BlockSplitMode.Equal, KvStore = shadowKv }, ct);
+        Assert.True(shadow is QueryCompleted, $"{shadow}\n{cluster.Outputs()}");
+        Assert.Equal(4, ((QueryCompleted)shadow).TokenIds!.Count);
+
+        // 16000 tokens: about 1.9 MiB on each device still fits, but 3.9 MiB of values per host do not.
+        var values = Assert.IsType<QueryFailed>(Assert.Single(
+            await client.AskAsync(Query("values", 16000, seed: 2, maxNew: 4) with { Split = BlockSplitMode.Equal, KvStore = shadowKv }, ct).ToListAsync(ct)));
+        output.WriteLine(values.Reason);
+        Assert.Matches(@"^the query needs 3\.9 MiB of host memory for its ShadowKV values on host \S+, which can hold at most 3\.0 MiB", values.Reason);
+
+        // Each host reports its host KV budget, and holds nothing once the query ended (reports come every 2 s).
+        var status = await client.StatusAsync(TimeSpan.FromSeconds(10));
+        for (var until = DateTime.UtcNow.AddSeconds(30); status.Hosts.Any(h => h.KvBytes + h.HostKvBytes > 0) && DateTime.UtcNow < until;)
+        {
+            await Task.Delay(500, ct);
+            status = await client.StatusAsync(TimeSpan.FromSeconds(10));
+        }
+        Assert.All(status.Hosts, h => Assert.Equal((3L << 20, 0L, 0L), (h.HostMemoryTotalBytes, h.HostKvBytes, h.KvBytes)));
         Assert.True(cluster.AllRunning, cluster.Outputs());
     }
 

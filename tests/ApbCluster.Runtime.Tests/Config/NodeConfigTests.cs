@@ -57,6 +57,7 @@ public sealed class NodeConfigTests
     [InlineData("APB_BATCH_DECODE", "sometimes", "APB_BATCH_DECODE='sometimes' must be on or off")]
     [InlineData("APB_PREFILL_POLICY", "fifo", "APB_PREFILL_POLICY='fifo' is not a prefill policy (expected concurrent or decode-first)")]
     [InlineData("APB_CONFIG", "/nonexistent/ops.hocon", "'/nonexistent/ops.hocon' (from APB_CONFIG) does not exist")]
+    [InlineData("APB_HOST_KV_MEMORY", "3 gigs", "APB_HOST_KV_MEMORY='3 gigs' is not a size")]
     public void Bad_values_fail_with_the_variable_named(string name, string value, string expected)
     {
         var error = Assert.Throws<NodeConfigException>(() => Load((name, value)));
@@ -75,6 +76,25 @@ public sealed class NodeConfigTests
             Assert.Equal(7000, config.Settings.AdminPort);
             Assert.Equal(TimeSpan.FromSeconds(3), config.Hocon.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after"));
             Assert.Equal(3, config.Sources.Count);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public void Kv_budgets_come_from_the_environment_or_a_file_and_a_bad_one_is_named()
+    {
+        var config = Load(("APB_KV_MEMORY", "12GiB"), ("APB_HOST_KV_MEMORY", "64GiB"));
+        Assert.Equal((12L << 30, 64L << 30), (config.Settings.KvMemory, config.Settings.HostKvMemory));
+        Assert.Equal(0, Load().Settings.HostKvMemory); // none: the machine's memory
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, "apb.gpu-host.host-kv-memory = -5");
+            var error = Assert.Throws<NodeConfigException>(() => Load(("APB_CONFIG", file)));
+            Assert.Contains("apb.gpu-host.host-kv-memory = -5: must not be negative", error.Message);
         }
         finally
         {

@@ -1,6 +1,7 @@
 using ApbCluster.Contracts;
 using ApbCluster.Engine.DataPlane;
 using ApbCluster.Engine;
+using ApbCluster.Model.KvStores;
 
 namespace ApbCluster.Runtime.Tests.Engine;
 
@@ -69,6 +70,70 @@ public sealed class LlamaShardEngineTests
             foreach (var e in engines) e.Dispose();
             foreach (var l in listeners) l.Dispose();
         }
+    }
+
+    /// <summary>Holds each query at its first token until released, so a test can read the engine while both run.</summary>
+    private sealed class FirstTokenGate : IShardEvents
+    {
+        public readonly ManualResetEventSlim Reached = new();
+        public readonly ManualResetEventSlim Release = new();
+        private int _tokens;
+
+        public void LayerDone(int layer, int layers) { }
+
+        public void Token(long id)
+        {
+            if (Interlocked.Increment(ref _tokens) != 1) return;
+            Reached.Set();
+            Release.Wait(TimeSpan.FromMinutes(5)); // a hang guard
+        }
+    }
+
+    [Fact]
+    public void Two_queries_on_one_host_hold_the_sum_of_a_full_shard_and_a_shadowkv_store_and_nothing_after()
+    {
+        var spec = ModelSpec.Parse(InProcessReference.Model, null)!;
+        using var listener = new DataPlaneListener("127.0.0.1", "127.0.0.1", 0);
+        // Unbatched: a query held in its token callback would hold a shared decode step's other queries too.
+        using var engine = new LlamaShardEngine(spec, "cpu", batchDecode: false, hostKvBudget: 64L << 20);
+        var shadow = new ShadowKvOptions { Rank = 8, Chunk = 4, Budget = 16, Outliers = 2, Local = 1, Values = ShadowKvValues.Host };
+        var ring = new ShardRing { Rank = 0, WorldSize = 1, HostIds = ["h0"], DataEndpoints = [listener.Endpoint], CollectiveTimeoutMs = 10_000 };
+        ShardWork Work(int sentences, KvStoreOptions? kv)
+        {
+            var prompt = InProcessReference.Prompt(InProcessReference.Context(sentences), " How many marbles?");
+            return new ShardWork
+            {
+                Mode = AttentionMode.Dense, Plan = QueryPlanning.ToShard(InProcessReference.Plan(AttentionMode.Dense, 1, prompt)),
+                Document = prompt.Document.Select(x => (int)x).ToArray(), Question = prompt.Question.Select(x => (int)x).ToArray(),
+                Generation = Contracts.GenerationOptions.Greedy(4), KvStore = kv,
+            };
+        }
+        var full = Work(6, null);
+        var sparse = Work(10, ShadowKvWire.ToWire(shadow));
+        var gates = new[] { new FirstTokenGate(), new FirstTokenGate() };
+        var runs = new[] { full, sparse }.Select((work, i) => Task.Factory.StartNew(() =>
+        {
+            var c = new CollectiveFactory(listener, "cpu").Acquire(i == 0 ? "full" : "shadowkv", ring, CancellationToken.None);
+            try { return engine.Run(work, c.Collective, gates[i], CancellationToken.None); }
+            finally { c.End(clean: true); }
+        }, TaskCreationOptions.LongRunning)).ToArray();
+        try
+        {
+            Assert.All(gates, g => Assert.True(g.Reached.Wait(TimeSpan.FromMinutes(3)), "a query never reached its first token"));
+            // Both at their first token: the full query's shard (CPU fp32: 4 layers x 2 kv heads x 16 x K,V x 4 bytes =
+            // 1 KiB per document token) plus the ShadowKV store's device part; its values count as host memory.
+            var (device, host) = ShadowKvStore.EstimateBytes(sparse.Document.Count, engine.Model.Config, shadow);
+            Assert.True(host > 0);
+            Assert.Equal(full.Document.Count * 1024L + device, engine.KvBytes);
+            Assert.Equal(host, engine.HostKvBytes);
+            Assert.Equal(new DeviceMemory(host, 64L << 20), engine.HostMemory()); // held against the host KV budget
+        }
+        finally
+        {
+            foreach (var g in gates) g.Release.Set();
+        }
+        Assert.True(Task.WaitAll(runs, TimeSpan.FromMinutes(5)), "the queries did not finish: hung?");
+        Assert.Equal((0L, 0L), (engine.KvBytes, engine.HostKvBytes)); // both given back
     }
 
     [Fact]

@@ -22,7 +22,7 @@ public sealed class MetricsEndpointTests
         ApbMetrics.QueryFailed(hostFault: true);
         ApbMetrics.QueryRefused("busy");
         ApbMetrics.NcclAbort("h0");
-        ApbMetrics.SetHosts([new HostStatus("h-metrics", "a", "cuda:0", 5, 10, "m", HostState.Ready, 1234)]);
+        ApbMetrics.SetHosts([new HostStatus("h-metrics", "a", "cuda:0", 5, 10, "m", HostState.Ready, 1234, 700, 900, 567)]);
         var after = await http.GetStringAsync(url, ct);
 
         Assert.Equal(Value(before, "apb_queries_total{outcome=\"ok\"}") + 1, Value(after, "apb_queries_total{outcome=\"ok\"}"));
@@ -32,6 +32,8 @@ public sealed class MetricsEndpointTests
         Assert.Equal(Value(before, "apb_query_phase_seconds_count{phase=\"prefill\"}") + 1, Value(after, "apb_query_phase_seconds_count{phase=\"prefill\"}"));
         Assert.Equal(Value(before, "apb_nccl_aborts_total{host=\"h0\"}") + 1, Value(after, "apb_nccl_aborts_total{host=\"h0\"}"));
         Assert.Equal(1234, Value(after, "apb_host_kv_bytes{host=\"h-metrics\"}"));
+        Assert.Equal(567, Value(after, "apb_host_kv_host_bytes{host=\"h-metrics\"}"));
+        Assert.Equal(900, Value(after, "apb_host_host_memory_total_bytes{host=\"h-metrics\"}"));
         Assert.Contains("apb_decode_tokens_per_second_count", after);
     }
 

@@ -93,7 +93,7 @@ public sealed class ApbSerializerTests() : TestKit(ConfigurationFactory.ParseStr
         Assert.Equal("q-1", Assert.IsType<MalformedMessage>(serializer.FromBinary(failed[..5], "QF1")).QueryId);
         Assert.Equal("", Assert.IsType<MalformedMessage>(serializer.FromBinary(failed[..4], "QF1")).QueryId);
         // ... a non-query manifest never lends its first string as one.
-        var registered = Assert.IsType<MalformedMessage>(serializer.FromBinary([1, 3, (byte)'a', (byte)'b'], "RH3"));
+        var registered = Assert.IsType<MalformedMessage>(serializer.FromBinary([1, 3, (byte)'a', (byte)'b'], "RH4"));
         Assert.Equal("", registered.QueryId);
     }
 
