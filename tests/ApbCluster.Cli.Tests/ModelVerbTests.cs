@@ -79,6 +79,33 @@ public class ModelVerbTests
     }
 
     [Fact]
+    public void BenchServesConcurrentQueriesWithDecodeBatchedOffAndOn()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "apb-cli-serve-" + Guid.NewGuid().ToString("N")[..8]);
+        var r = ApbProcess.Run("bench", "--shape", "tiny", "--device", "cpu", "--dtype", "float32", "--serve-queries", "1,2",
+            "--serve-context", "256", "--hosts", "2", "--decode-steps", "4", "--serve-batch-wait", "0", "--out", dir);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "bench.json")));
+        var serve = doc.RootElement.GetProperty("Serve").EnumerateArray().ToList();
+        // One query: unbatched only (the same path); two: off, then on.
+        Assert.Equal([(1, false), (2, false), (2, true)], serve.Select(s => (s.GetProperty("Queries").GetInt32(), s.GetProperty("BatchDecode").GetBoolean())));
+        Assert.All(serve, s => Assert.True(s.GetProperty("DecodeTokensPerSecond").GetDouble() > 0));
+        Assert.Equal(0, serve[1].GetProperty("Calls").GetInt64()); // unbatched: no batcher calls at all
+        Assert.Contains("Concurrent queries", File.ReadAllText(Path.Combine(dir, "bench.md")));
+        foreach (var (option, value, expected) in new[]
+        {
+            ("--serve-queries", "max", "--serve-queries takes whole numbers"),
+            ("--serve-queries", "two", "--serve-queries 'two'"),
+            ("--serve-batch-wait", "soon", "--serve-batch-wait 'soon'"),
+        })
+        {
+            var bad = ApbProcess.Run("bench", "--shape", "tiny", "--device", "cpu", option, value, "--out", dir);
+            Assert.Equal(2, bad.ExitCode);
+            Assert.Contains(expected, bad.Stderr);
+        }
+    }
+
+    [Fact]
     public void GenerateFromALosslessShadowKvStoreEqualsTheFullGenerateAndASparseOneStillGenerates()
     {
         string prompt = string.Join(' ', Enumerable.Repeat("the quick brown fox", 30));

@@ -66,6 +66,7 @@ internal static class BenchCommand
             bool prefillAsked = pr.GetResult(lengths) is { Implicit: false } || (pr.GetValue(decodeContext) is null && pr.GetValue(serveQueries) is null);
             var serveCounts = pr.GetValue(serveQueries) is { } sq ? ParseCounts(sq, "--serve-queries") : [];
             if (serveCounts.Contains(0)) throw new CliUsageException("--serve-queries takes whole numbers of queries (max is for --decode-batch).");
+            var serveWaits = ParseWaits(pr.GetValue(serveWait)!);
             int serveTokens = ParseLengths(pr.GetValue(serveContext)!, "--serve-context") is [var st] ? st : throw new CliUsageException("--serve-context takes one length, e.g. 32k.");
             var lens = prefillAsked ? ParseLengths(pr.GetValue(lengths)!, "--lengths") : [];
             var modeList = pr.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -109,7 +110,7 @@ internal static class BenchCommand
             if (serveCounts.Length > 0)
             {
                 using var model = LlamaModel.CreateRandom(config, gpuList[0], dt, seed: 1);
-                RunServe(report, model, pr.GetValue(hosts) ?? 2, serveCounts, serveTokens, pr.GetValue(decodeSteps), ParseWaits(pr.GetValue(serveWait)!));
+                RunServe(report, model, pr.GetValue(hosts) ?? 2, serveCounts, serveTokens, pr.GetValue(decodeSteps), serveWaits);
             }
             if (pr.GetValue(decodeContext) is { } || pr.GetValue(calibrate))
             {
