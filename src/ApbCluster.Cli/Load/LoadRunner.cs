@@ -29,7 +29,7 @@ internal sealed class LoadRunner(ClusterQueryClient client, TimeSpan queryBound)
         var clock = Stopwatch.StartNew();
         double? firstToken = null;
         var ids = new List<int>();
-        string error = "the cluster ended the query without an answer";
+        string error = QueryEnding.NoAnswer;
         await foreach (var e in client.AskAsync(query, bound.Token))
         {
             switch (e)
@@ -41,15 +41,8 @@ internal sealed class LoadRunner(ClusterQueryClient client, TimeSpan queryBound)
                 case QueryCompleted c:
                     return new LoadResult(index, query.QueryId, null, firstToken, clock.Elapsed.TotalMilliseconds, c.TokenIds ?? ids,
                         c.Timings.QueueMs, c.Clock);
-                case QueryFailed f:
-                    error = $"failed{(f.FailingHost is null ? "" : " on " + f.FailingHost)}: {f.Reason}";
-                    break;
-                case RouterBusy b:
-                    error = $"refused: the router's queue is full ({b.QueueDepth} of {b.QueueCapacity})";
-                    break;
-                case QueryCancelled:
-                    error = bound.IsCancellationRequested && !ct.IsCancellationRequested
-                        ? $"no answer within {queryBound.TotalSeconds:0} s (--query-timeout); cancelled" : "cancelled";
+                default:
+                    error = QueryEnding.Failure(e, bound.IsCancellationRequested && !ct.IsCancellationRequested, queryBound) ?? error;
                     break;
             }
         }

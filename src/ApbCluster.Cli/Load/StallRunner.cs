@@ -68,7 +68,7 @@ internal sealed class StallRunner(ClusterQueryClient client, TimeSpan queryBound
     {
         using var bound = CancellationTokenSource.CreateLinkedTokenSource(ct);
         bound.CancelAfter(queryBound); // cancels the query on the cluster too
-        string error = "the cluster ended the query without an answer";
+        string error = QueryEnding.NoAnswer;
         await foreach (var e in client.AskAsync(query, bound.Token))
         {
             switch (e)
@@ -78,15 +78,8 @@ internal sealed class StallRunner(ClusterQueryClient client, TimeSpan queryBound
                     break;
                 case QueryCompleted c:
                     return (c, null);
-                case QueryFailed f:
-                    error = $"failed{(f.FailingHost is null ? "" : " on " + f.FailingHost)}: {f.Reason}";
-                    break;
-                case RouterBusy b:
-                    error = $"refused: the router's queue is full ({b.QueueDepth} of {b.QueueCapacity})";
-                    break;
-                case QueryCancelled:
-                    error = bound.IsCancellationRequested && !ct.IsCancellationRequested
-                        ? $"no answer within {queryBound.TotalSeconds:0} s (--query-timeout); cancelled" : "cancelled";
+                default:
+                    error = QueryEnding.Failure(e, bound.IsCancellationRequested && !ct.IsCancellationRequested, queryBound) ?? error;
                     break;
             }
         }
